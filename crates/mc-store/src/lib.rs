@@ -1,0 +1,125 @@
+//! Persistence interfaces of the gateway: small per-concern traits joined in one [`Store`].
+//!
+//! Each method's doc states its contract; the contracts that make the protocol safe are
+//! *atomic* ones (one live transaction per subscriber, take-once codes, one resolution per
+//! request), so they are enforced by the backend in one statement or transaction, never by
+//! read-then-write in the caller. Backends (`mc-store-sqlite`, later `mc-store-postgres`)
+//! convert their driver errors into [`StoreError`] and must pass [`conformance`].
+//!
+//! Times are Unix seconds (`i64`) passed in by the caller, so tests control the clock and
+//! every backend stores the same thing.
+#![forbid(unsafe_code)]
+
+pub mod conformance;
+mod records;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+pub use records::*;
+
+/// Storage failures. `Busy` and `Conflict` are answers, not faults.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists: {0}")]
+    Conflict(&'static str),
+    /// The subscriber already has a live transaction.
+    #[error("subscriber busy")]
+    Busy,
+    /// Driver or I/O failure; the text is for logs only.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Service providers (the Registry).
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Inserts a new client; `Conflict` if the id exists.
+    async fn insert_client(&self, c: &ClientRecord) -> StoreResult<()>;
+    async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>>;
+    /// Replaces every field but `client_id` and `created_at`; `NotFound` if absent.
+    async fn update_client(&self, c: &ClientRecord) -> StoreResult<()>;
+}
+
+/// Subscribers (the Provisioning side).
+#[async_trait]
+pub trait SubscriberStore: Send + Sync {
+    /// Inserts a subscriber; `Conflict` if another non-retired subscriber holds the MSISDN.
+    async fn insert_subscriber(&self, s: &SubscriberRecord) -> StoreResult<()>;
+    async fn get_subscriber(&self, id: &str) -> StoreResult<Option<SubscriberRecord>>;
+    /// The non-retired subscriber holding this number, if any.
+    async fn find_subscriber_by_msisdn(&self, msisdn: &str) -> StoreResult<Option<SubscriberRecord>>;
+    async fn list_subscribers(&self) -> StoreResult<Vec<SubscriberRecord>>;
+    /// Sets status and capabilities; `NotFound` if absent.
+    async fn update_subscriber(&self, id: &str, status: SubscriberStatus, capabilities: &[String]) -> StoreResult<()>;
+    /// Sets (or clears) the PIN hash and clears the failure counter and lock.
+    async fn set_pin(&self, id: &str, pin_hash: Option<&str>) -> StoreResult<()>;
+    /// Atomically counts one wrong PIN; locks when the count reaches `max_failures`.
+    /// Returns the state after the increment.
+    async fn record_pin_failure(&self, id: &str, max_failures: u32) -> StoreResult<PinState>;
+    /// Clears the failure counter after a correct PIN (the lock is only cleared by `set_pin`).
+    async fn clear_pin_failures(&self, id: &str) -> StoreResult<()>;
+}
+
+/// Pseudonymous customer references, one per subscriber and sector (digest §7).
+#[async_trait]
+pub trait PcrStore: Send + Sync {
+    /// The PCR of `subscriber_id` in `sector`, creating it from `fresh` on first use. Two
+    /// concurrent first uses return the same PCR.
+    async fn pcr_for(&self, subscriber_id: &str, sector: &str, fresh: &str) -> StoreResult<String>;
+    /// The subscriber a PCR names within one sector.
+    async fn subscriber_for_pcr(&self, sector: &str, pcr: &str) -> StoreResult<Option<String>>;
+}
+
+/// Front-channel login sessions and their authorization codes.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Inserts a session. When it names a subscriber and is `Pending`, first expires that
+    /// subscriber's stale pending sessions (`expires_at <= now`) and then fails with `Busy`
+    /// if a live one remains — atomically: two concurrent creations cannot both succeed.
+    async fn create_session(&self, s: &AuthSession, now: i64) -> StoreResult<()>;
+    async fn get_session(&self, id: &str) -> StoreResult<Option<AuthSession>>;
+    /// `AwaitingNumber` → `Pending` for `subscriber_id`, with the same `Busy` rule as
+    /// `create_session`. `NotFound` if the session is not awaiting a number.
+    async fn assign_subscriber(&self, id: &str, subscriber_id: &str, now: i64) -> StoreResult<()>;
+    /// Live (`Pending`, unexpired) sessions of a subscriber, oldest first.
+    async fn pending_for_subscriber(&self, subscriber_id: &str, now: i64) -> StoreResult<Vec<AuthSession>>;
+    /// Records the phone's answer: `Pending` (unexpired) → `Approved` or `Denied`. Returns false
+    /// when the session was not pending any more (answered, expired): the first answer wins.
+    async fn resolve_session(&self, id: &str, outcome: &Resolution, now: i64) -> StoreResult<bool>;
+    /// `Approved` → `CodeIssued` with the code's hash, once. False if already issued.
+    async fn issue_code(&self, id: &str, code_hash: &str, code_expires_at: i64) -> StoreResult<bool>;
+    /// Redeems a code: `CodeIssued` → `Consumed` atomically. A second redemption of the same
+    /// code returns `Replayed` (the caller revokes what the first one issued).
+    async fn redeem_code(&self, code_hash: &str, now: i64) -> StoreResult<Redemption>;
+}
+
+/// Access tokens, stored by hash.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn insert_access_token(&self, t: &AccessTokenRecord) -> StoreResult<()>;
+    /// The token if it exists, is unrevoked and unexpired at `now`.
+    async fn find_access_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<AccessTokenRecord>>;
+    /// Revokes every token issued from one session (code replay, RFC 6749 §4.1.2).
+    async fn revoke_tokens_of_session(&self, session_id: &str) -> StoreResult<u64>;
+}
+
+/// Signing and encryption keys (private parts encrypted by the caller).
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
+    /// `Conflict` if the kid exists.
+    async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()>;
+}
+
+/// Everything the gateway persists.
+pub trait Store: ClientStore + SubscriberStore + PcrStore + SessionStore + TokenStore + KeyStore {}
+impl<T: ClientStore + SubscriberStore + PcrStore + SessionStore + TokenStore + KeyStore> Store for T {}
+
+/// The shared handle the gateway holds.
+pub type DynStore = Arc<dyn Store>;
