@@ -18,6 +18,14 @@ impl Msisdn {
         ok.then(|| Msisdn(digits.to_owned()))
     }
 
+    /// Parses a number as a person types it: spaces, dashes, dots and parentheses are
+    /// dropped and a leading international `00` counts as `+`.
+    pub fn parse_typed(raw: &str) -> Option<Self> {
+        let kept: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+        let kept = kept.strip_prefix("00").map(|r| format!("+{r}")).unwrap_or(kept);
+        Self::parse(&kept)
+    }
+
     /// The digits, no `+`.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -63,6 +71,15 @@ mod tests {
         for bad in ["", "+", "44 7700", "12345", "1234567890123456", "0447700900301", "44770090030a"] {
             assert!(Msisdn::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn typed_numbers_are_normalised() {
+        let want = Msisdn::parse("447700900301");
+        for typed in ["+44 7700 900301", "0044-7700-900301", "+44 (7700) 900.301"] {
+            assert_eq!(Msisdn::parse_typed(typed), want, "{typed}");
+        }
+        assert_eq!(Msisdn::parse_typed("07700 900301"), None, "national format is ambiguous");
     }
 
     #[test]

@@ -1,1 +1,86 @@
-//! placeholder
+//! The Identity Gateway's HTTP surface: the OIDC AuthServer (`/authorize`, `/token`,
+//! metadata, JWKS), the Access Gateway's `/userinfo`, and the Registry/Provisioning API.
+//!
+//! Handlers are thin: they extract, call `mc_core` for the protocol rules and the modules
+//! here for the login and token steps, and map the result. All state lives in the store
+//! (`mc_store::Store`), so any number of gateway processes can serve the same logins.
+//!
+//! ```no_run
+//! # async fn run(store: mc_store::DynStore, config: mc_gateway::config::GatewayConfig, kek: mc_gateway::keys::Kek) {
+//! let keys = mc_gateway::keys::KeyRing::load_or_create(&*store, &kek, 0).await.unwrap();
+//! let state = mc_gateway::state::AppState::new(store, config, keys);
+//! let app = mc_gateway::app(state);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod client_auth;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod login;
+pub mod pages;
+pub mod registry;
+pub mod routes;
+pub mod state;
+pub mod tokens;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use mc_core::client::ClientPolicy;
+use mc_core::scope::Scope;
+use mc_store::ClientRecord;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use state::AppState;
+
+/// The profile's view of a client record.
+pub fn policy_of(c: &ClientRecord) -> ClientPolicy {
+    ClientPolicy {
+        client_id: c.client_id.clone(),
+        redirect_uris: c.redirect_uris.clone(),
+        allowed_scopes: Scope::from_values(c.allowed_scopes.iter().map(String::as_str)),
+        short_name: c.short_name.clone(),
+        sector: c.sector.clone(),
+        status: c.status,
+        grant_types: c.grant_types.clone(),
+    }
+}
+
+/// The gateway's routes (without state), for embedding next to other routers (the sandbox
+/// adds its virtual phones).
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let mut r = Router::new()
+        .merge(routes::metadata::router())
+        .merge(routes::authorize::router())
+        .merge(routes::token::router())
+        .merge(routes::userinfo::router())
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    if state.config.admin.token_sha256.is_some() {
+        r = r.merge(routes::admin::router());
+    }
+    r
+}
+
+/// Cross-cutting layers: body limit, panic safety net, timeout, and a request span that
+/// names the route template only (query strings may carry MSISDNs, so they are not logged).
+pub fn with_layers(r: Router) -> Router {
+    r.layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(60)))
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
+            tracing::info_span!("http", method = %req.method(), route)
+        }))
+}
+
+/// The complete gateway application.
+pub fn app(state: AppState) -> Router {
+    with_layers(routes(&state).with_state(state))
+}

@@ -1,0 +1,140 @@
+//! The one way a channel reports the phone's answer: PIN check for LoA3, then the outcome
+//! recorded in the store take-once (the first answer wins).
+
+use mc_core::acr::Loa;
+use mc_core::error::McError;
+use mc_store::{AuthSession, Resolution, SessionStatus, Store};
+
+use crate::authenticator::Authenticator;
+use crate::hub::{Event, Hub};
+use crate::pin::verify_pin_blocking;
+
+/// What the phone said.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Approve { pin: Option<String> },
+    Deny,
+}
+
+/// What happened with the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerOutcome {
+    Approved,
+    Denied,
+    /// Wrong PIN; the challenge stays open.
+    WrongPin { remaining: u32 },
+    /// Too many wrong PINs: LoA3 is locked until the PIN is reset; the login is refused.
+    Locked,
+    /// Already answered, expired, or not this subscriber's.
+    NotPending,
+}
+
+/// Stable error kinds stored with a denied session, mapped back to `McError` by the gateway.
+pub mod denial {
+    pub const USER_DENIED: &str = "user_denied";
+    pub const PIN_LOCKED: &str = "pin_locked";
+    pub const START_FAILED: &str = "start_failed";
+
+    /// The Mobile Connect error a stored denial stands for.
+    pub fn to_error(kind: &str) -> mc_core::McError {
+        match kind {
+            PIN_LOCKED => mc_core::McError::PinLocked,
+            START_FAILED => mc_core::McError::LoaUnavailable,
+            _ => mc_core::McError::UserDenied,
+        }
+    }
+}
+
+/// Wrong-PIN policy.
+#[derive(Debug, Clone, Copy)]
+pub struct PinPolicy {
+    pub max_failures: u32,
+}
+
+/// The level being asked for a pending session (stored in `acr` when the router chose it).
+pub fn requested_loa(s: &AuthSession) -> Loa {
+    s.acr.as_deref().and_then(Loa::parse).unwrap_or(Loa::Two)
+}
+
+/// Records a phone's answer to a pending session of `subscriber_id`.
+pub async fn answer_challenge(
+    store: &dyn Store,
+    hub: &Hub,
+    authenticator: &dyn Authenticator,
+    session_id: &str,
+    subscriber_id: &str,
+    answer: Answer,
+    policy: PinPolicy,
+    now: i64,
+) -> Result<AnswerOutcome, McError> {
+    let backend = |e: mc_store::StoreError| {
+        tracing::error!(error = %e, "store failure while answering a challenge");
+        McError::ServerError
+    };
+    let Some(session) = store.get_session(session_id).await.map_err(backend)? else {
+        return Ok(AnswerOutcome::NotPending);
+    };
+    let live = session.status == SessionStatus::Pending && session.expires_at > now;
+    if !live || session.subscriber_id.as_deref() != Some(subscriber_id) {
+        return Ok(AnswerOutcome::NotPending);
+    }
+    let loa = requested_loa(&session);
+    let resolution = match answer {
+        Answer::Deny => Resolution::Denied { error: denial::USER_DENIED.into() },
+        Answer::Approve { pin } => {
+            if loa == Loa::Three {
+                match check_pin(store, subscriber_id, pin, policy).await? {
+                    PinCheck::Ok => {}
+                    PinCheck::Wrong { remaining } => return Ok(AnswerOutcome::WrongPin { remaining }),
+                    PinCheck::Locked => {
+                        let denied = Resolution::Denied { error: denial::PIN_LOCKED.into() };
+                        store.resolve_session(session_id, &denied, now).await.map_err(backend)?;
+                        hub.publish(Event::SessionResolved(session_id.to_owned()));
+                        return Ok(AnswerOutcome::Locked);
+                    }
+                }
+            }
+            Resolution::Approved { acr: loa.as_str().into(), amr: vec![authenticator.amr(loa).into()], auth_time: now }
+        }
+    };
+    let approved = matches!(resolution, Resolution::Approved { .. });
+    if !store.resolve_session(session_id, &resolution, now).await.map_err(backend)? {
+        return Ok(AnswerOutcome::NotPending);
+    }
+    hub.publish(Event::SessionResolved(session_id.to_owned()));
+    Ok(if approved { AnswerOutcome::Approved } else { AnswerOutcome::Denied })
+}
+
+enum PinCheck {
+    Ok,
+    Wrong { remaining: u32 },
+    Locked,
+}
+
+/// LoA3: the PIN must match; each miss counts atomically and locks at the limit.
+async fn check_pin(store: &dyn Store, subscriber_id: &str, pin: Option<String>, policy: PinPolicy) -> Result<PinCheck, McError> {
+    let backend = |e: mc_store::StoreError| {
+        tracing::error!(error = %e, "store failure while checking a PIN");
+        McError::ServerError
+    };
+    let sub = store.get_subscriber(subscriber_id).await.map_err(backend)?.ok_or(McError::UnknownUser)?;
+    if sub.pin_locked {
+        return Ok(PinCheck::Locked);
+    }
+    let Some(hash) = sub.pin_hash else { return Ok(PinCheck::Locked) };
+    let matches = match pin {
+        Some(pin) if crate::pin::is_valid_pin(&pin) => verify_pin_blocking(pin, hash).await,
+        _ => false,
+    };
+    if matches {
+        store.clear_pin_failures(subscriber_id).await.map_err(backend)?;
+        return Ok(PinCheck::Ok);
+    }
+    let state = store.record_pin_failure(subscriber_id, policy.max_failures).await.map_err(backend)?;
+    tracing::warn!(subscriber = %subscriber_id, failures = state.failures, locked = state.locked, "wrong PIN");
+    Ok(if state.locked {
+        PinCheck::Locked
+    } else {
+        PinCheck::Wrong { remaining: policy.max_failures.saturating_sub(state.failures) }
+    })
+}

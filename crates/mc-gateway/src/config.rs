@@ -1,0 +1,135 @@
+//! The gateway's typed configuration. Routes and metadata are derived from it.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the Identity Gateway needs to know about itself.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The issuer URL, exactly as it appears in `iss` and metadata (digest §6.1: compared
+    /// byte for byte by the SDKs).
+    pub issuer: String,
+    #[serde(default)]
+    pub tokens: TokenLifetimes,
+    #[serde(default)]
+    pub login: LoginConfig,
+    #[serde(default)]
+    pub authenticators: AuthenticatorsConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// Lifetimes in seconds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenLifetimes {
+    /// Authorization codes (RFC 6749 §4.1.2 recommends at most 10 minutes).
+    pub code_secs: u32,
+    pub access_token_secs: u32,
+    pub id_token_secs: u32,
+}
+
+impl Default for TokenLifetimes {
+    fn default() -> Self {
+        TokenLifetimes { code_secs: 60, access_token_secs: 3600, id_token_secs: 300 }
+    }
+}
+
+/// The login transaction.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// How long the phone has to answer.
+    pub timeout_secs: u32,
+    /// Wrong PINs before LoA3 locks.
+    pub pin_max_failures: u32,
+    /// Upper bound of `context` in bytes.
+    pub max_context_bytes: usize,
+    /// Upper bound of `binding_message` in bytes.
+    pub max_binding_message_bytes: usize,
+    /// Ask for the number on a page when the SP sent no login hint.
+    pub allow_no_hint: bool,
+    /// How long one headless poll of the waiting URL is held before it is redirected to itself.
+    pub headless_hold_secs: u32,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            timeout_secs: 120,
+            pin_max_failures: 3,
+            max_context_bytes: 256,
+            max_binding_message_bytes: 128,
+            allow_no_hint: true,
+            headless_hold_secs: 5,
+        }
+    }
+}
+
+/// Which authenticators are on, in chain order.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthenticatorsConfig {
+    pub enabled: Vec<String>,
+}
+
+impl Default for AuthenticatorsConfig {
+    fn default() -> Self {
+        AuthenticatorsConfig { enabled: vec!["app_push".into()] }
+    }
+}
+
+/// The Registry/Provisioning REST API. Off unless a token hash is configured.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Lowercase hex SHA-256 of the bearer token that may call `/admin/v1/…`.
+    pub token_sha256: Option<String>,
+}
+
+impl GatewayConfig {
+    /// Checks that serde cannot express; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = url::Url::parse(&self.issuer).map_err(|e| format!("issuer: not a URL ({e})"))?;
+        if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some() {
+            return Err("issuer: must be an http(s) URL without query or fragment".into());
+        }
+        if self.tokens.code_secs == 0 || self.tokens.code_secs > 600 {
+            return Err("tokens.code_secs: must be 1..=600".into());
+        }
+        if self.tokens.access_token_secs == 0 || self.tokens.id_token_secs == 0 {
+            return Err("tokens: lifetimes must be positive".into());
+        }
+        if !(10..=600).contains(&self.login.timeout_secs) {
+            return Err("login.timeout_secs: must be 10..=600".into());
+        }
+        if self.login.pin_max_failures == 0 {
+            return Err("login.pin_max_failures: must be at least 1".into());
+        }
+        if self.login.headless_hold_secs > 30 {
+            return Err("login.headless_hold_secs: must be at most 30".into());
+        }
+        for a in &self.authenticators.enabled {
+            if !crate::state::KNOWN_AUTHENTICATORS.contains(&a.as_str()) {
+                return Err(format!(
+                    "authenticators.enabled: unknown authenticator {a:?} (known: {})",
+                    crate::state::KNOWN_AUTHENTICATORS.join(", ")
+                ));
+            }
+        }
+        if self.authenticators.enabled.is_empty() {
+            return Err("authenticators.enabled: at least one authenticator must be on".into());
+        }
+        if let Some(h) = &self.admin.token_sha256 {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                return Err("admin.token_sha256: must be 64 lowercase hex digits".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuer without a trailing slash, the base of every endpoint URL.
+    pub fn base_url(&self) -> &str {
+        self.issuer.trim_end_matches('/')
+    }
+}

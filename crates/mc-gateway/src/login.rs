@@ -1,0 +1,255 @@
+//! The front-channel login: from a validated request to a pending transaction on the phone,
+//! and from the phone's answer to the redirect back to the service provider.
+//!
+//! Every step reads and writes the store only, so a login started on one node can be
+//! answered and finished on another.
+
+use std::time::Duration;
+
+use mc_authn::answer::denial;
+use mc_authn::authenticator::Challenge;
+use mc_authn::hub::Event;
+use mc_authn::router::require_active_subscriber;
+use mc_core::McError;
+use mc_core::authorize::redirect::Echo;
+use mc_core::authorize::{AuthorizeRequest, HintInput, VerifiedRedirectUri};
+use mc_core::client::ClientPolicy;
+use mc_core::login_hint::LoginHint;
+use mc_core::msisdn::Msisdn;
+use mc_core::acr::AcrValues;
+use mc_store::{AuthSession, SessionStatus, StoreError, SubscriberRecord};
+use serde_json::Value;
+
+use crate::error::store_failure;
+use crate::state::{AppState, now, random_token, sha256_hex};
+
+/// Where the browser goes next.
+#[derive(Debug)]
+pub enum Next {
+    /// The phone was asked; wait on this session.
+    Wait(String),
+    /// No hint: ask for the number on this session's page.
+    AskNumber(String),
+}
+
+/// A refusal that can be redirected (the session's redirect URI was verified).
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: McError,
+    pub location: String,
+}
+
+/// Starts a login for a validated request.
+pub async fn start_login(s: &AppState, req: AuthorizeRequest, client: &ClientPolicy) -> Result<Next, McError> {
+    let t = now();
+    let subscriber = match &req.hint {
+        None => None,
+        Some(hint) => Some(require_active_subscriber(resolve_hint(s, hint, client, t).await?)?),
+    };
+    let mut session = AuthSession {
+        id: random_token(),
+        client_id: req.client_id.clone(),
+        subscriber_id: None,
+        redirect_uri: req.redirect_uri.as_str().to_owned(),
+        state: req.state.clone(),
+        nonce: req.nonce.clone(),
+        scope: req.scope.to_string(),
+        version: req.version.as_str().to_owned(),
+        acr_values: req.acr.to_wire(),
+        max_age: req.max_age.map(|m| m as i64),
+        claims: req.claims.as_ref().map(Value::to_string),
+        client_name: req.text.client_name.clone(),
+        context: req.text.context.clone(),
+        binding_message: req.text.binding_message.clone(),
+        correlation_id: req.correlation_id.clone(),
+        code_challenge: req.code_challenge.as_ref().map(|c| c.as_str().to_owned()),
+        status: SessionStatus::AwaitingNumber,
+        acr: None,
+        amr: vec![],
+        auth_time: None,
+        error: None,
+        created_at: t,
+        expires_at: t + i64::from(s.config.login.timeout_secs),
+    };
+    match subscriber {
+        None => {
+            s.store.create_session(&session, t).await.map_err(store_failure)?;
+            Ok(Next::AskNumber(session.id))
+        }
+        Some(sub) => {
+            let choice = s.router.choose(&sub, &req.acr)?;
+            session.subscriber_id = Some(sub.id.clone());
+            session.status = SessionStatus::Pending;
+            session.acr = Some(choice.loa.as_str().to_owned());
+            s.store.create_session(&session, t).await.map_err(busy_or_failure)?;
+            challenge(s, &session, &sub, choice).await?;
+            Ok(Next::Wait(session.id))
+        }
+    }
+}
+
+/// The number typed on the no-hint page. Errors that concern the number itself (format)
+/// are returned as `Err(None)` so the page can ask again; everything else is redirected.
+pub async fn submit_number(s: &AppState, session_id: &str, typed: &str) -> Result<Next, Option<Refusal>> {
+    let t = now();
+    let session = load(s, session_id).await.map_err(|_| None)?;
+    if session.status != SessionStatus::AwaitingNumber || session.expires_at <= t {
+        return Err(Some(refusal(&session, McError::AuthenticationTimeout)));
+    }
+    let msisdn = Msisdn::parse_typed(typed).ok_or(None)?;
+    let fail = |e: McError| Some(refusal(&session, e));
+    let found = s.store.find_subscriber_by_msisdn(msisdn.as_str()).await.map_err(|e| fail(store_failure(e)))?;
+    let sub = require_active_subscriber(found).map_err(fail)?;
+    let acr = AcrValues::parse(&session.acr_values).ok_or_else(|| fail(McError::InvalidAcrValues))?;
+    let choice = s.router.choose(&sub, &acr).map_err(fail)?;
+    s.store.assign_subscriber(session_id, &sub.id, t).await.map_err(|e| fail(busy_or_failure(e)))?;
+    let mut session = session.clone();
+    session.subscriber_id = Some(sub.id.clone());
+    session.acr = Some(choice.loa.as_str().to_owned());
+    challenge(s, &session, &sub, choice).await.map_err(fail)?;
+    Ok(Next::Wait(session.id))
+}
+
+/// `assign_subscriber` stores no level; the chosen level is re-derived from the session's
+/// `acr_values` and the subscriber when the answer comes (same router, same inputs).
+async fn challenge(s: &AppState, session: &AuthSession, sub: &SubscriberRecord, choice: mc_authn::router::Choice) -> Result<(), McError> {
+    let c = Challenge {
+        session_id: session.id.clone(),
+        subscriber_id: sub.id.clone(),
+        loa: choice.loa,
+        client_name: session.client_name.clone(),
+        context: session.context.clone(),
+        binding_message: session.binding_message.clone(),
+        expires_at: session.expires_at,
+    };
+    tracing::info!(session = %session.id, subscriber = %Msisdn::parse(&sub.msisdn).map(|m| m.masked()).unwrap_or_default(),
+                   authenticator = choice.authenticator.name(), loa = choice.loa.as_str(), "challenge started");
+    if let Err(e) = choice.authenticator.start(&c).await {
+        let denied = mc_store::Resolution::Denied { error: denial::START_FAILED.into() };
+        s.store.resolve_session(&session.id, &denied, now()).await.map_err(store_failure)?;
+        return Err(e);
+    }
+    s.hub.publish(Event::Challenged(sub.id.clone()));
+    Ok(())
+}
+
+fn busy_or_failure(e: StoreError) -> McError {
+    match e {
+        StoreError::Busy => McError::UserBusy,
+        other => store_failure(other),
+    }
+}
+
+/// Turns a hint into the subscriber it names (if any).
+async fn resolve_hint(s: &AppState, hint: &HintInput, client: &ClientPolicy, t: i64) -> Result<Option<SubscriberRecord>, McError> {
+    let msisdn = match hint {
+        HintInput::LoginHint(LoginHint::Msisdn(m)) => m.clone(),
+        HintInput::LoginHint(LoginHint::EncryptedMsisdn(c)) => s.keys.decrypt_msisdn(c).ok_or(McError::InvalidLoginHint)?,
+        HintInput::LoginHint(LoginHint::Pcr(pcr)) => {
+            let Some(id) = s.store.subscriber_for_pcr(&client.sector, pcr).await.map_err(store_failure)? else {
+                return Ok(None);
+            };
+            return s.store.get_subscriber(&id).await.map_err(store_failure);
+        }
+        HintInput::LoginHintToken(jwt) => msisdn_from_hint_token(s, jwt, t)?,
+    };
+    s.store.find_subscriber_by_msisdn(msisdn.as_str()).await.map_err(store_failure)
+}
+
+/// A `login_hint_token` minted by this operator's Discovery (MODRNA §6): signed with our
+/// key, `aud` is our issuer, issued in the last 10 minutes, carrying `MSISDN`.
+fn msisdn_from_hint_token(s: &AppState, jwt: &str, t: i64) -> Result<Msisdn, McError> {
+    let claims = s.keys.verify_own_jwt(jwt).ok_or(McError::InvalidLoginHint)?;
+    let aud_ok = match &claims["aud"] {
+        Value::String(a) => a == &s.config.issuer,
+        Value::Array(a) => a.iter().any(|v| v == &Value::String(s.config.issuer.clone())),
+        _ => false,
+    };
+    let iat = claims["iat"].as_i64().ok_or(McError::InvalidLoginHint)?;
+    let fresh = iat <= t + 60 && iat > t - 600 && claims["exp"].as_i64().is_none_or(|exp| exp > t);
+    if !aud_ok || !fresh {
+        return Err(McError::InvalidLoginHint);
+    }
+    claims["MSISDN"].as_str().or(claims["msisdn"].as_str()).and_then(Msisdn::parse).ok_or(McError::InvalidLoginHint)
+}
+
+/// What the waiting browser should see.
+pub enum WaitState {
+    /// Still with the phone.
+    Pending(Box<AuthSession>),
+    /// Go here (the SP's redirect URI with a code or an error, or the number page).
+    Redirect(String),
+    /// Nothing to redirect to (unknown session, or the code was already delivered).
+    Gone(McError),
+}
+
+/// Reads the session and, when the phone has answered, turns the answer into a redirect.
+/// Codes are minted here, once: a second request for the same finished session is `Gone`.
+pub async fn wait_state(s: &AppState, session_id: &str) -> WaitState {
+    let Ok(session) = load(s, session_id).await else {
+        return WaitState::Gone(McError::AuthenticationTimeout);
+    };
+    let t = now();
+    match session.status {
+        SessionStatus::AwaitingNumber if session.expires_at > t => WaitState::Redirect(format!("/authorize/number/{}", session.id)),
+        SessionStatus::Pending if session.expires_at > t => WaitState::Pending(Box::new(session)),
+        SessionStatus::AwaitingNumber | SessionStatus::Pending => {
+            WaitState::Redirect(refusal(&session, McError::AuthenticationTimeout).location)
+        }
+        SessionStatus::Denied => {
+            let e = denial::to_error(session.error.as_deref().unwrap_or_default());
+            WaitState::Redirect(refusal(&session, e).location)
+        }
+        SessionStatus::Approved => {
+            let code = random_token();
+            let expires = t + i64::from(s.config.tokens.code_secs);
+            match s.store.issue_code(&session.id, &sha256_hex(&code), expires).await {
+                Ok(true) => {
+                    let echo = Echo { state: Some(&session.state), correlation_id: session.correlation_id.as_deref() };
+                    WaitState::Redirect(VerifiedRedirectUri::from_stored(session.redirect_uri.clone()).with_code(&code, &echo))
+                }
+                Ok(false) => WaitState::Gone(McError::InvalidGrant("This login has already completed")),
+                Err(e) => WaitState::Gone(store_failure(e)),
+            }
+        }
+        SessionStatus::CodeIssued | SessionStatus::Consumed => {
+            WaitState::Gone(McError::InvalidGrant("This login has already completed"))
+        }
+    }
+}
+
+/// Waits until the session leaves `Pending` or `hold` passes; re-reads the store on every
+/// wake-up and at least every 250 ms (another node may have recorded the answer).
+pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + hold;
+    loop {
+        match s.store.get_session(session_id).await {
+            Ok(Some(sess)) if sess.status == SessionStatus::Pending && sess.expires_at > now() => {}
+            _ => return true,
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let id = session_id.to_owned();
+        s.hub.wait_for(left.min(Duration::from_millis(250)), move |e| *e == Event::SessionResolved(id.clone())).await;
+    }
+}
+
+async fn load(s: &AppState, session_id: &str) -> Result<AuthSession, McError> {
+    if session_id.len() > 64 {
+        return Err(McError::AuthenticationTimeout);
+    }
+    s.store.get_session(session_id).await.map_err(store_failure)?.ok_or(McError::AuthenticationTimeout)
+}
+
+fn refusal(session: &AuthSession, error: McError) -> Refusal {
+    let echo = Echo { state: Some(&session.state), correlation_id: session.correlation_id.as_deref() };
+    let location = VerifiedRedirectUri::from_stored(session.redirect_uri.clone()).with_error(&error, &echo);
+    Refusal { error, location }
+}
+
+/// The error redirect for a refusal of a stored session.
+pub fn refusal_location(session: &AuthSession, error: McError) -> String {
+    refusal(session, error).location
+}

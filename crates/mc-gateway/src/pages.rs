@@ -1,0 +1,29 @@
+//! Server-rendered pages (askama, auto-escaped).
+
+use askama::Template;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub error: &'a str,
+    pub description: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "wait.html")]
+pub struct WaitPage<'a> {
+    pub session_id: &'a str,
+    pub client_name: &'a str,
+    pub context: Option<&'a str>,
+    pub binding_message: Option<&'a str>,
+    pub masked_msisdn: &'a str,
+    pub loa: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "number.html")]
+pub struct NumberPage<'a> {
+    pub session_id: &'a str,
+    pub client_name: &'a str,
+    pub message: Option<&'a str>,
+}

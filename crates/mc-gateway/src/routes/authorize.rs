@@ -1,0 +1,158 @@
+//! `/authorize` (GET and POST), the waiting page and the no-hint number page.
+//! Handlers translate; the rules are in `mc_core::authorize` and `crate::login`.
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use mc_core::McError;
+use mc_core::authorize::checks::{check_client_id, check_redirect_uri};
+use mc_core::authorize::pipeline::front_channel;
+use mc_core::msisdn::Msisdn;
+use mc_core::params::RawParams;
+use serde_json::json;
+
+use super::{header, is_form};
+use crate::error::{error_page, redirect, store_failure};
+use crate::login::{self, Next, WaitState};
+use crate::pages::{NumberPage, WaitPage};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/authorize", get(authorize_get).post(authorize_post))
+        .route("/authorize/wait/{session}", get(wait))
+        .route("/authorize/wait/{session}/status", get(wait_status))
+        .route("/authorize/number/{session}", get(number_page).post(number_submit))
+}
+
+async fn authorize_get(State(s): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    authorize(&s, RawParams::from_urlencoded(q.unwrap_or_default().as_bytes())).await
+}
+
+/// POST keeps an MSISDN hint out of URLs and logs (digest §4.1).
+async fn authorize_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_form(&headers) {
+        return error_page(&McError::MalformedRequest);
+    }
+    authorize(&s, RawParams::from_urlencoded(&body)).await
+}
+
+async fn authorize(s: &AppState, params: Result<RawParams, McError>) -> Response {
+    let p = match params {
+        Ok(p) => p,
+        Err(e) => return error_page(&e),
+    };
+    let client_id = match check_client_id(&p) {
+        Ok(id) => id,
+        Err(e) => return error_page(&e),
+    };
+    let client = match s.store.get_client(client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return error_page(&McError::UnknownClient),
+        Err(e) => return error_page(&store_failure(e)),
+    };
+    let policy = crate::policy_of(&client);
+    let redirect_uri = match check_redirect_uri(&p, &policy) {
+        Ok(r) => r,
+        Err(e) => return error_page(&e),
+    };
+    let req = match front_channel(&p, &policy, redirect_uri, &s.profile) {
+        Ok(r) => r,
+        Err(refusal) => return redirect(&refusal.location()),
+    };
+    let echo_on_error = (req.redirect_uri.clone(), req.state.clone(), req.correlation_id.clone());
+    match login::start_login(s, req, &policy).await {
+        Ok(Next::Wait(id)) => redirect(&format!("/authorize/wait/{id}")),
+        Ok(Next::AskNumber(id)) => redirect(&format!("/authorize/number/{id}")),
+        Err(e) => {
+            let (uri, state, corr) = echo_on_error;
+            let echo = mc_core::authorize::redirect::Echo { state: Some(&state), correlation_id: corr.as_deref() };
+            redirect(&uri.with_error(&e, &echo))
+        }
+    }
+}
+
+/// Browsers get the waiting page; a server-side ("headless", digest §4.7) client that does
+/// not ask for HTML is held for a few seconds and redirected to the same URL until the phone
+/// answers, then to the SP's redirect URI. No cookies, no JavaScript needed.
+async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let wants_html = header(&headers, "accept").is_some_and(|a| a.contains("text/html"));
+    if !wants_html {
+        login::hold_while_pending(&s, &id, Duration::from_secs(u64::from(s.config.login.headless_hold_secs))).await;
+    }
+    match login::wait_state(&s, &id).await {
+        WaitState::Redirect(to) => redirect(&to),
+        WaitState::Gone(e) => error_page(&e),
+        WaitState::Pending(_) if !wants_html => redirect(&format!("/authorize/wait/{id}")),
+        WaitState::Pending(session) => {
+            let masked = match &session.subscriber_id {
+                Some(sub_id) => match s.store.get_subscriber(sub_id).await {
+                    Ok(Some(sub)) => Msisdn::parse(&sub.msisdn).map(|m| m.masked()).unwrap_or_default(),
+                    _ => String::new(),
+                },
+                None => String::new(),
+            };
+            let page = WaitPage {
+                session_id: &session.id,
+                client_name: &session.client_name,
+                context: session.context.as_deref(),
+                binding_message: session.binding_message.as_deref(),
+                masked_msisdn: &masked,
+                loa: session.acr.as_deref().unwrap_or("2"),
+            };
+            render(page.render())
+        }
+    }
+}
+
+/// Long poll for the waiting page: answers `{"done": true}` as soon as the session leaves
+/// `Pending` (or after 20 s with `false`).
+async fn wait_status(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let done = login::hold_while_pending(&s, &id, Duration::from_secs(20)).await;
+    axum::Json(json!({ "done": done })).into_response()
+}
+
+async fn number_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match login::wait_state(&s, &id).await {
+        WaitState::Redirect(to) if to == format!("/authorize/number/{id}") => {}
+        WaitState::Redirect(to) => return redirect(&to),
+        WaitState::Gone(e) => return error_page(&e),
+        WaitState::Pending(_) => return redirect(&format!("/authorize/wait/{id}")),
+    }
+    number_form(&s, &id, None).await
+}
+
+async fn number_form(s: &AppState, id: &str, message: Option<&str>) -> Response {
+    let client_name = match s.store.get_session(id).await {
+        Ok(Some(sess)) => sess.client_name,
+        _ => return error_page(&McError::AuthenticationTimeout),
+    };
+    render(NumberPage { session_id: id, client_name: &client_name, message }.render())
+}
+
+async fn number_submit(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let typed = if is_form(&headers) { RawParams::from_urlencoded(&body).ok() } else { None };
+    let typed = typed.as_ref().and_then(|p| p.get("msisdn")).unwrap_or_default().to_owned();
+    match login::submit_number(&s, &id, &typed).await {
+        Ok(Next::Wait(id)) => redirect(&format!("/authorize/wait/{id}")),
+        Ok(Next::AskNumber(id)) => redirect(&format!("/authorize/number/{id}")),
+        Err(Some(refusal)) => redirect(&refusal.location),
+        Err(None) => number_form(&s, &id, Some("Please enter the number in international format, e.g. +44 7700 900301.")).await,
+    }
+}
+
+fn render(r: Result<String, askama::Error>) -> Response {
+    match r {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "page failed to render");
+            error_page(&McError::ServerError)
+        }
+    }
+}

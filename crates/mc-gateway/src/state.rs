@@ -1,0 +1,108 @@
+//! The one cloneable state every handler receives.
+
+use std::sync::Arc;
+
+use mc_authn::answer::PinPolicy;
+use mc_authn::push::PushChannel;
+use mc_authn::{AuthnRouter, Authenticator, Hub};
+use mc_core::authorize::ProfileOptions;
+use mc_core::metadata::{MetadataInput, provider_metadata};
+use mc_store::DynStore;
+
+use crate::config::GatewayConfig;
+use crate::keys::KeyRing;
+
+/// Authenticators this build knows, by configuration name.
+pub const KNOWN_AUTHENTICATORS: &[&str] = &["app_push"];
+
+fn authenticator(name: &str) -> Option<Arc<dyn Authenticator>> {
+    match name {
+        "app_push" => Some(mc_authn::push::app_push()),
+        _ => None,
+    }
+}
+
+/// Shared, immutable after start.
+pub struct Inner {
+    pub store: DynStore,
+    pub config: GatewayConfig,
+    pub keys: KeyRing,
+    pub router: AuthnRouter,
+    pub hub: Hub,
+    pub profile: ProfileOptions,
+    pub pin_policy: PinPolicy,
+    /// Serialized once: metadata and JWKS do not change while running.
+    pub metadata_json: String,
+    pub jwks_json: String,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Wires the gateway from its parts. `config` must have passed `validate()`.
+    pub fn new(store: DynStore, config: GatewayConfig, keys: KeyRing) -> Self {
+        let authenticators = config.authenticators.enabled.iter().filter_map(|n| authenticator(n)).collect();
+        let router = AuthnRouter::new(authenticators);
+        let amr = router.amr_values();
+        let metadata = provider_metadata(&MetadataInput {
+            issuer: &config.issuer,
+            base_url: config.base_url(),
+            amr_values: &amr,
+            loa3_available: router.loa3_available(),
+        });
+        let profile = ProfileOptions {
+            max_context_bytes: config.login.max_context_bytes,
+            max_binding_message_bytes: config.login.max_binding_message_bytes,
+            allow_no_hint: config.login.allow_no_hint,
+        };
+        let pin_policy = PinPolicy { max_failures: config.login.pin_max_failures };
+        AppState(Arc::new(Inner {
+            metadata_json: metadata.to_string(),
+            jwks_json: keys.jwks().to_string(),
+            store,
+            config,
+            keys,
+            router,
+            hub: Hub::default(),
+            profile,
+            pin_policy,
+        }))
+    }
+
+    /// The device-facing API of the app-push authenticator (used by the sandbox's virtual
+    /// phones and, later, by the operator app's API).
+    pub fn push_channel(&self) -> PushChannel {
+        PushChannel::new(self.store.clone(), self.hub.clone(), self.pin_policy)
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// 256 random bits, base64url: codes, tokens, session ids, PCRs.
+pub fn random_token() -> String {
+    use base64::Engine as _;
+    let mut b = [0u8; 32];
+    // The system RNG failing is not recoverable; an all-zero token would be worse than a panic,
+    // so fall back to aborting the request through an empty token that no lookup matches.
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        tracing::error!("system RNG failed");
+        return String::new();
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Lowercase hex SHA-256: how codes, tokens and client secrets are stored.
+pub fn sha256_hex(s: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
