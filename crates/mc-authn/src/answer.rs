@@ -22,7 +22,9 @@ pub enum AnswerOutcome {
     Approved,
     Denied,
     /// Wrong PIN; the challenge stays open.
-    WrongPin { remaining: u32 },
+    WrongPin {
+        remaining: u32,
+    },
     /// Too many wrong PINs: LoA3 is locked until the PIN is reset; the login is refused.
     Locked,
     /// Already answered, expired, or not this subscriber's.
@@ -56,17 +58,23 @@ pub fn requested_loa(s: &AuthSession) -> Loa {
     s.acr.as_deref().and_then(Loa::parse).unwrap_or(Loa::Two)
 }
 
+/// What every channel needs to record answers.
+pub struct AnswerContext<'a> {
+    pub store: &'a dyn Store,
+    pub hub: &'a Hub,
+    pub policy: PinPolicy,
+}
+
 /// Records a phone's answer to a pending session of `subscriber_id`.
 pub async fn answer_challenge(
-    store: &dyn Store,
-    hub: &Hub,
+    ctx: &AnswerContext<'_>,
     authenticator: &dyn Authenticator,
     session_id: &str,
     subscriber_id: &str,
     answer: Answer,
-    policy: PinPolicy,
     now: i64,
 ) -> Result<AnswerOutcome, McError> {
+    let AnswerContext { store, hub, policy } = *ctx;
     let backend = |e: mc_store::StoreError| {
         tracing::error!(error = %e, "store failure while answering a challenge");
         McError::ServerError
@@ -80,29 +88,50 @@ pub async fn answer_challenge(
     }
     let loa = requested_loa(&session);
     let resolution = match answer {
-        Answer::Deny => Resolution::Denied { error: denial::USER_DENIED.into() },
+        Answer::Deny => Resolution::Denied {
+            error: denial::USER_DENIED.into(),
+        },
         Answer::Approve { pin } => {
             if loa == Loa::Three {
                 match check_pin(store, subscriber_id, pin, policy).await? {
                     PinCheck::Ok => {}
-                    PinCheck::Wrong { remaining } => return Ok(AnswerOutcome::WrongPin { remaining }),
+                    PinCheck::Wrong { remaining } => {
+                        return Ok(AnswerOutcome::WrongPin { remaining });
+                    }
                     PinCheck::Locked => {
-                        let denied = Resolution::Denied { error: denial::PIN_LOCKED.into() };
-                        store.resolve_session(session_id, &denied, now).await.map_err(backend)?;
+                        let denied = Resolution::Denied {
+                            error: denial::PIN_LOCKED.into(),
+                        };
+                        store
+                            .resolve_session(session_id, &denied, now)
+                            .await
+                            .map_err(backend)?;
                         hub.publish(Event::SessionResolved(session_id.to_owned()));
                         return Ok(AnswerOutcome::Locked);
                     }
                 }
             }
-            Resolution::Approved { acr: loa.as_str().into(), amr: vec![authenticator.amr(loa).into()], auth_time: now }
+            Resolution::Approved {
+                acr: loa.as_str().into(),
+                amr: vec![authenticator.amr(loa).into()],
+                auth_time: now,
+            }
         }
     };
     let approved = matches!(resolution, Resolution::Approved { .. });
-    if !store.resolve_session(session_id, &resolution, now).await.map_err(backend)? {
+    if !store
+        .resolve_session(session_id, &resolution, now)
+        .await
+        .map_err(backend)?
+    {
         return Ok(AnswerOutcome::NotPending);
     }
     hub.publish(Event::SessionResolved(session_id.to_owned()));
-    Ok(if approved { AnswerOutcome::Approved } else { AnswerOutcome::Denied })
+    Ok(if approved {
+        AnswerOutcome::Approved
+    } else {
+        AnswerOutcome::Denied
+    })
 }
 
 enum PinCheck {
@@ -112,29 +141,48 @@ enum PinCheck {
 }
 
 /// LoA3: the PIN must match; each miss counts atomically and locks at the limit.
-async fn check_pin(store: &dyn Store, subscriber_id: &str, pin: Option<String>, policy: PinPolicy) -> Result<PinCheck, McError> {
+async fn check_pin(
+    store: &dyn Store,
+    subscriber_id: &str,
+    pin: Option<String>,
+    policy: PinPolicy,
+) -> Result<PinCheck, McError> {
     let backend = |e: mc_store::StoreError| {
         tracing::error!(error = %e, "store failure while checking a PIN");
         McError::ServerError
     };
-    let sub = store.get_subscriber(subscriber_id).await.map_err(backend)?.ok_or(McError::UnknownUser)?;
+    let sub = store
+        .get_subscriber(subscriber_id)
+        .await
+        .map_err(backend)?
+        .ok_or(McError::UnknownUser)?;
     if sub.pin_locked {
         return Ok(PinCheck::Locked);
     }
-    let Some(hash) = sub.pin_hash else { return Ok(PinCheck::Locked) };
+    let Some(hash) = sub.pin_hash else {
+        return Ok(PinCheck::Locked);
+    };
     let matches = match pin {
         Some(pin) if crate::pin::is_valid_pin(&pin) => verify_pin_blocking(pin, hash).await,
         _ => false,
     };
     if matches {
-        store.clear_pin_failures(subscriber_id).await.map_err(backend)?;
+        store
+            .clear_pin_failures(subscriber_id)
+            .await
+            .map_err(backend)?;
         return Ok(PinCheck::Ok);
     }
-    let state = store.record_pin_failure(subscriber_id, policy.max_failures).await.map_err(backend)?;
+    let state = store
+        .record_pin_failure(subscriber_id, policy.max_failures)
+        .await
+        .map_err(backend)?;
     tracing::warn!(subscriber = %subscriber_id, failures = state.failures, locked = state.locked, "wrong PIN");
     Ok(if state.locked {
         PinCheck::Locked
     } else {
-        PinCheck::Wrong { remaining: policy.max_failures.saturating_sub(state.failures) }
+        PinCheck::Wrong {
+            remaining: policy.max_failures.saturating_sub(state.failures),
+        }
     })
 }

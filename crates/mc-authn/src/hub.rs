@@ -23,7 +23,9 @@ pub struct Hub {
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub { tx: broadcast::channel(1024).0 }
+        Hub {
+            tx: broadcast::channel(1024).0,
+        }
     }
 }
 
@@ -67,7 +69,10 @@ mod tests {
         let hub = Hub::default();
         let h2 = hub.clone();
         let waiter = tokio::spawn(async move {
-            h2.wait_for(Duration::from_secs(5), |e| *e == Event::SessionResolved("a".into())).await
+            h2.wait_for(Duration::from_secs(5), |e| {
+                *e == Event::SessionResolved("a".into())
+            })
+            .await
         });
         // Publish until the waiter has subscribed and seen it (no sleeps: retry on a yield).
         while !waiter.is_finished() {

@@ -12,22 +12,31 @@ pub fn is_valid_pin(pin: &str) -> bool {
 pub fn hash_pin(pin: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
     aws_lc_rs::rand::fill(&mut salt).map_err(|_| "no randomness".to_owned())?;
-    Argon2::default().hash_password_with_salt(pin.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    Argon2::default()
+        .hash_password_with_salt(pin.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Checks a PIN against its PHC string. A malformed stored hash verifies nothing.
 pub fn verify_pin(pin: &str, phc: &str) -> bool {
-    Argon2::default().verify_password(pin.as_bytes(), phc).is_ok()
+    Argon2::default()
+        .verify_password(pin.as_bytes(), phc)
+        .is_ok()
 }
 
 /// [`hash_pin`] on the blocking pool: Argon2 takes tens of milliseconds of CPU.
 pub async fn hash_pin_blocking(pin: String) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || hash_pin(&pin)).await.map_err(|e| e.to_string())?
+    tokio::task::spawn_blocking(move || hash_pin(&pin))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// [`verify_pin`] on the blocking pool.
 pub async fn verify_pin_blocking(pin: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_pin(&pin, &phc)).await.unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_pin(&pin, &phc))
+        .await
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

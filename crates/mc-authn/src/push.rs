@@ -11,7 +11,9 @@ use mc_core::msisdn::Msisdn;
 use mc_store::{DynStore, SubscriberRecord};
 use serde::Serialize;
 
-use crate::answer::{Answer, AnswerOutcome, PinPolicy, answer_challenge, requested_loa};
+use crate::answer::{
+    Answer, AnswerContext, AnswerOutcome, PinPolicy, answer_challenge, requested_loa,
+};
 use crate::authenticator::{Authenticator, Challenge, Eligibility};
 use crate::hub::{Event, Hub};
 use crate::router::pin_eligibility;
@@ -78,23 +80,40 @@ pub struct PushChannel {
 
 impl PushChannel {
     pub fn new(store: DynStore, hub: Hub, pin_policy: PinPolicy) -> Self {
-        PushChannel { store, hub, pin_policy }
+        PushChannel {
+            store,
+            hub,
+            pin_policy,
+        }
     }
 
     async fn subscriber(&self, msisdn: &Msisdn) -> Result<Option<SubscriberRecord>, McError> {
-        self.store.find_subscriber_by_msisdn(msisdn.as_str()).await.map_err(|e| {
-            tracing::error!(error = %e, "store failure reading a subscriber");
-            McError::ServerError
-        })
+        self.store
+            .find_subscriber_by_msisdn(msisdn.as_str())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "store failure reading a subscriber");
+                McError::ServerError
+            })
     }
 
     /// Open challenges of this number, oldest first.
-    pub async fn pending(&self, msisdn: &Msisdn, now: i64) -> Result<Vec<DeviceChallenge>, McError> {
-        let Some(sub) = self.subscriber(msisdn).await? else { return Ok(vec![]) };
-        let sessions = self.store.pending_for_subscriber(&sub.id, now).await.map_err(|e| {
-            tracing::error!(error = %e, "store failure listing challenges");
-            McError::ServerError
-        })?;
+    pub async fn pending(
+        &self,
+        msisdn: &Msisdn,
+        now: i64,
+    ) -> Result<Vec<DeviceChallenge>, McError> {
+        let Some(sub) = self.subscriber(msisdn).await? else {
+            return Ok(vec![]);
+        };
+        let sessions = self
+            .store
+            .pending_for_subscriber(&sub.id, now)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "store failure listing challenges");
+                McError::ServerError
+            })?;
         Ok(sessions
             .into_iter()
             .map(|s| DeviceChallenge {
@@ -110,7 +129,13 @@ impl PushChannel {
 
     /// Like [`PushChannel::pending`], but waits up to `timeout` for a first challenge (long
     /// poll). Re-reads the store on every wake-up and at least every `recheck`.
-    pub async fn wait_pending(&self, msisdn: &Msisdn, timeout: Duration, recheck: Duration, now: impl Fn() -> i64) -> Result<Vec<DeviceChallenge>, McError> {
+    pub async fn wait_pending(
+        &self,
+        msisdn: &Msisdn,
+        timeout: Duration,
+        recheck: Duration,
+        now: impl Fn() -> i64,
+    ) -> Result<Vec<DeviceChallenge>, McError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let found = self.pending(msisdn, now()).await?;
@@ -118,14 +143,29 @@ impl PushChannel {
             if !found.is_empty() || left.is_zero() {
                 return Ok(found);
             }
-            self.hub.wait_for(left.min(recheck), |e| matches!(e, Event::Challenged(_))).await;
+            self.hub
+                .wait_for(left.min(recheck), |e| matches!(e, Event::Challenged(_)))
+                .await;
         }
     }
 
     /// The device's answer to one challenge.
-    pub async fn answer(&self, msisdn: &Msisdn, challenge_id: &str, answer: Answer, now: i64) -> Result<AnswerOutcome, McError> {
-        let Some(sub) = self.subscriber(msisdn).await? else { return Ok(AnswerOutcome::NotPending) };
-        answer_challenge(&*self.store, &self.hub, &AppPush, challenge_id, &sub.id, answer, self.pin_policy, now).await
+    pub async fn answer(
+        &self,
+        msisdn: &Msisdn,
+        challenge_id: &str,
+        answer: Answer,
+        now: i64,
+    ) -> Result<AnswerOutcome, McError> {
+        let Some(sub) = self.subscriber(msisdn).await? else {
+            return Ok(AnswerOutcome::NotPending);
+        };
+        let ctx = AnswerContext {
+            store: &*self.store,
+            hub: &self.hub,
+            policy: self.pin_policy,
+        };
+        answer_challenge(&ctx, &AppPush, challenge_id, &sub.id, answer, now).await
     }
 }
 

@@ -38,21 +38,35 @@ impl AuthnRouter {
     pub fn new(authenticators: Vec<Arc<dyn Authenticator>>) -> Self {
         let mut chains: BTreeMap<Loa, Vec<Arc<dyn Authenticator>>> = BTreeMap::new();
         for loa in [Loa::Two, Loa::Three] {
-            chains.insert(loa, authenticators.iter().filter(|a| a.max_loa() >= loa).cloned().collect());
+            chains.insert(
+                loa,
+                authenticators
+                    .iter()
+                    .filter(|a| a.max_loa() >= loa)
+                    .cloned()
+                    .collect(),
+            );
         }
         AuthnRouter { chains }
     }
 
     /// Picks the authenticator for a subscriber: the first eligible one in the target level's
     /// chain, else in the fallback level's chain (acr policy in docs/decisions.md).
-    pub fn choose(&self, subscriber: &SubscriberRecord, acr: &AcrValues) -> Result<Choice, McError> {
+    pub fn choose(
+        &self,
+        subscriber: &SubscriberRecord,
+        acr: &AcrValues,
+    ) -> Result<Choice, McError> {
         let mut pin_locked = false;
         for loa in acr.acceptable() {
             for a in self.chains.get(&loa).into_iter().flatten() {
                 match a.eligibility(subscriber, loa) {
                     Eligibility::Usable => {
                         tracing::info!(authenticator = a.name(), loa = loa.as_str(), subscriber = %subscriber.id, "router: taken");
-                        return Ok(Choice { authenticator: a.clone(), loa });
+                        return Ok(Choice {
+                            authenticator: a.clone(),
+                            loa,
+                        });
                     }
                     Eligibility::Skip(why) => {
                         pin_locked |= why == PIN_LOCKED;
@@ -61,12 +75,21 @@ impl AuthnRouter {
                 }
             }
         }
-        Err(if pin_locked { McError::PinLocked } else { McError::LoaUnavailable })
+        Err(if pin_locked {
+            McError::PinLocked
+        } else {
+            McError::LoaUnavailable
+        })
     }
 
     /// Every `amr` any configured authenticator can produce.
     pub fn amr_values(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = self.chains.values().flatten().flat_map(|a| a.amr_values().iter().copied()).collect();
+        let mut v: Vec<&'static str> = self
+            .chains
+            .values()
+            .flatten()
+            .flat_map(|a| a.amr_values().iter().copied())
+            .collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -79,7 +102,11 @@ impl AuthnRouter {
 
     /// The authenticator with this configuration name.
     pub fn by_name(&self, name: &str) -> Option<Arc<dyn Authenticator>> {
-        self.chains.values().flatten().find(|a| a.name() == name).cloned()
+        self.chains
+            .values()
+            .flatten()
+            .find(|a| a.name() == name)
+            .cloned()
     }
 }
 
@@ -120,27 +147,66 @@ mod tests {
 
     #[test]
     fn loa2_with_app() {
-        let c = router().choose(&sub(false, false, &["app_push"]), &AcrValues::parse("2").unwrap()).ok().unwrap();
+        let c = router()
+            .choose(
+                &sub(false, false, &["app_push"]),
+                &AcrValues::parse("2").unwrap(),
+            )
+            .ok()
+            .unwrap();
         assert_eq!((c.authenticator.name(), c.loa), ("app_push", Loa::Two));
     }
 
     #[test]
     fn three_two_without_pin_falls_back_to_two() {
-        let c = router().choose(&sub(false, false, &["app_push"]), &AcrValues::parse("3 2").unwrap()).ok().unwrap();
+        let c = router()
+            .choose(
+                &sub(false, false, &["app_push"]),
+                &AcrValues::parse("3 2").unwrap(),
+            )
+            .ok()
+            .unwrap();
         assert_eq!(c.loa, Loa::Two);
     }
 
     #[test]
     fn three_without_pin_is_unavailable_and_locked_pin_is_pin_locked() {
         let r = router();
-        assert_eq!(r.choose(&sub(false, false, &["app_push"]), &AcrValues::parse("3").unwrap()).err(), Some(McError::LoaUnavailable));
-        assert_eq!(r.choose(&sub(true, true, &["app_push"]), &AcrValues::parse("3").unwrap()).err(), Some(McError::PinLocked));
-        assert_eq!(r.choose(&sub(true, false, &["app_push"]), &AcrValues::parse("3").unwrap()).ok().map(|c| c.loa), Some(Loa::Three));
+        assert_eq!(
+            r.choose(
+                &sub(false, false, &["app_push"]),
+                &AcrValues::parse("3").unwrap()
+            )
+            .err(),
+            Some(McError::LoaUnavailable)
+        );
+        assert_eq!(
+            r.choose(
+                &sub(true, true, &["app_push"]),
+                &AcrValues::parse("3").unwrap()
+            )
+            .err(),
+            Some(McError::PinLocked)
+        );
+        assert_eq!(
+            r.choose(
+                &sub(true, false, &["app_push"]),
+                &AcrValues::parse("3").unwrap()
+            )
+            .ok()
+            .map(|c| c.loa),
+            Some(Loa::Three)
+        );
     }
 
     #[test]
     fn subscriber_without_capability_is_unreachable() {
-        assert_eq!(router().choose(&sub(false, false, &[]), &AcrValues::parse("2").unwrap()).err(), Some(McError::LoaUnavailable));
+        assert_eq!(
+            router()
+                .choose(&sub(false, false, &[]), &AcrValues::parse("2").unwrap())
+                .err(),
+            Some(McError::LoaUnavailable)
+        );
     }
 
     #[test]
@@ -148,7 +214,13 @@ mod tests {
         let mut s = sub(false, false, &[]);
         assert!(require_active_subscriber(Some(s.clone())).is_ok());
         s.status = SubscriberStatus::Suspended;
-        assert_eq!(require_active_subscriber(Some(s)).err(), Some(McError::UnknownUser));
-        assert_eq!(require_active_subscriber(None).err(), Some(McError::UnknownUser));
+        assert_eq!(
+            require_active_subscriber(Some(s)).err(),
+            Some(McError::UnknownUser)
+        );
+        assert_eq!(
+            require_active_subscriber(None).err(),
+            Some(McError::UnknownUser)
+        );
     }
 }

@@ -78,8 +78,20 @@ mod tests {
 
     #[test]
     fn single_values() {
-        assert_eq!(AcrValues::parse("2"), Some(AcrValues { target: Loa::Two, fallback: None }));
-        assert_eq!(AcrValues::parse("3"), Some(AcrValues { target: Loa::Three, fallback: None }));
+        assert_eq!(
+            AcrValues::parse("2"),
+            Some(AcrValues {
+                target: Loa::Two,
+                fallback: None
+            })
+        );
+        assert_eq!(
+            AcrValues::parse("3"),
+            Some(AcrValues {
+                target: Loa::Three,
+                fallback: None
+            })
+        );
     }
 
     #[test]
@@ -87,14 +99,23 @@ mod tests {
         let a = AcrValues::parse("3 2").unwrap();
         assert_eq!(a.target, Loa::Three);
         assert_eq!(a.fallback, Some(Loa::Two));
-        assert_eq!(a.acceptable().collect::<Vec<_>>(), vec![Loa::Three, Loa::Two]);
+        assert_eq!(
+            a.acceptable().collect::<Vec<_>>(),
+            vec![Loa::Three, Loa::Two]
+        );
         assert_eq!(a.to_wire(), "3 2");
     }
 
     #[test]
     fn two_three_targets_two_without_upgrade() {
         let a = AcrValues::parse("2 3").unwrap();
-        assert_eq!(a, AcrValues { target: Loa::Two, fallback: None });
+        assert_eq!(
+            a,
+            AcrValues {
+                target: Loa::Two,
+                fallback: None
+            }
+        );
     }
 
     #[test]

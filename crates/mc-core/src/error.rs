@@ -166,22 +166,43 @@ impl McError {
     pub fn code(&self) -> ErrorCode {
         use McError::*;
         match self {
-            MissingClientId | UnknownClient | MissingRedirectUri | UnregisteredRedirectUri
-            | DuplicateClientParameter | MalformedRequest => ErrorCode::InvalidRequest,
+            MissingClientId
+            | UnknownClient
+            | MissingRedirectUri
+            | UnregisteredRedirectUri
+            | DuplicateClientParameter
+            | MalformedRequest => ErrorCode::InvalidRequest,
             InvalidResponseType => ErrorCode::InvalidRequest,
             MissingScope => ErrorCode::InvalidScope,
             InvalidScope => ErrorCode::InvalidScope,
-            InvalidVersion | InvalidState | InvalidNonce | InvalidAcrValues | InvalidLoginHint
-            | MissingLoginHint | DuplicateParameters | InvalidPrompt | InvalidDisplay
-            | InvalidClaims | InvalidMaxAge | InvalidClientName | InvalidContext
-            | InvalidBindingMessage | InvalidCorrelationId | InvalidCodeChallenge
-            | UnsupportedResponseMode | InvalidParameter(_) | ClientNotAuthorizedForCode => {
-                ErrorCode::InvalidRequest
-            }
+            InvalidVersion
+            | InvalidState
+            | InvalidNonce
+            | InvalidAcrValues
+            | InvalidLoginHint
+            | MissingLoginHint
+            | DuplicateParameters
+            | InvalidPrompt
+            | InvalidDisplay
+            | InvalidClaims
+            | InvalidMaxAge
+            | InvalidClientName
+            | InvalidContext
+            | InvalidBindingMessage
+            | InvalidCorrelationId
+            | InvalidCodeChallenge
+            | UnsupportedResponseMode
+            | InvalidParameter(_)
+            | ClientNotAuthorizedForCode => ErrorCode::InvalidRequest,
             RequestNotSupported => ErrorCode::RequestNotSupported,
             RequestUriNotSupported => ErrorCode::RequestUriNotSupported,
-            ClientNotAllowed | UnknownUser | UserBusy | UserDenied | LoaUnavailable
-            | AuthenticationTimeout | PinLocked => ErrorCode::AccessDenied,
+            ClientNotAllowed
+            | UnknownUser
+            | UserBusy
+            | UserDenied
+            | LoaUnavailable
+            | AuthenticationTimeout
+            | PinLocked => ErrorCode::AccessDenied,
             LoginRequired => ErrorCode::LoginRequired,
             Throttled | TemporarilyUnavailable => ErrorCode::TemporarilyUnavailable,
             InvalidClient => ErrorCode::InvalidClient,
@@ -207,7 +228,9 @@ impl McError {
                 "Multiple parameter names in the authorization request. Malformed request, duplicate parameter entries"
             }
             MalformedRequest => "Malformed request",
-            InvalidResponseType => "MANDATORY parameter response_type is missing or value is invalid",
+            InvalidResponseType => {
+                "MANDATORY parameter response_type is missing or value is invalid"
+            }
             MissingScope => "MANDATORY parameter scope is missing",
             InvalidScope => "The scope value is invalid",
             InvalidVersion => "MANDATORY parameter version is missing / invalid.",
@@ -215,21 +238,29 @@ impl McError {
             InvalidNonce => "MANDATORY parameter nonce is missing (or) invalid",
             InvalidAcrValues => "MANDATORY parameter acr_values are missing or invalid values",
             InvalidLoginHint => "Invalid value for login_hint or login_hint_token",
-            MissingLoginHint => "MANDATORY parameters login_hint_token (or) login_hint does not exist.",
+            MissingLoginHint => {
+                "MANDATORY parameters login_hint_token (or) login_hint does not exist."
+            }
             InvalidPrompt => "Prompt value is invalid",
             InvalidDisplay => "Invalid display value (or) not supported.",
             InvalidClaims => "claims value is invalid",
             InvalidMaxAge => "max_age value is invalid",
-            InvalidClientName => "MANDATORY parameter client_name is missing or does not match the registered name",
+            InvalidClientName => {
+                "MANDATORY parameter client_name is missing or does not match the registered name"
+            }
             InvalidContext => "MANDATORY parameter context is missing or invalid",
             InvalidBindingMessage => "binding_message value is invalid",
             InvalidCorrelationId => "correlation_id value is invalid",
-            InvalidCodeChallenge => "code_challenge or code_challenge_method is invalid (only S256 is supported)",
+            InvalidCodeChallenge => {
+                "code_challenge or code_challenge_method is invalid (only S256 is supported)"
+            }
             UnsupportedResponseMode => "response_mode is not supported",
             RequestNotSupported => "The request parameter is not supported",
             RequestUriNotSupported => "The request_uri parameter is not supported",
             InvalidParameter(name) => return Cow::Owned(format!("Parameter {name} is invalid")),
-            ClientNotAuthorizedForCode => "The client is not authorized to request an authorization code",
+            ClientNotAuthorizedForCode => {
+                "The client is not authorized to request an authorization code"
+            }
             ClientNotAllowed => "The client is not allowed to make MC service requests",
             UnknownUser => "Unknown Mobile Connect User",
             UserBusy => "The user is busy with another transaction",
@@ -254,7 +285,9 @@ impl McError {
     /// HTTP status when the error is answered directly (not by redirect).
     pub fn http_status(&self) -> u16 {
         match self {
-            McError::InvalidClient | McError::MissingAccessToken | McError::InvalidAccessToken => 401,
+            McError::InvalidClient | McError::MissingAccessToken | McError::InvalidAccessToken => {
+                401
+            }
             McError::Throttled => 429,
             McError::ServerError => 500,
             McError::TemporarilyUnavailable => 503,
@@ -286,17 +319,53 @@ mod tests {
     fn all() -> Vec<McError> {
         use McError::*;
         vec![
-            MissingClientId, UnknownClient, MissingRedirectUri, UnregisteredRedirectUri,
-            DuplicateClientParameter, MalformedRequest, InvalidResponseType, MissingScope,
-            InvalidScope, InvalidVersion, InvalidState, InvalidNonce, InvalidAcrValues,
-            InvalidLoginHint, MissingLoginHint, DuplicateParameters, InvalidPrompt, InvalidDisplay,
-            InvalidClaims, InvalidMaxAge, InvalidClientName, InvalidContext, InvalidBindingMessage,
-            InvalidCorrelationId, InvalidCodeChallenge, UnsupportedResponseMode,
-            RequestNotSupported, RequestUriNotSupported, InvalidParameter("x"),
-            ClientNotAuthorizedForCode, ClientNotAllowed, UnknownUser, UserBusy, UserDenied,
-            LoaUnavailable, AuthenticationTimeout, PinLocked, LoginRequired, Throttled,
-            InvalidClient, InvalidGrant("g"), UnsupportedGrantType, UnauthorizedGrantType,
-            InvalidTokenRequest("t"), MissingAccessToken, InvalidAccessToken, ServerError,
+            MissingClientId,
+            UnknownClient,
+            MissingRedirectUri,
+            UnregisteredRedirectUri,
+            DuplicateClientParameter,
+            MalformedRequest,
+            InvalidResponseType,
+            MissingScope,
+            InvalidScope,
+            InvalidVersion,
+            InvalidState,
+            InvalidNonce,
+            InvalidAcrValues,
+            InvalidLoginHint,
+            MissingLoginHint,
+            DuplicateParameters,
+            InvalidPrompt,
+            InvalidDisplay,
+            InvalidClaims,
+            InvalidMaxAge,
+            InvalidClientName,
+            InvalidContext,
+            InvalidBindingMessage,
+            InvalidCorrelationId,
+            InvalidCodeChallenge,
+            UnsupportedResponseMode,
+            RequestNotSupported,
+            RequestUriNotSupported,
+            InvalidParameter("x"),
+            ClientNotAuthorizedForCode,
+            ClientNotAllowed,
+            UnknownUser,
+            UserBusy,
+            UserDenied,
+            LoaUnavailable,
+            AuthenticationTimeout,
+            PinLocked,
+            LoginRequired,
+            Throttled,
+            InvalidClient,
+            InvalidGrant("g"),
+            UnsupportedGrantType,
+            UnauthorizedGrantType,
+            InvalidTokenRequest("t"),
+            MissingAccessToken,
+            InvalidAccessToken,
+            ServerError,
             TemporarilyUnavailable,
         ]
     }
@@ -309,7 +378,10 @@ mod tests {
             assert!((400..600).contains(&e.http_status()), "{e:?}");
             // Only server-side failures may be 5xx: a client's mistake is never a 500.
             if e.http_status() >= 500 {
-                assert!(matches!(e, McError::ServerError | McError::TemporarilyUnavailable));
+                assert!(matches!(
+                    e,
+                    McError::ServerError | McError::TemporarilyUnavailable
+                ));
             }
         }
     }
@@ -323,8 +395,14 @@ mod tests {
 
     #[test]
     fn profile_texts_match_the_error_table() {
-        assert_eq!(McError::UserBusy.description(), "The user is busy with another transaction");
-        assert_eq!(McError::InvalidVersion.description(), "MANDATORY parameter version is missing / invalid.");
+        assert_eq!(
+            McError::UserBusy.description(),
+            "The user is busy with another transaction"
+        );
+        assert_eq!(
+            McError::InvalidVersion.description(),
+            "MANDATORY parameter version is missing / invalid."
+        );
         assert_eq!(McError::MissingScope.code(), ErrorCode::InvalidScope);
         assert_eq!(McError::UnknownUser.code(), ErrorCode::AccessDenied);
     }

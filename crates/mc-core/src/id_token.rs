@@ -39,12 +39,19 @@ pub fn at_hash(access_token: &str) -> String {
 /// definition; decided in docs/decisions.md). Computed from the identified subscriber's
 /// number whatever hint form the SP sent, so the SP can compare it with the number it knows.
 pub fn hashed_login_hint(msisdn: &Msisdn) -> String {
-    let d = digest::digest(&digest::SHA256, format!("MSISDN:{}", msisdn.as_str()).as_bytes());
+    let d = digest::digest(
+        &digest::SHA256,
+        format!("MSISDN:{}", msisdn.as_str()).as_bytes(),
+    );
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The `displayed_data` claim of `mc_authz`: exactly what the phone showed.
-pub fn displayed_data(client_name: &str, context: Option<&str>, binding_message: Option<&str>) -> String {
+pub fn displayed_data(
+    client_name: &str,
+    context: Option<&str>,
+    binding_message: Option<&str>,
+) -> String {
     let mut parts = vec![client_name];
     parts.extend(context);
     parts.extend(binding_message);
@@ -58,20 +65,35 @@ mod tests {
     #[test]
     fn at_hash_matches_oidc_example() {
         // OIDC Core A.3: access token "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y" -> at_hash "77QmUPtjPfzWtF2AnpK9RQ".
-        assert_eq!(at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 
     #[test]
     fn hashed_login_hint_is_lowercase_hex_sha256() {
         let h = hashed_login_hint(&Msisdn::parse("447700900301").unwrap());
         assert_eq!(h.len(), 64);
-        assert!(h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         let d = digest::digest(&digest::SHA256, b"MSISDN:447700900301");
-        assert_eq!(h, d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>());
+        assert_eq!(
+            h,
+            d.as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
     }
 
     #[test]
     fn displayed_data_joins_the_shown_parts() {
-        assert_eq!(displayed_data("Shop", Some("Pay 10"), None), "Shop | Pay 10");
+        assert_eq!(
+            displayed_data("Shop", Some("Pay 10"), None),
+            "Shop | Pay 10"
+        );
     }
 }

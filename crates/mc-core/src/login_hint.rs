@@ -35,7 +35,9 @@ impl LoginHint {
             }
             "PCR" => {
                 let ok = (1..=128).contains(&value.len())
-                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
                 ok.then(|| LoginHint::Pcr(value.to_owned()))
             }
             _ => None,
@@ -71,7 +73,7 @@ fn ciphertext_candidates(value: &str) -> Vec<Vec<u8>> {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -87,7 +89,12 @@ mod tests {
     #[test]
     fn msisdn_with_and_without_plus_and_any_case() {
         let want = LoginHint::Msisdn(Msisdn::parse("447700900301").unwrap());
-        for raw in ["MSISDN:447700900301", "MSISDN:+447700900301", "msisdn:447700900301", "MSISDN%3A447700900301"] {
+        for raw in [
+            "MSISDN:447700900301",
+            "MSISDN:+447700900301",
+            "msisdn:447700900301",
+            "MSISDN%3A447700900301",
+        ] {
             assert_eq!(LoginHint::parse(raw), Some(want.clone()), "{raw}");
         }
     }
@@ -98,7 +105,11 @@ mod tests {
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let b64 = STANDARD.encode(&bytes);
         let b64url = URL_SAFE_NO_PAD.encode(&bytes);
-        for raw in [format!("ENCR_MSISDN:{hex}"), format!("ENCR_MSISDN:{b64}"), format!("ENCR_MSISDN:{b64url}")] {
+        for raw in [
+            format!("ENCR_MSISDN:{hex}"),
+            format!("ENCR_MSISDN:{b64}"),
+            format!("ENCR_MSISDN:{b64url}"),
+        ] {
             match LoginHint::parse(&raw) {
                 Some(LoginHint::EncryptedMsisdn(c)) => assert!(c.contains(&bytes), "{raw}"),
                 other => panic!("{raw}: {other:?}"),
@@ -108,10 +119,25 @@ mod tests {
 
     #[test]
     fn pcr_and_rejections() {
-        assert_eq!(LoginHint::parse("PCR:ab-12_CD"), Some(LoginHint::Pcr("ab-12_CD".into())));
-        for bad in ["", "447700900301", "MSISDN:", "MSISDN:abc", "EMAIL:a@b", "PCR:", "PCR:a b", "ENCR_MSISDN:zz"] {
+        assert_eq!(
+            LoginHint::parse("PCR:ab-12_CD"),
+            Some(LoginHint::Pcr("ab-12_CD".into()))
+        );
+        for bad in [
+            "",
+            "447700900301",
+            "MSISDN:",
+            "MSISDN:abc",
+            "EMAIL:a@b",
+            "PCR:",
+            "PCR:a b",
+            "ENCR_MSISDN:zz",
+        ] {
             assert_eq!(LoginHint::parse(bad), None, "{bad}");
         }
-        assert_eq!(LoginHint::parse(&format!("MSISDN:{}", "1".repeat(10_000))), None);
+        assert_eq!(
+            LoginHint::parse(&format!("MSISDN:{}", "1".repeat(10_000))),
+            None
+        );
     }
 }

@@ -20,15 +20,28 @@ pub struct MetadataInput<'a> {
 }
 
 /// Device-initiated versions published in `mc_version`.
-const DI_VERSIONS: [McVersion; 5] =
-    [McVersion::V1_1, McVersion::V1_2, McVersion::V2_0, McVersion::DiR2V2_3, McVersion::DiV3_0];
+const DI_VERSIONS: [McVersion; 5] = [
+    McVersion::V1_1,
+    McVersion::V1_2,
+    McVersion::V2_0,
+    McVersion::DiR2V2_3,
+    McVersion::DiV3_0,
+];
 
 /// The metadata document.
 pub fn provider_metadata(m: &MetadataInput<'_>) -> Value {
     let base = m.base_url.trim_end_matches('/');
-    let acr: Vec<&str> = if m.loa3_available { vec!["2", "3"] } else { vec!["2"] };
+    let acr: Vec<&str> = if m.loa3_available {
+        vec!["2", "3"]
+    } else {
+        vec!["2"]
+    };
     let versions: Vec<&str> = DI_VERSIONS.iter().map(|v| v.as_str()).collect();
-    let front_channel_scopes: Vec<&str> = KNOWN_SCOPES.iter().copied().filter(|s| *s != "mc_atp").collect();
+    let front_channel_scopes: Vec<&str> = KNOWN_SCOPES
+        .iter()
+        .copied()
+        .filter(|s| *s != "mc_atp")
+        .collect();
     json!({
         "issuer": m.issuer,
         "authorization_endpoint": format!("{base}/authorize"),
@@ -79,20 +92,39 @@ mod tests {
             amr_values: &["SIM_OK", "SIM_PIN"],
             loa3_available: true,
         });
-        for key in ["mc_version", "mobile_connect_version_supported", "login_hint_methods_supported",
-                    "acr_values_supported", "scopes_supported", "subject_types_supported",
-                    "mc_amr_values_supported", "claims_parameter_supported"] {
+        for key in [
+            "mc_version",
+            "mobile_connect_version_supported",
+            "login_hint_methods_supported",
+            "acr_values_supported",
+            "scopes_supported",
+            "subject_types_supported",
+            "mc_amr_values_supported",
+            "claims_parameter_supported",
+        ] {
             assert!(m.get(key).is_some(), "{key}");
         }
         assert_eq!(m["token_endpoint"], "http://127.0.0.1:8080/token");
         let hints = m["login_hint_methods_supported"].as_array().unwrap();
-        assert!(hints.contains(&json!("ENCR_MSISDN")) && hints.contains(&json!("ENCRYPTED_MSISDN")));
-        assert!(m["subject_types_supported"].as_array().unwrap().contains(&json!("pairwise")));
+        assert!(
+            hints.contains(&json!("ENCR_MSISDN")) && hints.contains(&json!("ENCRYPTED_MSISDN"))
+        );
+        assert!(
+            m["subject_types_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("pairwise"))
+        );
     }
 
     #[test]
     fn loa3_is_advertised_only_when_available() {
-        let m = provider_metadata(&MetadataInput { issuer: "i", base_url: "b", amr_values: &[], loa3_available: false });
+        let m = provider_metadata(&MetadataInput {
+            issuer: "i",
+            base_url: "b",
+            amr_values: &[],
+            loa3_available: false,
+        });
         assert_eq!(m["acr_values_supported"], json!(["2"]));
     }
 }

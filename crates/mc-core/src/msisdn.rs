@@ -21,8 +21,14 @@ impl Msisdn {
     /// Parses a number as a person types it: spaces, dashes, dots and parentheses are
     /// dropped and a leading international `00` counts as `+`.
     pub fn parse_typed(raw: &str) -> Option<Self> {
-        let kept: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
-        let kept = kept.strip_prefix("00").map(|r| format!("+{r}")).unwrap_or(kept);
+        let kept: String = raw
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        let kept = kept
+            .strip_prefix("00")
+            .map(|r| format!("+{r}"))
+            .unwrap_or(kept);
         Self::parse(&kept)
     }
 
@@ -62,13 +68,27 @@ mod tests {
 
     #[test]
     fn accepts_with_and_without_plus() {
-        assert_eq!(Msisdn::parse("+447700900301"), Msisdn::parse("447700900301"));
-        assert_eq!(Msisdn::parse("447700900301").unwrap().as_str(), "447700900301");
+        assert_eq!(
+            Msisdn::parse("+447700900301"),
+            Msisdn::parse("447700900301")
+        );
+        assert_eq!(
+            Msisdn::parse("447700900301").unwrap().as_str(),
+            "447700900301"
+        );
     }
 
     #[test]
     fn rejects_garbage_short_long_and_leading_zero() {
-        for bad in ["", "+", "44 7700", "12345", "1234567890123456", "0447700900301", "44770090030a"] {
+        for bad in [
+            "",
+            "+",
+            "44 7700",
+            "12345",
+            "1234567890123456",
+            "0447700900301",
+            "44770090030a",
+        ] {
             assert!(Msisdn::parse(bad).is_none(), "{bad}");
         }
     }
@@ -79,7 +99,11 @@ mod tests {
         for typed in ["+44 7700 900301", "0044-7700-900301", "+44 (7700) 900.301"] {
             assert_eq!(Msisdn::parse_typed(typed), want, "{typed}");
         }
-        assert_eq!(Msisdn::parse_typed("07700 900301"), None, "national format is ambiguous");
+        assert_eq!(
+            Msisdn::parse_typed("07700 900301"),
+            None,
+            "national format is ambiguous"
+        );
     }
 
     #[test]

@@ -60,7 +60,10 @@ impl RawParams {
 
     /// The value, or `None` when absent or empty.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn is_duplicated(&self, key: &str) -> bool {
@@ -106,7 +109,8 @@ mod tests {
 
     #[test]
     fn decodes_plus_and_percent() {
-        let p = RawParams::from_urlencoded(b"scope=openid+mc_authn&login_hint=MSISDN%3A4477").unwrap();
+        let p =
+            RawParams::from_urlencoded(b"scope=openid+mc_authn&login_hint=MSISDN%3A4477").unwrap();
         assert_eq!(p.get("scope"), Some("openid mc_authn"));
         assert_eq!(p.get("login_hint"), Some("MSISDN:4477"));
     }
@@ -121,16 +125,31 @@ mod tests {
 
     #[test]
     fn invalid_utf8_bad_escapes_and_oversize_are_malformed() {
-        assert_eq!(RawParams::from_urlencoded(b"a=%FF%FE").unwrap_err(), McError::MalformedRequest);
-        assert_eq!(RawParams::from_urlencoded(b"a=%G1").unwrap_err(), McError::MalformedRequest);
-        assert_eq!(RawParams::from_urlencoded(b"a=%4").unwrap_err(), McError::MalformedRequest);
+        assert_eq!(
+            RawParams::from_urlencoded(b"a=%FF%FE").unwrap_err(),
+            McError::MalformedRequest
+        );
+        assert_eq!(
+            RawParams::from_urlencoded(b"a=%G1").unwrap_err(),
+            McError::MalformedRequest
+        );
+        assert_eq!(
+            RawParams::from_urlencoded(b"a=%4").unwrap_err(),
+            McError::MalformedRequest
+        );
         let big = vec![b'a'; MAX_REQUEST_BYTES + 1];
-        assert_eq!(RawParams::from_urlencoded(&big).unwrap_err(), McError::MalformedRequest);
+        assert_eq!(
+            RawParams::from_urlencoded(&big).unwrap_err(),
+            McError::MalformedRequest
+        );
     }
 
     #[test]
     fn too_many_parameters_is_malformed() {
         let body: String = (0..=MAX_PARAMETERS).map(|i| format!("p{i}=1&")).collect();
-        assert_eq!(RawParams::from_urlencoded(body.as_bytes()).unwrap_err(), McError::MalformedRequest);
+        assert_eq!(
+            RawParams::from_urlencoded(body.as_bytes()).unwrap_err(),
+            McError::MalformedRequest
+        );
     }
 }

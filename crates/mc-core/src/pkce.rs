@@ -27,7 +27,10 @@ pub struct PkceVerified(());
 
 /// `code_challenge` + `code_challenge_method`: only `S256` (RFC 9700 §2.1.1 forbids relying
 /// on `plain`); a method without a challenge is an error too.
-pub fn check_code_challenge(challenge: Option<&str>, method: Option<&str>) -> Result<Option<CodeChallenge>, McError> {
+pub fn check_code_challenge(
+    challenge: Option<&str>,
+    method: Option<&str>,
+) -> Result<Option<CodeChallenge>, McError> {
     match (challenge, method) {
         (None, None) => Ok(None),
         (Some(c), Some("S256")) if is_s256_shaped(c) => Ok(Some(CodeChallenge(c.to_owned()))),
@@ -37,22 +40,36 @@ pub fn check_code_challenge(challenge: Option<&str>, method: Option<&str>) -> Re
 }
 
 fn is_s256_shaped(c: &str) -> bool {
-    c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    c.len() == 43
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge. Verifier shape per §4.1.
-pub fn verify_code_verifier(challenge: &CodeChallenge, verifier: Option<&str>) -> Result<PkceVerified, McError> {
+pub fn verify_code_verifier(
+    challenge: &CodeChallenge,
+    verifier: Option<&str>,
+) -> Result<PkceVerified, McError> {
     let verifier = verifier.ok_or(McError::InvalidGrant("code_verifier is missing"))?;
     let shaped = (43..=128).contains(&verifier.len())
-        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
     if !shaped {
         return Err(McError::InvalidGrant("code_verifier is invalid"));
     }
     let computed = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
-    if aws_lc_rs::constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.0.as_bytes()).is_ok() {
+    if aws_lc_rs::constant_time::verify_slices_are_equal(
+        computed.as_bytes(),
+        challenge.0.as_bytes(),
+    )
+    .is_ok()
+    {
         Ok(PkceVerified(()))
     } else {
-        Err(McError::InvalidGrant("code_verifier does not match the code_challenge"))
+        Err(McError::InvalidGrant(
+            "code_verifier does not match the code_challenge",
+        ))
     }
 }
 
@@ -66,7 +83,9 @@ mod tests {
 
     #[test]
     fn rfc_7636_example_verifies() {
-        let c = check_code_challenge(Some(CHALLENGE), Some("S256")).unwrap().unwrap();
+        let c = check_code_challenge(Some(CHALLENGE), Some("S256"))
+            .unwrap()
+            .unwrap();
         assert!(verify_code_verifier(&c, Some(VERIFIER)).is_ok());
     }
 

@@ -132,7 +132,15 @@ mod tests {
 
     #[test]
     fn phone_scopes_release_the_number() {
-        assert!(Scope::parse("openid mc_identity_phonenumber").unwrap().releases_phone_number());
-        assert!(Scope::parse("openid phone").unwrap().releases_phone_number());
+        assert!(
+            Scope::parse("openid mc_identity_phonenumber")
+                .unwrap()
+                .releases_phone_number()
+        );
+        assert!(
+            Scope::parse("openid phone")
+                .unwrap()
+                .releases_phone_number()
+        );
     }
 }

@@ -6,17 +6,25 @@ use url::Url;
 /// otherwise the host shared by all its redirect URIs. `None` when the redirect URIs span
 /// several hosts and no sector identifier was given (registration must then be refused,
 /// as OIDC Core §8.1 requires).
-pub fn derive_sector(sector_identifier_uri: Option<&str>, redirect_uris: &[String]) -> Option<String> {
+pub fn derive_sector(
+    sector_identifier_uri: Option<&str>,
+    redirect_uris: &[String],
+) -> Option<String> {
     if let Some(uri) = sector_identifier_uri {
         return host_of(uri);
     }
     let mut hosts = redirect_uris.iter().map(|u| host_of(u));
     let first = hosts.next()??;
-    hosts.all(|h| h.as_deref() == Some(first.as_str())).then_some(first)
+    hosts
+        .all(|h| h.as_deref() == Some(first.as_str()))
+        .then_some(first)
 }
 
 fn host_of(uri: &str) -> Option<String> {
-    Url::parse(uri).ok()?.host_str().map(str::to_ascii_lowercase)
+    Url::parse(uri)
+        .ok()?
+        .host_str()
+        .map(str::to_ascii_lowercase)
 }
 
 /// A redirect URI acceptable at registration: absolute, no fragment, `https` or loopback
@@ -39,14 +47,23 @@ mod tests {
 
     #[test]
     fn sector_from_identifier_or_single_host() {
-        let uris = vec!["https://shop.example/cb".to_owned(), "https://shop.example/cb2".to_owned()];
+        let uris = vec![
+            "https://shop.example/cb".to_owned(),
+            "https://shop.example/cb2".to_owned(),
+        ];
         assert_eq!(derive_sector(None, &uris).as_deref(), Some("shop.example"));
-        assert_eq!(derive_sector(Some("https://Sector.Example/ids.json"), &uris).as_deref(), Some("sector.example"));
+        assert_eq!(
+            derive_sector(Some("https://Sector.Example/ids.json"), &uris).as_deref(),
+            Some("sector.example")
+        );
     }
 
     #[test]
     fn several_hosts_without_identifier_has_no_sector() {
-        let uris = vec!["https://a.example/cb".to_owned(), "https://b.example/cb".to_owned()];
+        let uris = vec![
+            "https://a.example/cb".to_owned(),
+            "https://b.example/cb".to_owned(),
+        ];
         assert_eq!(derive_sector(None, &uris), None);
     }
 

@@ -25,35 +25,54 @@ pub struct PresentedCredentials {
 /// Proof that a client's secret was verified; grant handlers require it.
 #[derive(Debug, Clone)]
 pub struct ClientAuthenticated {
-    pub client_id: String,
-    _proof: (),
+    client_id: String,
 }
 
 impl ClientAuthenticated {
     /// Minted by the gateway's secret check only (see `mc_gateway::client_auth`).
     pub fn mint_after_verification(client_id: String) -> Self {
-        ClientAuthenticated { client_id, _proof: () }
+        ClientAuthenticated { client_id }
+    }
+
+    /// The authenticated client.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
     }
 }
 
 /// Reads `Authorization: Basic` and the body's `client_id`/`client_secret`. The Java SDK
 /// sends both; that is accepted when they agree (digest §5.1) and refused when they differ.
-pub fn presented_credentials(authorization: Option<&str>, body: &RawParams) -> Result<PresentedCredentials, McError> {
+pub fn presented_credentials(
+    authorization: Option<&str>,
+    body: &RawParams,
+) -> Result<PresentedCredentials, McError> {
     let basic = authorization.map(parse_basic).transpose()?;
     let post = match (body.get("client_id"), body.get("client_secret")) {
         (Some(id), Some(secret)) => Some((id.to_owned(), secret.to_owned())),
         _ => None,
     };
     match (basic, post) {
-        (Some(b), Some(p)) if b == p => Ok(PresentedCredentials { client_id: b.0, secret: b.1, method: AuthMethod::ClientSecretBasic }),
+        (Some(b), Some(p)) if b == p => Ok(PresentedCredentials {
+            client_id: b.0,
+            secret: b.1,
+            method: AuthMethod::ClientSecretBasic,
+        }),
         (Some(_), Some(_)) => Err(McError::InvalidClient),
         (Some((client_id, secret)), None) => {
             if body.get("client_id").is_some_and(|id| id != client_id) {
                 return Err(McError::InvalidClient);
             }
-            Ok(PresentedCredentials { client_id, secret, method: AuthMethod::ClientSecretBasic })
+            Ok(PresentedCredentials {
+                client_id,
+                secret,
+                method: AuthMethod::ClientSecretBasic,
+            })
         }
-        (None, Some((client_id, secret))) => Ok(PresentedCredentials { client_id, secret, method: AuthMethod::ClientSecretPost }),
+        (None, Some((client_id, secret))) => Ok(PresentedCredentials {
+            client_id,
+            secret,
+            method: AuthMethod::ClientSecretPost,
+        }),
         (None, None) => Err(McError::InvalidClient),
     }
 }
@@ -64,7 +83,9 @@ fn parse_basic(header: &str) -> Result<(String, String), McError> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(McError::InvalidClient);
     }
-    let decoded = STANDARD.decode(value.trim()).map_err(|_| McError::InvalidClient)?;
+    let decoded = STANDARD
+        .decode(value.trim())
+        .map_err(|_| McError::InvalidClient)?;
     let decoded = String::from_utf8(decoded).map_err(|_| McError::InvalidClient)?;
     let (id, secret) = decoded.split_once(':').ok_or(McError::InvalidClient)?;
     let unescape = |s: &str| {
@@ -93,10 +114,16 @@ pub fn check_code_grant(p: &RawParams) -> Result<CodeGrant, McError> {
     if !p.duplicated().is_empty() {
         return Err(McError::InvalidTokenRequest("duplicate parameters"));
     }
-    let code = p.get("code").ok_or(McError::InvalidTokenRequest("MANDATORY parameter code is missing"))?;
-    let redirect_uri = p.get("redirect_uri").ok_or(McError::InvalidTokenRequest("MANDATORY parameter redirect_uri is missing"))?;
+    let code = p.get("code").ok_or(McError::InvalidTokenRequest(
+        "MANDATORY parameter code is missing",
+    ))?;
+    let redirect_uri = p.get("redirect_uri").ok_or(McError::InvalidTokenRequest(
+        "MANDATORY parameter redirect_uri is missing",
+    ))?;
     if code.len() > 256 {
-        return Err(McError::InvalidGrant("Authorization code doesn't exist or is invalid for the client"));
+        return Err(McError::InvalidGrant(
+            "Authorization code doesn't exist or is invalid for the client",
+        ));
     }
     Ok(CodeGrant {
         code: code.to_owned(),
@@ -120,19 +147,46 @@ mod tests {
     #[test]
     fn basic_post_and_agreeing_duplicate() {
         let b = presented_credentials(Some(&basic("shop", "s3")), &body("")).unwrap();
-        assert_eq!((b.client_id.as_str(), b.method), ("shop", AuthMethod::ClientSecretBasic));
+        assert_eq!(
+            (b.client_id.as_str(), b.method),
+            ("shop", AuthMethod::ClientSecretBasic)
+        );
         let p = presented_credentials(None, &body("client_id=shop&client_secret=s3")).unwrap();
         assert_eq!(p.method, AuthMethod::ClientSecretPost);
-        assert!(presented_credentials(Some(&basic("shop", "s3")), &body("client_id=shop&client_secret=s3")).is_ok());
+        assert!(
+            presented_credentials(
+                Some(&basic("shop", "s3")),
+                &body("client_id=shop&client_secret=s3")
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn disagreeing_missing_and_malformed_credentials() {
-        assert_eq!(presented_credentials(Some(&basic("shop", "s3")), &body("client_id=shop&client_secret=x")), Err(McError::InvalidClient));
-        assert_eq!(presented_credentials(Some(&basic("shop", "s3")), &body("client_id=other")), Err(McError::InvalidClient));
-        assert_eq!(presented_credentials(None, &body("client_id=shop")), Err(McError::InvalidClient));
-        assert_eq!(presented_credentials(Some("Basic !!!"), &body("")), Err(McError::InvalidClient));
-        assert_eq!(presented_credentials(Some("Bearer x"), &body("")), Err(McError::InvalidClient));
+        assert_eq!(
+            presented_credentials(
+                Some(&basic("shop", "s3")),
+                &body("client_id=shop&client_secret=x")
+            ),
+            Err(McError::InvalidClient)
+        );
+        assert_eq!(
+            presented_credentials(Some(&basic("shop", "s3")), &body("client_id=other")),
+            Err(McError::InvalidClient)
+        );
+        assert_eq!(
+            presented_credentials(None, &body("client_id=shop")),
+            Err(McError::InvalidClient)
+        );
+        assert_eq!(
+            presented_credentials(Some("Basic !!!"), &body("")),
+            Err(McError::InvalidClient)
+        );
+        assert_eq!(
+            presented_credentials(Some("Bearer x"), &body("")),
+            Err(McError::InvalidClient)
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@ pub fn hash_client_secret(secret: &str) -> String {
 }
 
 fn secret_matches(secret: &str, stored: &str) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(hash_client_secret(secret).as_bytes(), stored.as_bytes()).is_ok()
+    aws_lc_rs::constant_time::verify_slices_are_equal(
+        hash_client_secret(secret).as_bytes(),
+        stored.as_bytes(),
+    )
+    .is_ok()
 }
 
 /// `client_secret_basic` / `client_secret_post` (and the Java SDK's agreeing duplicate).
@@ -26,14 +30,23 @@ pub async fn authenticate_client(
     body: &RawParams,
 ) -> Result<(ClientAuthenticated, ClientRecord), McError> {
     let presented = presented_credentials(authorization, body)?;
-    let record = s.store.get_client(&presented.client_id).await.map_err(store_failure)?;
+    let record = s
+        .store
+        .get_client(&presented.client_id)
+        .await
+        .map_err(store_failure)?;
     let Some(record) = record else {
         // Same work as for a known client, so timing does not reveal which ids exist.
         let _ = secret_matches(&presented.secret, "sha256:0");
         return Err(McError::InvalidClient);
     };
-    if !secret_matches(&presented.secret, &record.secret_hash) || record.status != ClientStatus::Active {
+    if !secret_matches(&presented.secret, &record.secret_hash)
+        || record.status != ClientStatus::Active
+    {
         return Err(McError::InvalidClient);
     }
-    Ok((ClientAuthenticated::mint_after_verification(record.client_id.clone()), record))
+    Ok((
+        ClientAuthenticated::mint_after_verification(record.client_id.clone()),
+        record,
+    ))
 }

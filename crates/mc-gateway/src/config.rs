@@ -31,7 +31,11 @@ pub struct TokenLifetimes {
 
 impl Default for TokenLifetimes {
     fn default() -> Self {
-        TokenLifetimes { code_secs: 60, access_token_secs: 3600, id_token_secs: 300 }
+        TokenLifetimes {
+            code_secs: 60,
+            access_token_secs: 3600,
+            id_token_secs: 300,
+        }
     }
 }
 
@@ -75,7 +79,9 @@ pub struct AuthenticatorsConfig {
 
 impl Default for AuthenticatorsConfig {
     fn default() -> Self {
-        AuthenticatorsConfig { enabled: vec!["app_push".into()] }
+        AuthenticatorsConfig {
+            enabled: vec!["app_push".into()],
+        }
     }
 }
 
@@ -91,7 +97,10 @@ impl GatewayConfig {
     /// Checks that serde cannot express; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
         let url = url::Url::parse(&self.issuer).map_err(|e| format!("issuer: not a URL ({e})"))?;
-        if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some() {
+        if !matches!(url.scheme(), "https" | "http")
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
             return Err("issuer: must be an http(s) URL without query or fragment".into());
         }
         if self.tokens.code_secs == 0 || self.tokens.code_secs > 600 {
@@ -120,10 +129,18 @@ impl GatewayConfig {
         if self.authenticators.enabled.is_empty() {
             return Err("authenticators.enabled: at least one authenticator must be on".into());
         }
-        if let Some(h) = &self.admin.token_sha256 {
-            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-                return Err("admin.token_sha256: must be 64 lowercase hex digits".into());
-            }
+        let hex64 = |h: &str| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        if self
+            .admin
+            .token_sha256
+            .as_deref()
+            .is_some_and(|h| !hex64(h))
+        {
+            return Err("admin.token_sha256: must be 64 lowercase hex digits".into());
         }
         Ok(())
     }

@@ -17,13 +17,17 @@ pub struct ApiError {
 
 impl From<McError> for ApiError {
     fn from(error: McError) -> Self {
-        ApiError { error, correlation_id: None }
+        ApiError {
+            error,
+            correlation_id: None,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let status =
+            StatusCode::from_u16(self.error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         let mut body = json!({"error": self.error.code().as_str(), "error_description": self.error.description()});
         if let Some(c) = self.correlation_id {
             body["correlation_id"] = json!(c);
@@ -33,13 +37,24 @@ impl IntoResponse for ApiError {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self.error {
             McError::InvalidClient => {
-                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"token\""));
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"token\""),
+                );
             }
             McError::MissingAccessToken => {
-                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_request\", error_description=\"No Access Token\""));
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer error=\"invalid_request\", error_description=\"No Access Token\"",
+                    ),
+                );
             }
             McError::InvalidAccessToken => {
-                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
             }
             McError::Throttled => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -52,7 +67,10 @@ impl IntoResponse for ApiError {
 
 /// An error shown to the browser because no verified redirect URI exists.
 pub fn error_page(error: &McError) -> Response {
-    let page = ErrorPage { error: error.code().as_str(), description: &error.description() };
+    let page = ErrorPage {
+        error: error.code().as_str(),
+        description: &error.description(),
+    };
     let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
@@ -66,7 +84,14 @@ pub fn error_page(error: &McError) -> Response {
 /// A `302 Found` to `location`.
 pub fn redirect(location: &str) -> Response {
     match HeaderValue::from_str(location) {
-        Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]).into_response(),
+        Ok(v) => (
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, v),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+        )
+            .into_response(),
         Err(_) => error_page(&McError::ServerError),
     }
 }

@@ -48,7 +48,11 @@ impl Kek {
         rand::fill(&mut nonce).map_err(|_| KeyError::Crypto("rng"))?;
         let mut buf = plaintext.to_vec();
         self.0
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(kid.as_bytes()), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(kid.as_bytes()),
+                &mut buf,
+            )
             .map_err(|_| KeyError::Crypto("seal"))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
@@ -62,9 +66,19 @@ impl Kek {
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Unseal)?;
         let mut buf = rest.to_vec();
-        let plain = self.0.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf).map_err(|_| KeyError::Unseal)?;
+        let plain = self
+            .0
+            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
+            .map_err(|_| KeyError::Unseal)?;
         Ok(plain.to_vec())
     }
+}
+
+/// 32 fresh random bytes for a new key-encryption key.
+pub fn new_kek_bytes() -> Result<[u8; 32], KeyError> {
+    let mut b = [0u8; 32];
+    rand::fill(&mut b).map_err(|_| KeyError::Crypto("rng"))?;
+    Ok(b)
 }
 
 struct SigningKey {
@@ -94,19 +108,27 @@ impl KeyRing {
     /// Two nodes starting at once may both generate; the store's kid uniqueness plus a reload
     /// makes them converge on whatever was stored (they may keep different keys until
     /// restart; both are published — see docs/decisions.md).
-    pub async fn load_or_create(store: &dyn KeyStore, kek: &Kek, now: i64) -> Result<Self, KeyError> {
+    pub async fn load_or_create(
+        store: &dyn KeyStore,
+        kek: &Kek,
+        now: i64,
+    ) -> Result<Self, KeyError> {
         let mut records = store.list_keys().await?;
         for key_use in [SIG, ENC] {
             if !records.iter().any(|r| r.key_use == key_use) {
                 // RSA key generation takes up to a second of CPU: keep it off the async workers.
                 let record = tokio::task::spawn_blocking(generate_pkcs8)
                     .await
-                .map_err(|_| KeyError::Crypto("keygen task"))??;
+                    .map_err(|_| KeyError::Crypto("keygen task"))??;
                 let kid = thumbprint_of_pkcs8(&record)?;
                 let rec = KeyRecord {
                     kid: kid.clone(),
                     key_use: key_use.into(),
-                    alg: if key_use == SIG { "RS256".into() } else { "RSA-OAEP".into() },
+                    alg: if key_use == SIG {
+                        "RS256".into()
+                    } else {
+                        "RSA-OAEP".into()
+                    },
                     private_sealed: kek.seal(&kid, &record)?,
                     created_at: now,
                 };
@@ -121,29 +143,45 @@ impl KeyRing {
     }
 
     fn from_records(records: &[KeyRecord], kek: &Kek) -> Result<Self, KeyError> {
-        let newest = |u: &str| records.iter().filter(|r| r.key_use == u).max_by_key(|r| (r.created_at, r.kid.clone()));
+        let newest = |u: &str| {
+            records
+                .iter()
+                .filter(|r| r.key_use == u)
+                .max_by_key(|r| (r.created_at, r.kid.clone()))
+        };
         let sig = newest(SIG).ok_or(KeyError::Crypto("no signing key"))?;
         let enc = newest(ENC).ok_or(KeyError::Crypto("no encryption key"))?;
         let sig_der = kek.open(&sig.kid, &sig.private_sealed)?;
-        let pair = KeyPair::from_pkcs8(&sig_der).map_err(|_| KeyError::Crypto("signing key rejected"))?;
+        let pair =
+            KeyPair::from_pkcs8(&sig_der).map_err(|_| KeyError::Crypto("signing key rejected"))?;
         let public_der = pair.public_key().as_ref().to_vec();
         let enc_der = kek.open(&enc.kid, &enc.private_sealed)?;
-        let enc_pair = KeyPair::from_pkcs8(&enc_der).map_err(|_| KeyError::Crypto("encryption key rejected"))?;
-        let private = PrivateDecryptingKey::from_pkcs8(&enc_der).map_err(|_| KeyError::Crypto("encryption key rejected"))?;
+        let enc_pair = KeyPair::from_pkcs8(&enc_der)
+            .map_err(|_| KeyError::Crypto("encryption key rejected"))?;
+        let private = PrivateDecryptingKey::from_pkcs8(&enc_der)
+            .map_err(|_| KeyError::Crypto("encryption key rejected"))?;
         // Every stored signing key is published (old ones verify tokens still in circulation);
         // only the newest signs.
         let mut keys = Vec::new();
         for r in records.iter().filter(|r| r.key_use == SIG) {
             let der = kek.open(&r.kid, &r.private_sealed)?;
-            let p = KeyPair::from_pkcs8(&der).map_err(|_| KeyError::Crypto("signing key rejected"))?;
+            let p =
+                KeyPair::from_pkcs8(&der).map_err(|_| KeyError::Crypto("signing key rejected"))?;
             keys.push(rsa_jwk(&p, &r.kid, Some("RS256"), SIG));
         }
         // The encryption key carries no `alg`: SPs may encrypt with OAEP or PKCS#1 v1.5 and we
         // accept both (digest §4.3); some RP libraries also refuse unknown `alg` values.
         keys.push(rsa_jwk(&enc_pair, &enc.kid, None, ENC));
         Ok(KeyRing {
-            signing: SigningKey { kid: sig.kid.clone(), pair, public_der },
-            encryption: EncryptionKey { kid: enc.kid.clone(), private },
+            signing: SigningKey {
+                kid: sig.kid.clone(),
+                pair,
+                public_der,
+            },
+            encryption: EncryptionKey {
+                kid: enc.kid.clone(),
+                private,
+            },
             jwks: json!({ "keys": keys }),
         })
     }
@@ -167,13 +205,20 @@ impl KeyRing {
     /// blocking task.
     pub fn sign_jwt(&self, claims: &impl serde::Serialize) -> Result<String, KeyError> {
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.signing.kid});
-        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|_| KeyError::Crypto("header"))?);
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|_| KeyError::Crypto("claims"))?);
+        let header = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&header).map_err(|_| KeyError::Crypto("header"))?);
+        let payload = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(claims).map_err(|_| KeyError::Crypto("claims"))?);
         let signing_input = format!("{header}.{payload}");
         let mut sig = vec![0u8; self.signing.pair.public_modulus_len()];
         self.signing
             .pair
-            .sign(&RSA_PKCS1_SHA256, &rand::SystemRandom::new(), signing_input.as_bytes(), &mut sig)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &rand::SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut sig,
+            )
             .map_err(|_| KeyError::Crypto("sign"))?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
@@ -191,7 +236,10 @@ impl KeyRing {
             return None;
         }
         let sig = URL_SAFE_NO_PAD.decode(s).ok()?;
-        let key = UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &self.signing.public_der);
+        let key = UnparsedPublicKey::new(
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            &self.signing.public_der,
+        );
         key.verify(format!("{h}.{p}").as_bytes(), &sig).ok()?;
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()
     }
@@ -199,10 +247,16 @@ impl KeyRing {
     /// Encrypts an MSISDN to our encryption key (RSA-OAEP-SHA256), hex-encoded: the
     /// `subscriber_id` Discovery hands out and SPs send back as `ENCR_MSISDN:`.
     pub fn encrypt_msisdn(&self, msisdn: &Msisdn) -> Result<String, KeyError> {
-        let public = OaepPublicEncryptingKey::new(self.encryption.private.public_key()).map_err(|_| KeyError::Crypto("oaep key"))?;
+        let public = OaepPublicEncryptingKey::new(self.encryption.private.public_key())
+            .map_err(|_| KeyError::Crypto("oaep key"))?;
         let mut out = vec![0u8; public.ciphertext_size()];
         let ct = public
-            .encrypt(&OAEP_SHA256_MGF1SHA256, msisdn.as_str().as_bytes(), &mut out, None)
+            .encrypt(
+                &OAEP_SHA256_MGF1SHA256,
+                msisdn.as_str().as_bytes(),
+                &mut out,
+                None,
+            )
             .map_err(|_| KeyError::Crypto("encrypt"))?;
         Ok(ct.iter().map(|b| format!("{b:02x}")).collect())
     }

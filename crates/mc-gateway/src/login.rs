@@ -11,12 +11,12 @@ use mc_authn::authenticator::Challenge;
 use mc_authn::hub::Event;
 use mc_authn::router::require_active_subscriber;
 use mc_core::McError;
+use mc_core::acr::AcrValues;
 use mc_core::authorize::redirect::Echo;
 use mc_core::authorize::{AuthorizeRequest, HintInput, VerifiedRedirectUri};
 use mc_core::client::ClientPolicy;
 use mc_core::login_hint::LoginHint;
 use mc_core::msisdn::Msisdn;
-use mc_core::acr::AcrValues;
 use mc_store::{AuthSession, SessionStatus, StoreError, SubscriberRecord};
 use serde_json::Value;
 
@@ -40,11 +40,17 @@ pub struct Refusal {
 }
 
 /// Starts a login for a validated request.
-pub async fn start_login(s: &AppState, req: AuthorizeRequest, client: &ClientPolicy) -> Result<Next, McError> {
+pub async fn start_login(
+    s: &AppState,
+    req: AuthorizeRequest,
+    client: &ClientPolicy,
+) -> Result<Next, McError> {
     let t = now();
     let subscriber = match &req.hint {
         None => None,
-        Some(hint) => Some(require_active_subscriber(resolve_hint(s, hint, client, t).await?)?),
+        Some(hint) => Some(require_active_subscriber(
+            resolve_hint(s, hint, client, t).await?,
+        )?),
     };
     let mut session = AuthSession {
         id: random_token(),
@@ -73,7 +79,10 @@ pub async fn start_login(s: &AppState, req: AuthorizeRequest, client: &ClientPol
     };
     match subscriber {
         None => {
-            s.store.create_session(&session, t).await.map_err(store_failure)?;
+            s.store
+                .create_session(&session, t)
+                .await
+                .map_err(store_failure)?;
             Ok(Next::AskNumber(session.id))
         }
         Some(sub) => {
@@ -81,7 +90,10 @@ pub async fn start_login(s: &AppState, req: AuthorizeRequest, client: &ClientPol
             session.subscriber_id = Some(sub.id.clone());
             session.status = SessionStatus::Pending;
             session.acr = Some(choice.loa.as_str().to_owned());
-            s.store.create_session(&session, t).await.map_err(busy_or_failure)?;
+            s.store
+                .create_session(&session, t)
+                .await
+                .map_err(busy_or_failure)?;
             challenge(s, &session, &sub, choice).await?;
             Ok(Next::Wait(session.id))
         }
@@ -90,7 +102,11 @@ pub async fn start_login(s: &AppState, req: AuthorizeRequest, client: &ClientPol
 
 /// The number typed on the no-hint page. Errors that concern the number itself (format)
 /// are returned as `Err(None)` so the page can ask again; everything else is redirected.
-pub async fn submit_number(s: &AppState, session_id: &str, typed: &str) -> Result<Next, Option<Refusal>> {
+pub async fn submit_number(
+    s: &AppState,
+    session_id: &str,
+    typed: &str,
+) -> Result<Next, Option<Refusal>> {
     let t = now();
     let session = load(s, session_id).await.map_err(|_| None)?;
     if session.status != SessionStatus::AwaitingNumber || session.expires_at <= t {
@@ -98,11 +114,19 @@ pub async fn submit_number(s: &AppState, session_id: &str, typed: &str) -> Resul
     }
     let msisdn = Msisdn::parse_typed(typed).ok_or(None)?;
     let fail = |e: McError| Some(refusal(&session, e));
-    let found = s.store.find_subscriber_by_msisdn(msisdn.as_str()).await.map_err(|e| fail(store_failure(e)))?;
+    let found = s
+        .store
+        .find_subscriber_by_msisdn(msisdn.as_str())
+        .await
+        .map_err(|e| fail(store_failure(e)))?;
     let sub = require_active_subscriber(found).map_err(fail)?;
-    let acr = AcrValues::parse(&session.acr_values).ok_or_else(|| fail(McError::InvalidAcrValues))?;
+    let acr =
+        AcrValues::parse(&session.acr_values).ok_or_else(|| fail(McError::InvalidAcrValues))?;
     let choice = s.router.choose(&sub, &acr).map_err(fail)?;
-    s.store.assign_subscriber(session_id, &sub.id, t).await.map_err(|e| fail(busy_or_failure(e)))?;
+    s.store
+        .assign_subscriber(session_id, &sub.id, choice.loa.as_str(), t)
+        .await
+        .map_err(|e| fail(busy_or_failure(e)))?;
     let mut session = session.clone();
     session.subscriber_id = Some(sub.id.clone());
     session.acr = Some(choice.loa.as_str().to_owned());
@@ -110,9 +134,14 @@ pub async fn submit_number(s: &AppState, session_id: &str, typed: &str) -> Resul
     Ok(Next::Wait(session.id))
 }
 
-/// `assign_subscriber` stores no level; the chosen level is re-derived from the session's
-/// `acr_values` and the subscriber when the answer comes (same router, same inputs).
-async fn challenge(s: &AppState, session: &AuthSession, sub: &SubscriberRecord, choice: mc_authn::router::Choice) -> Result<(), McError> {
+/// Announces the challenge through the chosen authenticator; a failure to start ends the
+/// login.
+async fn challenge(
+    s: &AppState,
+    session: &AuthSession,
+    sub: &SubscriberRecord,
+    choice: mc_authn::router::Choice,
+) -> Result<(), McError> {
     let c = Challenge {
         session_id: session.id.clone(),
         subscriber_id: sub.id.clone(),
@@ -125,8 +154,13 @@ async fn challenge(s: &AppState, session: &AuthSession, sub: &SubscriberRecord, 
     tracing::info!(session = %session.id, subscriber = %Msisdn::parse(&sub.msisdn).map(|m| m.masked()).unwrap_or_default(),
                    authenticator = choice.authenticator.name(), loa = choice.loa.as_str(), "challenge started");
     if let Err(e) = choice.authenticator.start(&c).await {
-        let denied = mc_store::Resolution::Denied { error: denial::START_FAILED.into() };
-        s.store.resolve_session(&session.id, &denied, now()).await.map_err(store_failure)?;
+        let denied = mc_store::Resolution::Denied {
+            error: denial::START_FAILED.into(),
+        };
+        s.store
+            .resolve_session(&session.id, &denied, now())
+            .await
+            .map_err(store_failure)?;
         return Err(e);
     }
     s.hub.publish(Event::Challenged(sub.id.clone()));
@@ -141,28 +175,48 @@ fn busy_or_failure(e: StoreError) -> McError {
 }
 
 /// Turns a hint into the subscriber it names (if any).
-async fn resolve_hint(s: &AppState, hint: &HintInput, client: &ClientPolicy, t: i64) -> Result<Option<SubscriberRecord>, McError> {
+async fn resolve_hint(
+    s: &AppState,
+    hint: &HintInput,
+    client: &ClientPolicy,
+    t: i64,
+) -> Result<Option<SubscriberRecord>, McError> {
     let msisdn = match hint {
         HintInput::LoginHint(LoginHint::Msisdn(m)) => m.clone(),
-        HintInput::LoginHint(LoginHint::EncryptedMsisdn(c)) => s.keys.decrypt_msisdn(c).ok_or(McError::InvalidLoginHint)?,
+        HintInput::LoginHint(LoginHint::EncryptedMsisdn(c)) => {
+            s.keys.decrypt_msisdn(c).ok_or(McError::InvalidLoginHint)?
+        }
         HintInput::LoginHint(LoginHint::Pcr(pcr)) => {
-            let Some(id) = s.store.subscriber_for_pcr(&client.sector, pcr).await.map_err(store_failure)? else {
+            let Some(id) = s
+                .store
+                .subscriber_for_pcr(&client.sector, pcr)
+                .await
+                .map_err(store_failure)?
+            else {
                 return Ok(None);
             };
             return s.store.get_subscriber(&id).await.map_err(store_failure);
         }
         HintInput::LoginHintToken(jwt) => msisdn_from_hint_token(s, jwt, t)?,
     };
-    s.store.find_subscriber_by_msisdn(msisdn.as_str()).await.map_err(store_failure)
+    s.store
+        .find_subscriber_by_msisdn(msisdn.as_str())
+        .await
+        .map_err(store_failure)
 }
 
 /// A `login_hint_token` minted by this operator's Discovery (MODRNA §6): signed with our
 /// key, `aud` is our issuer, issued in the last 10 minutes, carrying `MSISDN`.
 fn msisdn_from_hint_token(s: &AppState, jwt: &str, t: i64) -> Result<Msisdn, McError> {
-    let claims = s.keys.verify_own_jwt(jwt).ok_or(McError::InvalidLoginHint)?;
+    let claims = s
+        .keys
+        .verify_own_jwt(jwt)
+        .ok_or(McError::InvalidLoginHint)?;
     let aud_ok = match &claims["aud"] {
         Value::String(a) => a == &s.config.issuer,
-        Value::Array(a) => a.iter().any(|v| v == &Value::String(s.config.issuer.clone())),
+        Value::Array(a) => a
+            .iter()
+            .any(|v| v == &Value::String(s.config.issuer.clone())),
         _ => false,
     };
     let iat = claims["iat"].as_i64().ok_or(McError::InvalidLoginHint)?;
@@ -170,7 +224,11 @@ fn msisdn_from_hint_token(s: &AppState, jwt: &str, t: i64) -> Result<Msisdn, McE
     if !aud_ok || !fresh {
         return Err(McError::InvalidLoginHint);
     }
-    claims["MSISDN"].as_str().or(claims["msisdn"].as_str()).and_then(Msisdn::parse).ok_or(McError::InvalidLoginHint)
+    claims["MSISDN"]
+        .as_str()
+        .or(claims["msisdn"].as_str())
+        .and_then(Msisdn::parse)
+        .ok_or(McError::InvalidLoginHint)
 }
 
 /// What the waiting browser should see.
@@ -191,7 +249,9 @@ pub async fn wait_state(s: &AppState, session_id: &str) -> WaitState {
     };
     let t = now();
     match session.status {
-        SessionStatus::AwaitingNumber if session.expires_at > t => WaitState::Redirect(format!("/authorize/number/{}", session.id)),
+        SessionStatus::AwaitingNumber if session.expires_at > t => {
+            WaitState::Redirect(format!("/authorize/number/{}", session.id))
+        }
         SessionStatus::Pending if session.expires_at > t => WaitState::Pending(Box::new(session)),
         SessionStatus::AwaitingNumber | SessionStatus::Pending => {
             WaitState::Redirect(refusal(&session, McError::AuthenticationTimeout).location)
@@ -203,12 +263,24 @@ pub async fn wait_state(s: &AppState, session_id: &str) -> WaitState {
         SessionStatus::Approved => {
             let code = random_token();
             let expires = t + i64::from(s.config.tokens.code_secs);
-            match s.store.issue_code(&session.id, &sha256_hex(&code), expires).await {
+            match s
+                .store
+                .issue_code(&session.id, &sha256_hex(&code), expires)
+                .await
+            {
                 Ok(true) => {
-                    let echo = Echo { state: Some(&session.state), correlation_id: session.correlation_id.as_deref() };
-                    WaitState::Redirect(VerifiedRedirectUri::from_stored(session.redirect_uri.clone()).with_code(&code, &echo))
+                    let echo = Echo {
+                        state: Some(&session.state),
+                        correlation_id: session.correlation_id.as_deref(),
+                    };
+                    WaitState::Redirect(
+                        VerifiedRedirectUri::from_stored(session.redirect_uri.clone())
+                            .with_code(&code, &echo),
+                    )
                 }
-                Ok(false) => WaitState::Gone(McError::InvalidGrant("This login has already completed")),
+                Ok(false) => {
+                    WaitState::Gone(McError::InvalidGrant("This login has already completed"))
+                }
                 Err(e) => WaitState::Gone(store_failure(e)),
             }
         }
@@ -232,7 +304,11 @@ pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) 
             return false;
         }
         let id = session_id.to_owned();
-        s.hub.wait_for(left.min(Duration::from_millis(250)), move |e| *e == Event::SessionResolved(id.clone())).await;
+        s.hub
+            .wait_for(left.min(Duration::from_millis(250)), move |e| {
+                *e == Event::SessionResolved(id.clone())
+            })
+            .await;
     }
 }
 
@@ -240,12 +316,20 @@ async fn load(s: &AppState, session_id: &str) -> Result<AuthSession, McError> {
     if session_id.len() > 64 {
         return Err(McError::AuthenticationTimeout);
     }
-    s.store.get_session(session_id).await.map_err(store_failure)?.ok_or(McError::AuthenticationTimeout)
+    s.store
+        .get_session(session_id)
+        .await
+        .map_err(store_failure)?
+        .ok_or(McError::AuthenticationTimeout)
 }
 
 fn refusal(session: &AuthSession, error: McError) -> Refusal {
-    let echo = Echo { state: Some(&session.state), correlation_id: session.correlation_id.as_deref() };
-    let location = VerifiedRedirectUri::from_stored(session.redirect_uri.clone()).with_error(&error, &echo);
+    let echo = Echo {
+        state: Some(&session.state),
+        correlation_id: session.correlation_id.as_deref(),
+    };
+    let location =
+        VerifiedRedirectUri::from_stored(session.redirect_uri.clone()).with_error(&error, &echo);
     Refusal { error, location }
 }
 

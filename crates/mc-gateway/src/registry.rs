@@ -4,7 +4,9 @@
 use mc_core::msisdn::Msisdn;
 use mc_core::scope::{KNOWN_SCOPES, Scope};
 use mc_core::sector::{derive_sector, is_registrable_redirect_uri};
-use mc_store::{ClientRecord, ClientStatus, DynStore, StoreError, SubscriberRecord, SubscriberStatus};
+use mc_store::{
+    ClientRecord, ClientStatus, DynStore, StoreError, SubscriberRecord, SubscriberStatus,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::client_auth::hash_client_secret;
@@ -90,14 +92,25 @@ fn checked(spec: &ClientSpec) -> Result<(Vec<String>, String), RegistryError> {
     if spec.name.trim().is_empty() || spec.name.len() > 128 {
         return Err(invalid("name: required, at most 128 bytes"));
     }
-    if spec.short_name.trim().is_empty() || spec.short_name.len() > 64 || spec.short_name.chars().any(char::is_control) {
-        return Err(invalid("short_name: required, at most 64 bytes, no control characters"));
+    if spec.short_name.trim().is_empty()
+        || spec.short_name.len() > 64
+        || spec.short_name.chars().any(char::is_control)
+    {
+        return Err(invalid(
+            "short_name: required, at most 64 bytes, no control characters",
+        ));
     }
     if spec.redirect_uris.is_empty() || spec.redirect_uris.len() > 20 {
         return Err(invalid("redirect_uris: 1 to 20 URIs"));
     }
-    if let Some(bad) = spec.redirect_uris.iter().find(|u| !is_registrable_redirect_uri(u)) {
-        return Err(invalid(format!("redirect_uris: {bad:?} must be https (or http on loopback), absolute, without fragment")));
+    if let Some(bad) = spec
+        .redirect_uris
+        .iter()
+        .find(|u| !is_registrable_redirect_uri(u))
+    {
+        return Err(invalid(format!(
+            "redirect_uris: {bad:?} must be https (or http on loopback), absolute, without fragment"
+        )));
     }
     let scopes: Vec<String> = if spec.scopes.is_empty() {
         vec!["openid".into(), "mc_authn".into(), "mc_authz".into()]
@@ -111,15 +124,32 @@ fn checked(spec: &ClientSpec) -> Result<(Vec<String>, String), RegistryError> {
         return Err(invalid("scopes: must include openid"));
     }
     let sector = derive_sector(spec.sector_identifier_uri.as_deref(), &spec.redirect_uris)
-        .ok_or_else(|| invalid("sector_identifier_uri: required when redirect_uris span several hosts"))?;
-    Ok((Scope::from_values(scopes.iter().map(String::as_str)).iter().map(str::to_owned).collect(), sector))
+        .ok_or_else(|| {
+            invalid("sector_identifier_uri: required when redirect_uris span several hosts")
+        })?;
+    Ok((
+        Scope::from_values(scopes.iter().map(String::as_str))
+            .iter()
+            .map(str::to_owned)
+            .collect(),
+        sector,
+    ))
 }
 
 /// Registers a service provider; returns it and its secret (shown once, stored hashed).
-pub async fn create_client(store: &DynStore, spec: &ClientSpec) -> Result<(ClientRecord, String), RegistryError> {
+pub async fn create_client(
+    store: &DynStore,
+    spec: &ClientSpec,
+) -> Result<(ClientRecord, String), RegistryError> {
     let (allowed_scopes, sector) = checked(spec)?;
     let client_id = match &spec.client_id {
-        Some(id) if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => {
+        Some(id)
+            if id.is_empty()
+                || id.len() > 128
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
             return Err(invalid("client_id: 1 to 128 characters of [A-Za-z0-9-_.]"));
         }
         Some(id) => id.clone(),
@@ -143,9 +173,16 @@ pub async fn create_client(store: &DynStore, spec: &ClientSpec) -> Result<(Clien
 }
 
 /// Replaces a client's registration (not its id, secret or creation time).
-pub async fn update_client(store: &DynStore, client_id: &str, spec: &ClientSpec) -> Result<ClientRecord, RegistryError> {
+pub async fn update_client(
+    store: &DynStore,
+    client_id: &str,
+    spec: &ClientSpec,
+) -> Result<ClientRecord, RegistryError> {
     let (allowed_scopes, sector) = checked(spec)?;
-    let mut record = store.get_client(client_id).await?.ok_or(RegistryError::NotFound)?;
+    let mut record = store
+        .get_client(client_id)
+        .await?
+        .ok_or(RegistryError::NotFound)?;
     record.name = spec.name.clone();
     record.short_name = spec.short_name.clone();
     record.redirect_uris = spec.redirect_uris.clone();
@@ -156,16 +193,29 @@ pub async fn update_client(store: &DynStore, client_id: &str, spec: &ClientSpec)
 }
 
 /// Enables or disables a client.
-pub async fn set_client_status(store: &DynStore, client_id: &str, status: ClientStatus) -> Result<ClientRecord, RegistryError> {
-    let mut record = store.get_client(client_id).await?.ok_or(RegistryError::NotFound)?;
+pub async fn set_client_status(
+    store: &DynStore,
+    client_id: &str,
+    status: ClientStatus,
+) -> Result<ClientRecord, RegistryError> {
+    let mut record = store
+        .get_client(client_id)
+        .await?
+        .ok_or(RegistryError::NotFound)?;
     record.status = status;
     store.update_client(&record).await?;
     Ok(record)
 }
 
 /// Issues a new secret for a client (the old one stops working at once).
-pub async fn rotate_client_secret(store: &DynStore, client_id: &str) -> Result<String, RegistryError> {
-    let mut record = store.get_client(client_id).await?.ok_or(RegistryError::NotFound)?;
+pub async fn rotate_client_secret(
+    store: &DynStore,
+    client_id: &str,
+) -> Result<String, RegistryError> {
+    let mut record = store
+        .get_client(client_id)
+        .await?
+        .ok_or(RegistryError::NotFound)?;
     let secret = random_token();
     record.secret_hash = hash_client_secret(&secret);
     store.update_client(&record).await?;
@@ -210,8 +260,14 @@ pub struct SubscriberSpec {
 }
 
 fn checked_capabilities(caps: &[String]) -> Result<Vec<String>, RegistryError> {
-    if let Some(bad) = caps.iter().find(|c| !KNOWN_CAPABILITIES.contains(&c.as_str())) {
-        return Err(invalid(format!("capabilities: unknown capability {bad:?} (known: {})", KNOWN_CAPABILITIES.join(", "))));
+    if let Some(bad) = caps
+        .iter()
+        .find(|c| !KNOWN_CAPABILITIES.contains(&c.as_str()))
+    {
+        return Err(invalid(format!(
+            "capabilities: unknown capability {bad:?} (known: {})",
+            KNOWN_CAPABILITIES.join(", ")
+        )));
     }
     let mut caps = caps.to_vec();
     caps.sort();
@@ -220,7 +276,11 @@ fn checked_capabilities(caps: &[String]) -> Result<Vec<String>, RegistryError> {
 }
 
 fn checked_pin(pin: &str) -> Result<(), RegistryError> {
-    if mc_authn::pin::is_valid_pin(pin) { Ok(()) } else { Err(invalid("pin: 4 to 8 digits")) }
+    if mc_authn::pin::is_valid_pin(pin) {
+        Ok(())
+    } else {
+        Err(invalid("pin: 4 to 8 digits"))
+    }
 }
 
 fn parse_msisdn(raw: &str) -> Result<Msisdn, RegistryError> {
@@ -228,14 +288,25 @@ fn parse_msisdn(raw: &str) -> Result<Msisdn, RegistryError> {
 }
 
 /// Provisions a subscriber.
-pub async fn create_subscriber(store: &DynStore, spec: &SubscriberSpec) -> Result<SubscriberRecord, RegistryError> {
+pub async fn create_subscriber(
+    store: &DynStore,
+    spec: &SubscriberSpec,
+) -> Result<SubscriberRecord, RegistryError> {
     let msisdn = parse_msisdn(&spec.msisdn)?;
-    let caps = if spec.capabilities.is_empty() { vec!["app_push".into()] } else { spec.capabilities.clone() };
+    let caps = if spec.capabilities.is_empty() {
+        vec!["app_push".into()]
+    } else {
+        spec.capabilities.clone()
+    };
     let capabilities = checked_capabilities(&caps)?;
     let pin_hash = match &spec.pin {
         Some(pin) => {
             checked_pin(pin)?;
-            Some(mc_authn::pin::hash_pin_blocking(pin.clone()).await.map_err(|_| invalid("pin: could not be hashed"))?)
+            Some(
+                mc_authn::pin::hash_pin_blocking(pin.clone())
+                    .await
+                    .map_err(|_| invalid("pin: could not be hashed"))?,
+            )
         }
         None => None,
     };
@@ -254,34 +325,61 @@ pub async fn create_subscriber(store: &DynStore, spec: &SubscriberSpec) -> Resul
 }
 
 /// The non-retired subscriber holding a number.
-pub async fn find_subscriber(store: &DynStore, msisdn: &str) -> Result<SubscriberRecord, RegistryError> {
+pub async fn find_subscriber(
+    store: &DynStore,
+    msisdn: &str,
+) -> Result<SubscriberRecord, RegistryError> {
     let msisdn = parse_msisdn(msisdn)?;
-    store.find_subscriber_by_msisdn(msisdn.as_str()).await?.ok_or(RegistryError::NotFound)
+    store
+        .find_subscriber_by_msisdn(msisdn.as_str())
+        .await?
+        .ok_or(RegistryError::NotFound)
 }
 
 /// Changes status (`active`, `suspended` — stolen phone — or `retired` — number recycled)
 /// and/or capabilities.
-pub async fn update_subscriber(store: &DynStore, msisdn: &str, status: Option<SubscriberStatus>, capabilities: Option<Vec<String>>) -> Result<SubscriberRecord, RegistryError> {
+pub async fn update_subscriber(
+    store: &DynStore,
+    msisdn: &str,
+    status: Option<SubscriberStatus>,
+    capabilities: Option<Vec<String>>,
+) -> Result<SubscriberRecord, RegistryError> {
     let current = find_subscriber(store, msisdn).await?;
     let status = status.unwrap_or(current.status);
     let capabilities = match capabilities {
         Some(c) => checked_capabilities(&c)?,
         None => current.capabilities.clone(),
     };
-    store.update_subscriber(&current.id, status, &capabilities).await?;
-    Ok(store.get_subscriber(&current.id).await?.ok_or(RegistryError::NotFound)?)
+    store
+        .update_subscriber(&current.id, status, &capabilities)
+        .await?;
+    store
+        .get_subscriber(&current.id)
+        .await?
+        .ok_or(RegistryError::NotFound)
 }
 
 /// Sets a new PIN (also the "reset" after a lockout); `None` removes the PIN (no LoA3).
-pub async fn set_subscriber_pin(store: &DynStore, msisdn: &str, pin: Option<&str>) -> Result<SubscriberRecord, RegistryError> {
+pub async fn set_subscriber_pin(
+    store: &DynStore,
+    msisdn: &str,
+    pin: Option<&str>,
+) -> Result<SubscriberRecord, RegistryError> {
     let current = find_subscriber(store, msisdn).await?;
     let hash = match pin {
         Some(pin) => {
             checked_pin(pin)?;
-            Some(mc_authn::pin::hash_pin_blocking(pin.to_owned()).await.map_err(|_| invalid("pin: could not be hashed"))?)
+            Some(
+                mc_authn::pin::hash_pin_blocking(pin.to_owned())
+                    .await
+                    .map_err(|_| invalid("pin: could not be hashed"))?,
+            )
         }
         None => None,
     };
     store.set_pin(&current.id, hash.as_deref()).await?;
-    Ok(store.get_subscriber(&current.id).await?.ok_or(RegistryError::NotFound)?)
+    store
+        .get_subscriber(&current.id)
+        .await?
+        .ok_or(RegistryError::NotFound)
 }

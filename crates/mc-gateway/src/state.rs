@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mc_authn::answer::PinPolicy;
 use mc_authn::push::PushChannel;
-use mc_authn::{AuthnRouter, Authenticator, Hub};
+use mc_authn::{Authenticator, AuthnRouter, Hub};
 use mc_core::authorize::ProfileOptions;
 use mc_core::metadata::{MetadataInput, provider_metadata};
 use mc_store::DynStore;
@@ -49,7 +49,12 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Wires the gateway from its parts. `config` must have passed `validate()`.
     pub fn new(store: DynStore, config: GatewayConfig, keys: KeyRing) -> Self {
-        let authenticators = config.authenticators.enabled.iter().filter_map(|n| authenticator(n)).collect();
+        let authenticators = config
+            .authenticators
+            .enabled
+            .iter()
+            .filter_map(|n| authenticator(n))
+            .collect();
         let router = AuthnRouter::new(authenticators);
         let amr = router.amr_values();
         let metadata = provider_metadata(&MetadataInput {
@@ -63,7 +68,9 @@ impl AppState {
             max_binding_message_bytes: config.login.max_binding_message_bytes,
             allow_no_hint: config.login.allow_no_hint,
         };
-        let pin_policy = PinPolicy { max_failures: config.login.pin_max_failures };
+        let pin_policy = PinPolicy {
+            max_failures: config.login.pin_max_failures,
+        };
         AppState(Arc::new(Inner {
             metadata_json: metadata.to_string(),
             jwks_json: keys.jwks().to_string(),
@@ -86,7 +93,10 @@ impl AppState {
 
 /// Unix seconds now.
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// 256 random bits, base64url: codes, tokens, session ids, PCRs.
@@ -104,5 +114,9 @@ pub fn random_token() -> String {
 
 /// Lowercase hex SHA-256: how codes, tokens and client secrets are stored.
 pub fn sha256_hex(s: &str) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -24,40 +24,78 @@ pub struct TokenResponse {
     pub correlation_id: Option<String>,
 }
 
-const BAD_CODE: McError = McError::InvalidGrant("Authorization code doesn't exist or is invalid for the client");
+const BAD_CODE: McError =
+    McError::InvalidGrant("Authorization code doesn't exist or is invalid for the client");
 
 /// Redeems a code. A replayed code revokes every token issued from it (RFC 6749 §4.1.2).
-pub async fn exchange_code(s: &AppState, client: &ClientAuthenticated, record: &ClientRecord, grant: CodeGrant) -> Result<TokenResponse, McError> {
+pub async fn exchange_code(
+    s: &AppState,
+    client: &ClientAuthenticated,
+    record: &ClientRecord,
+    grant: CodeGrant,
+) -> Result<TokenResponse, McError> {
     let t = now();
-    let session = match s.store.redeem_code(&sha256_hex(&grant.code), t).await.map_err(store_failure)? {
+    let session = match s
+        .store
+        .redeem_code(&sha256_hex(&grant.code), t)
+        .await
+        .map_err(store_failure)?
+    {
         Redemption::Fresh(session) => session,
         Redemption::Replayed { session_id } => {
-            let revoked = s.store.revoke_tokens_of_session(&session_id).await.map_err(store_failure)?;
+            let revoked = s
+                .store
+                .revoke_tokens_of_session(&session_id)
+                .await
+                .map_err(store_failure)?;
             tracing::warn!(session = %session_id, revoked, "authorization code replayed; tokens revoked");
             return Err(BAD_CODE);
         }
         Redemption::Unknown => return Err(BAD_CODE),
     };
-    if session.client_id != client.client_id {
+    if session.client_id != client.client_id() {
         return Err(BAD_CODE);
     }
     if session.redirect_uri != grant.redirect_uri {
-        return Err(McError::InvalidGrant("redirect_uri does not match the authorization request"));
+        return Err(McError::InvalidGrant(
+            "redirect_uri does not match the authorization request",
+        ));
     }
     let _pkce: Option<PkceVerified> = match &session.code_challenge {
-        Some(c) => Some(verify_code_verifier(&CodeChallenge::from_stored(c.clone()), grant.code_verifier.as_deref())?),
+        Some(c) => Some(verify_code_verifier(
+            &CodeChallenge::from_stored(c.clone()),
+            grant.code_verifier.as_deref(),
+        )?),
         // A verifier without a challenge is a PKCE downgrade attempt (RFC 9700 §2.1.1).
-        None if grant.code_verifier.is_some() => return Err(McError::InvalidGrant("code_verifier sent but no code_challenge was")),
+        None if grant.code_verifier.is_some() => {
+            return Err(McError::InvalidGrant(
+                "code_verifier sent but no code_challenge was",
+            ));
+        }
         None => None,
     };
     issue_tokens(s, record, &session, t).await
 }
 
-async fn issue_tokens(s: &AppState, record: &ClientRecord, session: &AuthSession, t: i64) -> Result<TokenResponse, McError> {
+async fn issue_tokens(
+    s: &AppState,
+    record: &ClientRecord,
+    session: &AuthSession,
+    t: i64,
+) -> Result<TokenResponse, McError> {
     let subscriber_id = session.subscriber_id.clone().ok_or(McError::ServerError)?;
-    let subscriber = s.store.get_subscriber(&subscriber_id).await.map_err(store_failure)?.ok_or(BAD_CODE)?;
+    let subscriber = s
+        .store
+        .get_subscriber(&subscriber_id)
+        .await
+        .map_err(store_failure)?
+        .ok_or(BAD_CODE)?;
     let msisdn = Msisdn::parse(&subscriber.msisdn).ok_or(McError::ServerError)?;
-    let pcr = s.store.pcr_for(&subscriber.id, &record.sector, &new_pcr()).await.map_err(store_failure)?;
+    let pcr = s
+        .store
+        .pcr_for(&subscriber.id, &record.sector, &new_pcr())
+        .await
+        .map_err(store_failure)?;
     let access_token = random_token();
     let lifetimes = &s.config.tokens;
     s.store
@@ -86,9 +124,13 @@ async fn issue_tokens(s: &AppState, record: &ClientRecord, session: &AuthSession
         amr: session.amr.clone(),
         at_hash: at_hash(&access_token),
         hashed_login_hint: hashed_login_hint(&msisdn),
-        displayed_data: scope
-            .is_authz()
-            .then(|| displayed_data(&session.client_name, session.context.as_deref(), session.binding_message.as_deref())),
+        displayed_data: scope.is_authz().then(|| {
+            displayed_data(
+                &session.client_name,
+                session.context.as_deref(),
+                session.binding_message.as_deref(),
+            )
+        }),
         correlation_id: session.correlation_id.clone(),
         jti: random_token(),
     };
@@ -119,5 +161,12 @@ fn new_pcr() -> String {
         return random_token();
     }
     let h: String = b.iter().map(|x| format!("{x:02X}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

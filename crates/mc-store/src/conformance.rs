@@ -1,1 +1,1695 @@
 //! The store conformance suite: every backend runs it (see `mc-store-sqlite/tests`).
+//!
+//! [`run_all`] exercises every contract stated on the traits in this crate; each contract
+//! also has its own `pub async fn`, so a backend can run one while debugging. A failed
+//! contract panics with a message naming it, like a failed `assert!` in a test.
+//!
+//! The suite expects a store it may write to freely (a fresh one is best). Every function
+//! uses its own ids and MSISDNs, so the functions can run in any order on one store, and it
+//! inserts the clients and subscribers its sessions and tokens name, so a backend may
+//! enforce foreign keys. Where a contract says nothing (ordering of lists, the status an
+//! expired pending session is moved to, the error for a duplicate session id) the suite
+//! asserts nothing either.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use crate::{
+    AccessTokenRecord, AuthSession, ClientRecord, ClientStatus, KeyRecord, PinState, Redemption,
+    Resolution, SessionStatus, Store, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
+};
+
+/// How many callers the concurrency checks race against each other.
+pub const RACERS: usize = 16;
+
+/// Runs every contract check against `store`.
+pub async fn run_all(store: &dyn Store) {
+    clients(store).await;
+    subscribers(store).await;
+    msisdn_recycling(store).await;
+    pins(store).await;
+    pcrs(store).await;
+    session_roundtrip(store).await;
+    session_busy_rule(store).await;
+    assign_subscriber_rule(store).await;
+    resolution(store).await;
+    codes(store).await;
+    pending_for_subscriber(store).await;
+    access_tokens(store).await;
+    keys(store).await;
+    concurrent_session_creation(store).await;
+    concurrent_redemption(store).await;
+    concurrent_pcr_creation(store).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// helpers
+
+/// Unwraps a store answer, panicking with the step that failed (the suite's `assert!`).
+#[track_caller]
+fn ok<T>(r: StoreResult<T>, step: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("conformance: {step}: unexpected error {e:?}"),
+    }
+}
+
+#[track_caller]
+fn expect_err(r: StoreResult<impl std::fmt::Debug>, step: &str, want: fn(&StoreError) -> bool) {
+    match r {
+        Err(e) if want(&e) => {}
+        other => panic!("conformance: {step}: got {other:?}"),
+    }
+}
+
+fn is_conflict(e: &StoreError) -> bool {
+    matches!(e, StoreError::Conflict(_))
+}
+
+fn is_busy(e: &StoreError) -> bool {
+    matches!(e, StoreError::Busy)
+}
+
+fn is_not_found(e: &StoreError) -> bool {
+    matches!(e, StoreError::NotFound)
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Polls every future on the current task until all are done (no `'static` bound, so the
+/// futures may borrow the store). Backends whose calls yield (a pool, a driver thread, a
+/// network round trip) get their calls interleaved and overlapping.
+async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futs.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+fn client(id: &str) -> ClientRecord {
+    ClientRecord {
+        client_id: id.to_string(),
+        secret_hash: format!("$argon2id$secret-of-{id}"),
+        name: format!("Client {id}"),
+        short_name: format!("short-{id}"),
+        redirect_uris: strings(&["https://sp.example/cb", "https://sp.example/cb2?x=1"]),
+        allowed_scopes: strings(&["openid", "mc_authn", "mc_identity_phonenumber"]),
+        grant_types: strings(&["authorization_code"]),
+        sector: "sp.example".to_string(),
+        status: ClientStatus::Active,
+        created_at: 1_700_000_000,
+    }
+}
+
+fn subscriber(id: &str, msisdn: &str) -> SubscriberRecord {
+    SubscriberRecord {
+        id: id.to_string(),
+        msisdn: msisdn.to_string(),
+        status: SubscriberStatus::Active,
+        pin_hash: Some(format!("$argon2id$pin-of-{id}")),
+        pin_failures: 0,
+        pin_locked: false,
+        capabilities: strings(&["app_push", "sms"]),
+        created_at: 1_700_000_100,
+    }
+}
+
+/// A session of `client_id`, created at `created_at` and live until `expires_at`.
+fn session(
+    id: &str,
+    client_id: &str,
+    subscriber_id: Option<&str>,
+    status: SessionStatus,
+    created_at: i64,
+    expires_at: i64,
+) -> AuthSession {
+    AuthSession {
+        id: id.to_string(),
+        client_id: client_id.to_string(),
+        subscriber_id: subscriber_id.map(str::to_string),
+        redirect_uri: "https://sp.example/cb".to_string(),
+        state: format!("state-{id}"),
+        nonce: format!("nonce-{id}"),
+        scope: "openid mc_authn".to_string(),
+        version: "mc_di_r2_v2.3".to_string(),
+        acr_values: "2".to_string(),
+        max_age: None,
+        claims: None,
+        client_name: "short-sp".to_string(),
+        context: None,
+        binding_message: None,
+        correlation_id: None,
+        code_challenge: None,
+        status,
+        acr: None,
+        amr: Vec::new(),
+        auth_time: None,
+        error: None,
+        created_at,
+        expires_at,
+    }
+}
+
+fn approved(acr: &str, amr: &[&str], auth_time: i64) -> Resolution {
+    Resolution::Approved {
+        acr: acr.to_string(),
+        amr: strings(amr),
+        auth_time,
+    }
+}
+
+fn token(
+    hash: &str,
+    session_id: Option<&str>,
+    client_id: &str,
+    expires_at: i64,
+) -> AccessTokenRecord {
+    AccessTokenRecord {
+        token_hash: hash.to_string(),
+        session_id: session_id.map(str::to_string),
+        client_id: client_id.to_string(),
+        subscriber_id: None,
+        sub: None,
+        scope: "openid".to_string(),
+        expires_at,
+    }
+}
+
+/// Inserts a client and subscriber that sessions of one check refer to.
+async fn fixture(store: &dyn Store, client_id: &str, subscribers: &[(&str, &str)]) {
+    ok(
+        store.insert_client(&client(client_id)).await,
+        "fixture client",
+    );
+    for (id, msisdn) in subscribers {
+        ok(
+            store.insert_subscriber(&subscriber(id, msisdn)).await,
+            "fixture subscriber",
+        );
+    }
+}
+
+/// Creates a pending session and approves it; returns it as stored.
+async fn approved_session(
+    store: &dyn Store,
+    id: &str,
+    client_id: &str,
+    sub: &str,
+    now: i64,
+) -> AuthSession {
+    let s = session(
+        id,
+        client_id,
+        Some(sub),
+        SessionStatus::Pending,
+        now,
+        now + 300,
+    );
+    ok(
+        store.create_session(&s, now).await,
+        "create session to approve",
+    );
+    let answered = ok(
+        store
+            .resolve_session(id, &approved("2", &["pin", "app"], now + 5), now + 5)
+            .await,
+        "approve session",
+    );
+    assert!(
+        answered,
+        "conformance: approving a live pending session must succeed"
+    );
+    match ok(store.get_session(id).await, "get approved session") {
+        Some(s) => s,
+        None => panic!("conformance: approved session {id} vanished"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ClientStore
+
+/// insert/get/list/update of clients; `Conflict` on a duplicate id; `NotFound` on update of
+/// an unknown one.
+pub async fn clients(store: &dyn Store) {
+    let c1 = client("cf-client-1");
+    let mut c2 = client("cf-client-2");
+    c2.redirect_uris = Vec::new();
+    c2.grant_types = strings(&["authorization_code", "client_credentials"]);
+
+    assert_eq!(
+        ok(store.get_client(&c1.client_id).await, "get unknown client"),
+        None
+    );
+    ok(store.insert_client(&c1).await, "insert client");
+    ok(store.insert_client(&c2).await, "insert second client");
+    assert_eq!(
+        ok(store.get_client(&c1.client_id).await, "get client"),
+        Some(c1.clone())
+    );
+    assert_eq!(
+        ok(
+            store.get_client(&c2.client_id).await,
+            "get client with empty list"
+        ),
+        Some(c2.clone())
+    );
+
+    let mut dup = client("cf-client-1");
+    dup.name = "Impostor".to_string();
+    expect_err(
+        store.insert_client(&dup).await,
+        "insert duplicate client id",
+        is_conflict,
+    );
+    assert_eq!(
+        ok(
+            store.get_client(&c1.client_id).await,
+            "get client after duplicate"
+        ),
+        Some(c1.clone()),
+        "a rejected duplicate must not change the stored client"
+    );
+
+    let mut listed: Vec<ClientRecord> = ok(store.list_clients().await, "list clients")
+        .into_iter()
+        .filter(|c| c.client_id.starts_with("cf-client-"))
+        .collect();
+    listed.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    assert_eq!(listed, vec![c1.clone(), c2.clone()], "list_clients");
+
+    // Every field but client_id and created_at is replaced.
+    let changed = ClientRecord {
+        client_id: c1.client_id.clone(),
+        secret_hash: "$argon2id$rotated".to_string(),
+        name: "Renamed".to_string(),
+        short_name: "renamed".to_string(),
+        redirect_uris: strings(&["https://new.example/cb"]),
+        allowed_scopes: strings(&["openid"]),
+        grant_types: Vec::new(),
+        sector: "new.example".to_string(),
+        status: ClientStatus::Disabled,
+        created_at: c1.created_at + 999,
+    };
+    ok(store.update_client(&changed).await, "update client");
+    let want = ClientRecord {
+        created_at: c1.created_at,
+        ..changed.clone()
+    };
+    assert_eq!(
+        ok(store.get_client(&c1.client_id).await, "get updated client"),
+        Some(want)
+    );
+    assert_eq!(
+        ok(
+            store.get_client(&c2.client_id).await,
+            "get other client after update"
+        ),
+        Some(c2),
+        "update_client must touch one client only"
+    );
+
+    expect_err(
+        store.update_client(&client("cf-client-none")).await,
+        "update unknown client",
+        is_not_found,
+    );
+    assert_eq!(
+        ok(
+            store.get_client("cf-client-none").await,
+            "get after failed update"
+        ),
+        None
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// SubscriberStore
+
+/// insert/get/find/list/update of subscribers; `Conflict` on a duplicate id.
+pub async fn subscribers(store: &dyn Store) {
+    let s1 = subscriber("cf-sub-1", "+440000000001");
+    let mut s2 = subscriber("cf-sub-2", "+440000000002");
+    s2.pin_hash = None;
+    s2.capabilities = Vec::new();
+
+    assert_eq!(
+        ok(store.get_subscriber(&s1.id).await, "get unknown subscriber"),
+        None
+    );
+    ok(store.insert_subscriber(&s1).await, "insert subscriber");
+    ok(
+        store.insert_subscriber(&s2).await,
+        "insert second subscriber",
+    );
+    assert_eq!(
+        ok(store.get_subscriber(&s1.id).await, "get subscriber"),
+        Some(s1.clone())
+    );
+    assert_eq!(
+        ok(
+            store.get_subscriber(&s2.id).await,
+            "get subscriber without PIN"
+        ),
+        Some(s2.clone())
+    );
+
+    let dup = subscriber("cf-sub-1", "+440000000003");
+    expect_err(
+        store.insert_subscriber(&dup).await,
+        "insert duplicate subscriber id",
+        is_conflict,
+    );
+    assert_eq!(
+        ok(
+            store.find_subscriber_by_msisdn("+440000000003").await,
+            "find after failed insert"
+        ),
+        None
+    );
+
+    assert_eq!(
+        ok(
+            store.find_subscriber_by_msisdn(&s1.msisdn).await,
+            "find by msisdn"
+        ),
+        Some(s1.clone())
+    );
+    assert_eq!(
+        ok(
+            store.find_subscriber_by_msisdn("+449999999999").await,
+            "find unknown msisdn"
+        ),
+        None
+    );
+
+    let mut listed: Vec<SubscriberRecord> = ok(store.list_subscribers().await, "list subscribers")
+        .into_iter()
+        .filter(|s| s.id == s1.id || s.id == s2.id)
+        .collect();
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(listed, vec![s1.clone(), s2.clone()], "list_subscribers");
+
+    let caps = strings(&["sim_applet"]);
+    ok(
+        store
+            .update_subscriber(&s1.id, SubscriberStatus::Suspended, &caps)
+            .await,
+        "update subscriber",
+    );
+    let want = SubscriberRecord {
+        status: SubscriberStatus::Suspended,
+        capabilities: caps.clone(),
+        ..s1.clone()
+    };
+    assert_eq!(
+        ok(store.get_subscriber(&s1.id).await, "get updated subscriber"),
+        Some(want.clone())
+    );
+    assert_eq!(
+        ok(
+            store.find_subscriber_by_msisdn(&s1.msisdn).await,
+            "find suspended subscriber"
+        ),
+        Some(want),
+        "a suspended subscriber still holds the number"
+    );
+    assert_eq!(
+        ok(
+            store.get_subscriber(&s2.id).await,
+            "other subscriber after update"
+        ),
+        Some(s2)
+    );
+
+    expect_err(
+        store
+            .update_subscriber("cf-sub-none", SubscriberStatus::Active, &caps)
+            .await,
+        "update unknown subscriber",
+        is_not_found,
+    );
+}
+
+/// One non-retired holder per MSISDN; a retired number can be given to someone else, and
+/// `find_subscriber_by_msisdn` ignores retired holders.
+pub async fn msisdn_recycling(store: &dyn Store) {
+    let msisdn = "+440000000100";
+    let old = subscriber("cf-recycle-old", msisdn);
+    let new = subscriber("cf-recycle-new", msisdn);
+    ok(store.insert_subscriber(&old).await, "insert first holder");
+
+    expect_err(
+        store.insert_subscriber(&new).await,
+        "second active holder",
+        is_conflict,
+    );
+    let suspended = SubscriberRecord {
+        status: SubscriberStatus::Suspended,
+        ..new.clone()
+    };
+    expect_err(
+        store.insert_subscriber(&suspended).await,
+        "second suspended holder",
+        is_conflict,
+    );
+    assert_eq!(
+        ok(
+            store.get_subscriber(&new.id).await,
+            "rejected holder not stored"
+        ),
+        None
+    );
+
+    ok(
+        store
+            .update_subscriber(&old.id, SubscriberStatus::Retired, &old.capabilities)
+            .await,
+        "retire first holder",
+    );
+    assert_eq!(
+        ok(
+            store.find_subscriber_by_msisdn(msisdn).await,
+            "find retired number"
+        ),
+        None,
+        "find_subscriber_by_msisdn must ignore retired subscribers"
+    );
+
+    ok(
+        store.insert_subscriber(&new).await,
+        "insert new holder of a recycled number",
+    );
+    assert_eq!(
+        ok(
+            store.find_subscriber_by_msisdn(msisdn).await,
+            "find recycled number"
+        ),
+        Some(new.clone())
+    );
+    let old_now = ok(
+        store.get_subscriber(&old.id).await,
+        "get retired subscriber",
+    );
+    assert_eq!(
+        old_now.map(|s| s.status),
+        Some(SubscriberStatus::Retired),
+        "the retired subscriber is kept (its id is stable)"
+    );
+
+    let third = subscriber("cf-recycle-third", msisdn);
+    expect_err(
+        store.insert_subscriber(&third).await,
+        "holder after recycling",
+        is_conflict,
+    );
+}
+
+/// `set_pin` clears failures and lock; `record_pin_failure` counts and locks at the
+/// maximum; `clear_pin_failures` resets the count but not the lock.
+pub async fn pins(store: &dyn Store) {
+    let mut s = subscriber("cf-pin-1", "+440000000200");
+    s.pin_hash = None;
+    ok(store.insert_subscriber(&s).await, "insert subscriber");
+
+    ok(store.set_pin(&s.id, Some("$argon2id$h1")).await, "set pin");
+    let got = ok(store.get_subscriber(&s.id).await, "get after set_pin");
+    assert_eq!(
+        got.as_ref().and_then(|s| s.pin_hash.clone()),
+        Some("$argon2id$h1".to_string())
+    );
+
+    let want = [
+        PinState {
+            failures: 1,
+            locked: false,
+        },
+        PinState {
+            failures: 2,
+            locked: false,
+        },
+        PinState {
+            failures: 3,
+            locked: true,
+        },
+    ];
+    for w in want {
+        assert_eq!(
+            ok(
+                store.record_pin_failure(&s.id, 3).await,
+                "record pin failure"
+            ),
+            w
+        );
+    }
+    let got = ok(store.get_subscriber(&s.id).await, "get locked subscriber");
+    assert_eq!(
+        got.as_ref().map(|s| (s.pin_failures, s.pin_locked)),
+        Some((3, true))
+    );
+
+    ok(store.clear_pin_failures(&s.id).await, "clear pin failures");
+    let got = ok(store.get_subscriber(&s.id).await, "get after clear");
+    assert_eq!(
+        got.as_ref().map(|s| (s.pin_failures, s.pin_locked)),
+        Some((0, true)),
+        "clear_pin_failures resets the counter but keeps the lock"
+    );
+    assert_eq!(
+        ok(
+            store.record_pin_failure(&s.id, 3).await,
+            "failure while locked"
+        ),
+        PinState {
+            failures: 1,
+            locked: true
+        },
+        "only set_pin unlocks"
+    );
+
+    ok(
+        store.set_pin(&s.id, Some("$argon2id$h2")).await,
+        "reset pin",
+    );
+    let got = ok(store.get_subscriber(&s.id).await, "get after reset");
+    assert_eq!(
+        got.as_ref()
+            .map(|s| (s.pin_hash.clone(), s.pin_failures, s.pin_locked)),
+        Some((Some("$argon2id$h2".to_string()), 0, false)),
+        "set_pin clears the counter and the lock"
+    );
+    assert_eq!(
+        ok(
+            store.record_pin_failure(&s.id, 1).await,
+            "failure with max 1"
+        ),
+        PinState {
+            failures: 1,
+            locked: true
+        },
+    );
+
+    ok(store.set_pin(&s.id, None).await, "clear pin");
+    let got = ok(store.get_subscriber(&s.id).await, "get after clearing pin");
+    assert_eq!(
+        got.as_ref()
+            .map(|s| (s.pin_hash.clone(), s.pin_failures, s.pin_locked)),
+        Some((None, 0, false))
+    );
+
+    assert!(
+        store.record_pin_failure("cf-pin-none", 3).await.is_err(),
+        "conformance: record_pin_failure of an unknown subscriber must fail"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// PcrStore
+
+/// A PCR is created once per (subscriber, sector) and never changes; lookups by PCR are
+/// scoped by sector.
+pub async fn pcrs(store: &dyn Store) {
+    fixture(
+        store,
+        "cf-pcr-client",
+        &[("cf-pcr-1", "+440000000300"), ("cf-pcr-2", "+440000000301")],
+    )
+    .await;
+    let (a, b) = ("sector-a.example", "sector-b.example");
+
+    assert_eq!(
+        ok(
+            store.subscriber_for_pcr(a, "pcr-1a").await,
+            "lookup before creation"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(
+            store.pcr_for("cf-pcr-1", a, "pcr-1a").await,
+            "first pcr_for"
+        ),
+        "pcr-1a"
+    );
+    assert_eq!(
+        ok(
+            store.pcr_for("cf-pcr-1", a, "pcr-other").await,
+            "second pcr_for"
+        ),
+        "pcr-1a",
+        "pcr_for must return the stored PCR, not the fresh one"
+    );
+    assert_eq!(
+        ok(
+            store.pcr_for("cf-pcr-1", b, "pcr-1b").await,
+            "pcr_for other sector"
+        ),
+        "pcr-1b"
+    );
+    assert_eq!(
+        ok(
+            store.pcr_for("cf-pcr-2", a, "pcr-2a").await,
+            "pcr_for other subscriber"
+        ),
+        "pcr-2a"
+    );
+    assert_eq!(
+        ok(
+            store.pcr_for("cf-pcr-1", a, "pcr-again").await,
+            "third pcr_for"
+        ),
+        "pcr-1a"
+    );
+
+    assert_eq!(
+        ok(store.subscriber_for_pcr(a, "pcr-1a").await, "lookup a/1a"),
+        Some("cf-pcr-1".to_string())
+    );
+    assert_eq!(
+        ok(store.subscriber_for_pcr(b, "pcr-1b").await, "lookup b/1b"),
+        Some("cf-pcr-1".to_string())
+    );
+    assert_eq!(
+        ok(store.subscriber_for_pcr(a, "pcr-2a").await, "lookup a/2a"),
+        Some("cf-pcr-2".to_string())
+    );
+    assert_eq!(
+        ok(store.subscriber_for_pcr(b, "pcr-1a").await, "lookup b/1a"),
+        None,
+        "a PCR names a subscriber only within its own sector"
+    );
+    assert_eq!(
+        ok(
+            store.subscriber_for_pcr(a, "pcr-other").await,
+            "lookup unused fresh"
+        ),
+        None
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// SessionStore
+
+/// Every field of a session survives the store.
+pub async fn session_roundtrip(store: &dyn Store) {
+    fixture(store, "cf-rt-client", &[("cf-rt-sub", "+440000000400")]).await;
+    let mut s = session(
+        "cf-rt-1",
+        "cf-rt-client",
+        Some("cf-rt-sub"),
+        SessionStatus::Pending,
+        1000,
+        1300,
+    );
+    s.max_age = Some(3600);
+    s.claims = Some(r#"{"userinfo":{"phone_number":null}}"#.to_string());
+    s.context = Some("Pay 10 EUR".to_string());
+    s.binding_message = Some("AB12".to_string());
+    s.correlation_id = Some("corr-1".to_string());
+    s.code_challenge = Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_string());
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get unknown session"),
+        None
+    );
+    ok(store.create_session(&s, 1000).await, "create session");
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get session"),
+        Some(s.clone())
+    );
+
+    let waiting = session(
+        "cf-rt-2",
+        "cf-rt-client",
+        None,
+        SessionStatus::AwaitingNumber,
+        1000,
+        1300,
+    );
+    ok(
+        store.create_session(&waiting, 1000).await,
+        "create awaiting-number session",
+    );
+    assert_eq!(
+        ok(store.get_session(&waiting.id).await, "get awaiting session"),
+        Some(waiting.clone())
+    );
+    assert!(
+        store.create_session(&waiting, 1000).await.is_err(),
+        "conformance: a duplicate session id must be rejected"
+    );
+}
+
+/// At most one live pending session per subscriber; stale ones (`expires_at <= now`) do
+/// not count.
+pub async fn session_busy_rule(store: &dyn Store) {
+    fixture(
+        store,
+        "cf-busy-client",
+        &[
+            ("cf-busy-sub", "+440000000500"),
+            ("cf-busy-other", "+440000000501"),
+        ],
+    )
+    .await;
+    let c = "cf-busy-client";
+    let first = session(
+        "cf-busy-1",
+        c,
+        Some("cf-busy-sub"),
+        SessionStatus::Pending,
+        10_000,
+        10_100,
+    );
+    ok(
+        store.create_session(&first, 10_000).await,
+        "first pending session",
+    );
+
+    let second = session(
+        "cf-busy-2",
+        c,
+        Some("cf-busy-sub"),
+        SessionStatus::Pending,
+        10_050,
+        10_150,
+    );
+    expect_err(
+        store.create_session(&second, 10_050).await,
+        "second live pending session",
+        is_busy,
+    );
+    expect_err(
+        store.create_session(&second, 10_099).await,
+        "one second before expiry",
+        is_busy,
+    );
+    assert_eq!(
+        ok(
+            store.get_session(&second.id).await,
+            "busy session not stored"
+        ),
+        None
+    );
+
+    let other = session(
+        "cf-busy-3",
+        c,
+        Some("cf-busy-other"),
+        SessionStatus::Pending,
+        10_050,
+        10_150,
+    );
+    ok(
+        store.create_session(&other, 10_050).await,
+        "pending session of another subscriber",
+    );
+
+    let anonymous1 = session("cf-busy-4", c, None, SessionStatus::Pending, 10_050, 10_150);
+    let anonymous2 = session("cf-busy-5", c, None, SessionStatus::Pending, 10_050, 10_150);
+    ok(
+        store.create_session(&anonymous1, 10_050).await,
+        "pending session without subscriber",
+    );
+    ok(
+        store.create_session(&anonymous2, 10_050).await,
+        "second pending session without subscriber",
+    );
+    let waiting = session(
+        "cf-busy-6",
+        c,
+        None,
+        SessionStatus::AwaitingNumber,
+        10_050,
+        10_150,
+    );
+    ok(
+        store.create_session(&waiting, 10_050).await,
+        "awaiting-number session while busy",
+    );
+
+    // expires_at == now: the first session is stale.
+    let third = session(
+        "cf-busy-7",
+        c,
+        Some("cf-busy-sub"),
+        SessionStatus::Pending,
+        10_100,
+        10_200,
+    );
+    ok(
+        store.create_session(&third, 10_100).await,
+        "pending session after the first expired",
+    );
+    assert_eq!(
+        ok(store.get_session(&third.id).await, "get new session"),
+        Some(third.clone())
+    );
+    let old = ok(store.get_session(&first.id).await, "get stale session");
+    assert!(
+        old.is_some(),
+        "conformance: expiring a stale session must not delete it"
+    );
+    assert!(
+        !ok(
+            store
+                .resolve_session(&first.id, &approved("2", &["pin"], 10_101), 10_101)
+                .await,
+            "resolve stale"
+        ),
+        "conformance: a stale session cannot be resolved"
+    );
+
+    let fourth = session(
+        "cf-busy-8",
+        c,
+        Some("cf-busy-sub"),
+        SessionStatus::Pending,
+        10_150,
+        10_250,
+    );
+    expect_err(
+        store.create_session(&fourth, 10_150).await,
+        "pending while the new one lives",
+        is_busy,
+    );
+
+    // Answered sessions are not live transactions.
+    assert!(ok(
+        store
+            .resolve_session(
+                &third.id,
+                &Resolution::Denied {
+                    error: "user_denied".into()
+                },
+                10_150
+            )
+            .await,
+        "deny live session"
+    ));
+    ok(
+        store.create_session(&fourth, 10_150).await,
+        "pending session after the previous was answered",
+    );
+}
+
+/// `assign_subscriber` moves `AwaitingNumber` to `Pending` under the same busy rule.
+pub async fn assign_subscriber_rule(store: &dyn Store) {
+    let c = "cf-assign-client";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-assign-sub", "+440000000600"),
+            ("cf-assign-free", "+440000000601"),
+        ],
+    )
+    .await;
+    let live = session(
+        "cf-assign-live",
+        c,
+        Some("cf-assign-sub"),
+        SessionStatus::Pending,
+        2000,
+        2100,
+    );
+    ok(
+        store.create_session(&live, 2000).await,
+        "live pending session",
+    );
+    let waiting = session(
+        "cf-assign-wait",
+        c,
+        None,
+        SessionStatus::AwaitingNumber,
+        2010,
+        2300,
+    );
+    ok(
+        store.create_session(&waiting, 2010).await,
+        "awaiting-number session",
+    );
+
+    expect_err(
+        store
+            .assign_subscriber(&waiting.id, "cf-assign-sub", "3", 2050)
+            .await,
+        "assign to busy subscriber",
+        is_busy,
+    );
+    assert_eq!(
+        ok(
+            store.get_session(&waiting.id).await,
+            "session after busy assign"
+        ),
+        Some(waiting.clone()),
+        "a Busy assign must leave the session untouched"
+    );
+
+    // expires_at == now: the live session became stale.
+    ok(
+        store
+            .assign_subscriber(&waiting.id, "cf-assign-sub", "3", 2100)
+            .await,
+        "assign after expiry",
+    );
+    let got = ok(store.get_session(&waiting.id).await, "get assigned session");
+    let want = AuthSession {
+        subscriber_id: Some("cf-assign-sub".to_string()),
+        status: SessionStatus::Pending,
+        acr: Some("3".to_string()),
+        ..waiting.clone()
+    };
+    assert_eq!(got, Some(want.clone()));
+    assert_eq!(
+        ok(
+            store.pending_for_subscriber("cf-assign-sub", 2101).await,
+            "pending after assign"
+        ),
+        vec![want],
+        "the assigned session is the subscriber's live one"
+    );
+
+    expect_err(
+        store
+            .assign_subscriber(&waiting.id, "cf-assign-free", "3", 2101)
+            .await,
+        "assign a session that is not awaiting a number",
+        is_not_found,
+    );
+    expect_err(
+        store
+            .assign_subscriber("cf-assign-none", "cf-assign-free", "3", 2101)
+            .await,
+        "assign an unknown session",
+        is_not_found,
+    );
+
+    // The now-pending session makes the subscriber busy for creations too.
+    let next = session(
+        "cf-assign-next",
+        c,
+        Some("cf-assign-sub"),
+        SessionStatus::Pending,
+        2102,
+        2400,
+    );
+    expect_err(
+        store.create_session(&next, 2102).await,
+        "create while assigned session lives",
+        is_busy,
+    );
+    let waiting2 = session(
+        "cf-assign-wait2",
+        c,
+        None,
+        SessionStatus::AwaitingNumber,
+        2102,
+        2400,
+    );
+    ok(
+        store.create_session(&waiting2, 2102).await,
+        "second awaiting-number session",
+    );
+    ok(
+        store
+            .assign_subscriber(&waiting2.id, "cf-assign-free", "3", 2102)
+            .await,
+        "assign to a free subscriber",
+    );
+}
+
+/// The first answer wins; expired or non-pending sessions cannot be answered.
+pub async fn resolution(store: &dyn Store) {
+    let c = "cf-resolve-client";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-resolve-sub", "+440000000700"),
+            ("cf-resolve-sub2", "+440000000701"),
+        ],
+    )
+    .await;
+
+    let s = session(
+        "cf-resolve-1",
+        c,
+        Some("cf-resolve-sub"),
+        SessionStatus::Pending,
+        3000,
+        3300,
+    );
+    ok(store.create_session(&s, 3000).await, "create session");
+    assert!(ok(
+        store
+            .resolve_session(&s.id, &approved("3", &["pin", "app"], 3010), 3010)
+            .await,
+        "first answer"
+    ));
+    let want = AuthSession {
+        status: SessionStatus::Approved,
+        acr: Some("3".to_string()),
+        amr: strings(&["pin", "app"]),
+        auth_time: Some(3010),
+        ..s.clone()
+    };
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get approved"),
+        Some(want.clone())
+    );
+    assert!(
+        !ok(
+            store
+                .resolve_session(
+                    &s.id,
+                    &Resolution::Denied {
+                        error: "user_denied".into()
+                    },
+                    3011
+                )
+                .await,
+            "second answer"
+        ),
+        "conformance: the first answer wins"
+    );
+    assert!(!ok(
+        store
+            .resolve_session(&s.id, &approved("2", &["sms"], 3012), 3012)
+            .await,
+        "third answer"
+    ));
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get after late answers"),
+        Some(want)
+    );
+
+    let d = session(
+        "cf-resolve-2",
+        c,
+        Some("cf-resolve-sub"),
+        SessionStatus::Pending,
+        3020,
+        3300,
+    );
+    ok(
+        store.create_session(&d, 3020).await,
+        "create second session",
+    );
+    assert!(ok(
+        store
+            .resolve_session(
+                &d.id,
+                &Resolution::Denied {
+                    error: "user_denied".into()
+                },
+                3030
+            )
+            .await,
+        "deny"
+    ));
+    let want = AuthSession {
+        status: SessionStatus::Denied,
+        error: Some("user_denied".to_string()),
+        ..d.clone()
+    };
+    assert_eq!(
+        ok(store.get_session(&d.id).await, "get denied"),
+        Some(want.clone())
+    );
+    assert!(!ok(
+        store
+            .resolve_session(&d.id, &approved("2", &["pin"], 3031), 3031)
+            .await,
+        "approve denied"
+    ));
+    assert_eq!(
+        ok(
+            store.get_session(&d.id).await,
+            "get denied after late approval"
+        ),
+        Some(want)
+    );
+
+    let e = session(
+        "cf-resolve-3",
+        c,
+        Some("cf-resolve-sub2"),
+        SessionStatus::Pending,
+        3000,
+        3100,
+    );
+    ok(store.create_session(&e, 3000).await, "create short session");
+    assert!(
+        !ok(
+            store
+                .resolve_session(&e.id, &approved("2", &["pin"], 3100), 3100)
+                .await,
+            "answer at expiry"
+        ),
+        "conformance: a session is expired when expires_at <= now"
+    );
+    assert_eq!(
+        ok(store.get_session(&e.id).await, "get expired")
+            .map(|s| s.status == SessionStatus::Approved),
+        Some(false)
+    );
+
+    let w = session(
+        "cf-resolve-4",
+        c,
+        None,
+        SessionStatus::AwaitingNumber,
+        3000,
+        3300,
+    );
+    ok(
+        store.create_session(&w, 3000).await,
+        "create awaiting session",
+    );
+    assert!(
+        !ok(
+            store
+                .resolve_session(&w.id, &approved("2", &["pin"], 3010), 3010)
+                .await,
+            "answer awaiting"
+        ),
+        "conformance: only pending sessions can be answered"
+    );
+}
+
+/// Codes are issued once and redeemed once; later redemptions are replays.
+pub async fn codes(store: &dyn Store) {
+    let c = "cf-code-client";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-code-sub", "+440000000800"),
+            ("cf-code-sub2", "+440000000801"),
+        ],
+    )
+    .await;
+
+    let s = approved_session(store, "cf-code-1", c, "cf-code-sub", 4000).await;
+    assert!(ok(
+        store.issue_code(&s.id, "cf-code-hash-1", 4060).await,
+        "issue code"
+    ));
+    assert!(
+        !ok(
+            store.issue_code(&s.id, "cf-code-hash-1b", 4060).await,
+            "issue second code"
+        ),
+        "conformance: a code is issued once"
+    );
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get after issue").map(|s| s.status),
+        Some(SessionStatus::CodeIssued)
+    );
+    assert_eq!(
+        ok(
+            store.redeem_code("cf-code-hash-1b", 4010).await,
+            "redeem the refused code"
+        ),
+        Redemption::Unknown
+    );
+
+    match ok(store.redeem_code("cf-code-hash-1", 4010).await, "redeem") {
+        Redemption::Fresh(got) => {
+            let want = AuthSession {
+                status: SessionStatus::Consumed,
+                ..s.clone()
+            };
+            assert_eq!(*got, want, "redeem_code returns the session, now consumed");
+        }
+        other => panic!("conformance: first redemption: got {other:?}"),
+    }
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get after redeem").map(|s| s.status),
+        Some(SessionStatus::Consumed)
+    );
+    assert_eq!(
+        ok(
+            store.redeem_code("cf-code-hash-1", 4011).await,
+            "redeem again"
+        ),
+        Redemption::Replayed {
+            session_id: s.id.clone()
+        }
+    );
+    assert_eq!(
+        ok(
+            store.redeem_code("cf-code-hash-1", 9999).await,
+            "replay after expiry"
+        ),
+        Redemption::Replayed {
+            session_id: s.id.clone()
+        },
+        "a replay is a replay even after the code's expiry"
+    );
+    assert_eq!(
+        ok(
+            store.redeem_code("cf-code-unknown", 4011).await,
+            "redeem unknown"
+        ),
+        Redemption::Unknown
+    );
+
+    // Expired code: code_expires_at <= now.
+    let e = approved_session(store, "cf-code-2", c, "cf-code-sub", 5000).await;
+    assert!(ok(
+        store.issue_code(&e.id, "cf-code-hash-2", 5060).await,
+        "issue short code"
+    ));
+    assert_eq!(
+        ok(
+            store.redeem_code("cf-code-hash-2", 5060).await,
+            "redeem expired"
+        ),
+        Redemption::Unknown
+    );
+    assert_eq!(
+        ok(store.get_session(&e.id).await, "get after expired redeem").map(|s| s.status),
+        Some(SessionStatus::CodeIssued),
+        "redeeming an expired code must not consume it"
+    );
+
+    // Only approved sessions get codes.
+    let p = session(
+        "cf-code-3",
+        c,
+        Some("cf-code-sub2"),
+        SessionStatus::Pending,
+        6000,
+        6300,
+    );
+    ok(store.create_session(&p, 6000).await, "create pending");
+    assert!(!ok(
+        store.issue_code(&p.id, "cf-code-hash-3", 6060).await,
+        "issue for pending"
+    ));
+    assert!(ok(
+        store
+            .resolve_session(
+                &p.id,
+                &Resolution::Denied {
+                    error: "user_denied".into()
+                },
+                6001
+            )
+            .await,
+        "deny"
+    ));
+    assert!(!ok(
+        store.issue_code(&p.id, "cf-code-hash-3", 6060).await,
+        "issue for denied"
+    ));
+    assert_eq!(
+        ok(
+            store.redeem_code("cf-code-hash-3", 6002).await,
+            "redeem never issued"
+        ),
+        Redemption::Unknown
+    );
+}
+
+/// Live pending sessions of one subscriber only.
+pub async fn pending_for_subscriber(store: &dyn Store) {
+    let c = "cf-pending-client";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-pending-sub", "+440000000900"),
+            ("cf-pending-other", "+440000000901"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ok(
+            store.pending_for_subscriber("cf-pending-sub", 7000).await,
+            "none yet"
+        ),
+        Vec::new()
+    );
+
+    let s = session(
+        "cf-pending-1",
+        c,
+        Some("cf-pending-sub"),
+        SessionStatus::Pending,
+        7000,
+        7100,
+    );
+    let o = session(
+        "cf-pending-2",
+        c,
+        Some("cf-pending-other"),
+        SessionStatus::Pending,
+        7000,
+        7100,
+    );
+    ok(store.create_session(&s, 7000).await, "create");
+    ok(store.create_session(&o, 7000).await, "create other");
+    assert_eq!(
+        ok(
+            store.pending_for_subscriber("cf-pending-sub", 7050).await,
+            "live"
+        ),
+        vec![s.clone()]
+    );
+    assert_eq!(
+        ok(
+            store.pending_for_subscriber("cf-pending-sub", 7100).await,
+            "at expiry"
+        ),
+        Vec::new()
+    );
+
+    let s2 = session(
+        "cf-pending-3",
+        c,
+        Some("cf-pending-sub"),
+        SessionStatus::Pending,
+        7100,
+        7200,
+    );
+    ok(store.create_session(&s2, 7100).await, "create after expiry");
+    assert_eq!(
+        ok(
+            store.pending_for_subscriber("cf-pending-sub", 7100).await,
+            "after replacement"
+        ),
+        vec![s2.clone()],
+        "only the live session is listed"
+    );
+    assert!(ok(
+        store
+            .resolve_session(&s2.id, &approved("2", &["pin"], 7101), 7101)
+            .await,
+        "approve"
+    ));
+    assert_eq!(
+        ok(
+            store.pending_for_subscriber("cf-pending-sub", 7102).await,
+            "after answer"
+        ),
+        Vec::new()
+    );
+    assert_eq!(
+        ok(
+            store.pending_for_subscriber("cf-pending-other", 7050).await,
+            "other"
+        ),
+        vec![o]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// TokenStore
+
+/// Tokens are found while unrevoked and unexpired; revocation goes by session.
+pub async fn access_tokens(store: &dyn Store) {
+    let c = "cf-token-client";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-token-sub", "+440000001000"),
+            ("cf-token-sub2", "+440000001001"),
+        ],
+    )
+    .await;
+    let s1 = approved_session(store, "cf-token-s1", c, "cf-token-sub", 8000).await;
+    let s2 = approved_session(store, "cf-token-s2", c, "cf-token-sub2", 8000).await;
+
+    let mut t1 = token("cf-token-1", Some(&s1.id), c, 9000);
+    t1.subscriber_id = Some("cf-token-sub".to_string());
+    t1.sub = Some("pcr-of-sub".to_string());
+    t1.scope = "openid mc_identity_phonenumber".to_string();
+    let t2 = token("cf-token-2", Some(&s1.id), c, 9000);
+    let t3 = token("cf-token-3", Some(&s2.id), c, 9000);
+    let t4 = token("cf-token-4", None, c, 9000);
+    for t in [&t1, &t2, &t3, &t4] {
+        ok(store.insert_access_token(t).await, "insert token");
+    }
+    assert!(
+        store.insert_access_token(&t2).await.is_err(),
+        "conformance: a duplicate token hash must be rejected"
+    );
+
+    assert_eq!(
+        ok(store.find_access_token(&t1.token_hash, 8999).await, "find"),
+        Some(t1.clone())
+    );
+    assert_eq!(
+        ok(
+            store.find_access_token(&t4.token_hash, 8999).await,
+            "find without session"
+        ),
+        Some(t4.clone())
+    );
+    assert_eq!(
+        ok(
+            store.find_access_token(&t1.token_hash, 9000).await,
+            "find at expiry"
+        ),
+        None,
+        "a token is expired when expires_at <= now"
+    );
+    assert_eq!(
+        ok(
+            store.find_access_token("cf-token-none", 8000).await,
+            "find unknown"
+        ),
+        None
+    );
+
+    assert_eq!(
+        ok(store.revoke_tokens_of_session(&s1.id).await, "revoke"),
+        2
+    );
+    assert_eq!(
+        ok(
+            store.find_access_token(&t1.token_hash, 8500).await,
+            "find revoked"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(
+            store.find_access_token(&t2.token_hash, 8500).await,
+            "find revoked"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(
+            store.find_access_token(&t3.token_hash, 8500).await,
+            "find other session's"
+        ),
+        Some(t3),
+        "revocation is scoped to one session"
+    );
+    assert_eq!(
+        ok(
+            store.find_access_token(&t4.token_hash, 8500).await,
+            "find sessionless"
+        ),
+        Some(t4)
+    );
+    assert_eq!(
+        ok(
+            store.revoke_tokens_of_session("cf-token-nosession").await,
+            "revoke unknown session"
+        ),
+        0
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// KeyStore
+
+/// Keys are inserted once per kid and listed.
+pub async fn keys(store: &dyn Store) {
+    let k1 = KeyRecord {
+        kid: "cf-key-1".to_string(),
+        key_use: "sig".to_string(),
+        alg: "RS256".to_string(),
+        private_sealed: vec![0, 1, 2, 255, 254, 0, 128],
+        created_at: 1_700_000_000,
+    };
+    let k2 = KeyRecord {
+        kid: "cf-key-2".to_string(),
+        key_use: "enc".to_string(),
+        alg: "RSA-OAEP-256".to_string(),
+        private_sealed: vec![9; 300],
+        created_at: 1_700_000_001,
+    };
+    ok(store.insert_key(&k1).await, "insert key");
+    ok(store.insert_key(&k2).await, "insert second key");
+    let dup = KeyRecord {
+        alg: "ES256".to_string(),
+        ..k1.clone()
+    };
+    expect_err(
+        store.insert_key(&dup).await,
+        "insert duplicate kid",
+        is_conflict,
+    );
+
+    let mut listed: Vec<KeyRecord> = ok(store.list_keys().await, "list keys")
+        .into_iter()
+        .filter(|k| k.kid.starts_with("cf-key-"))
+        .collect();
+    listed.sort_by(|a, b| a.kid.cmp(&b.kid));
+    assert_eq!(
+        listed,
+        vec![k1, k2],
+        "list_keys returns the stored keys unchanged"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// concurrency
+
+/// [`RACERS`] concurrent `create_session` for one subscriber: exactly one succeeds, the
+/// others are `Busy`.
+pub async fn concurrent_session_creation(store: &dyn Store) {
+    let c = "cf-race-client";
+    fixture(store, c, &[("cf-race-sub", "+440000001100")]).await;
+    let sessions: Vec<AuthSession> = (0..RACERS)
+        .map(|i| {
+            session(
+                &format!("cf-race-{i}"),
+                c,
+                Some("cf-race-sub"),
+                SessionStatus::Pending,
+                20_000,
+                20_300,
+            )
+        })
+        .collect();
+    let results = join_all(
+        sessions
+            .iter()
+            .map(|s| store.create_session(s, 20_000))
+            .collect(),
+    )
+    .await;
+
+    let mut winners = Vec::new();
+    for (s, r) in sessions.iter().zip(results) {
+        match r {
+            Ok(()) => winners.push(s.id.clone()),
+            Err(StoreError::Busy) => {}
+            Err(e) => panic!("conformance: concurrent create_session: unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "conformance: exactly one concurrent creation wins: {winners:?}"
+    );
+    let live: Vec<String> = ok(
+        store.pending_for_subscriber("cf-race-sub", 20_001).await,
+        "pending after race",
+    )
+    .into_iter()
+    .map(|s| s.id)
+    .collect();
+    assert_eq!(
+        live, winners,
+        "the winner is the subscriber's one live session"
+    );
+}
+
+/// [`RACERS`] concurrent redemptions of one code: exactly one `Fresh`, the others
+/// `Replayed`.
+pub async fn concurrent_redemption(store: &dyn Store) {
+    let c = "cf-redeem-client";
+    fixture(store, c, &[("cf-redeem-sub", "+440000001200")]).await;
+    let s = approved_session(store, "cf-redeem-1", c, "cf-redeem-sub", 30_000).await;
+    assert!(ok(
+        store.issue_code(&s.id, "cf-redeem-hash", 30_060).await,
+        "issue code"
+    ));
+
+    let results = join_all(
+        (0..RACERS)
+            .map(|_| store.redeem_code("cf-redeem-hash", 30_010))
+            .collect(),
+    )
+    .await;
+    let mut fresh = 0;
+    for r in results {
+        match ok(r, "concurrent redeem_code") {
+            Redemption::Fresh(got) => {
+                fresh += 1;
+                assert_eq!(got.id, s.id);
+                assert_eq!(got.status, SessionStatus::Consumed);
+            }
+            Redemption::Replayed { session_id } => assert_eq!(session_id, s.id),
+            Redemption::Unknown => panic!("conformance: concurrent redeem_code answered Unknown"),
+        }
+    }
+    assert_eq!(
+        fresh, 1,
+        "conformance: exactly one concurrent redemption is Fresh"
+    );
+}
+
+/// [`RACERS`] concurrent first uses of `pcr_for` all get the same PCR.
+pub async fn concurrent_pcr_creation(store: &dyn Store) {
+    fixture(
+        store,
+        "cf-pcrrace-client",
+        &[("cf-pcrrace-sub", "+440000001300")],
+    )
+    .await;
+    let fresh: Vec<String> = (0..RACERS).map(|i| format!("cf-pcrrace-{i}")).collect();
+    let results = join_all(
+        fresh
+            .iter()
+            .map(|f| store.pcr_for("cf-pcrrace-sub", "race.example", f))
+            .collect(),
+    )
+    .await;
+    let got: Vec<String> = results
+        .into_iter()
+        .map(|r| ok(r, "concurrent pcr_for"))
+        .collect();
+    assert!(
+        fresh.contains(&got[0]),
+        "conformance: the PCR is one of the fresh values"
+    );
+    assert!(
+        got.iter().all(|p| *p == got[0]),
+        "conformance: concurrent pcr_for disagree: {got:?}"
+    );
+    assert_eq!(
+        ok(
+            store.subscriber_for_pcr("race.example", &got[0]).await,
+            "lookup raced PCR"
+        ),
+        Some("cf-pcrrace-sub".to_string())
+    );
+}

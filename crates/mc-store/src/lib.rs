@@ -53,10 +53,18 @@ pub trait SubscriberStore: Send + Sync {
     async fn insert_subscriber(&self, s: &SubscriberRecord) -> StoreResult<()>;
     async fn get_subscriber(&self, id: &str) -> StoreResult<Option<SubscriberRecord>>;
     /// The non-retired subscriber holding this number, if any.
-    async fn find_subscriber_by_msisdn(&self, msisdn: &str) -> StoreResult<Option<SubscriberRecord>>;
+    async fn find_subscriber_by_msisdn(
+        &self,
+        msisdn: &str,
+    ) -> StoreResult<Option<SubscriberRecord>>;
     async fn list_subscribers(&self) -> StoreResult<Vec<SubscriberRecord>>;
     /// Sets status and capabilities; `NotFound` if absent.
-    async fn update_subscriber(&self, id: &str, status: SubscriberStatus, capabilities: &[String]) -> StoreResult<()>;
+    async fn update_subscriber(
+        &self,
+        id: &str,
+        status: SubscriberStatus,
+        capabilities: &[String],
+    ) -> StoreResult<()>;
     /// Sets (or clears) the PIN hash and clears the failure counter and lock.
     async fn set_pin(&self, id: &str, pin_hash: Option<&str>) -> StoreResult<()>;
     /// Atomically counts one wrong PIN; locks when the count reaches `max_failures`.
@@ -84,16 +92,32 @@ pub trait SessionStore: Send + Sync {
     /// if a live one remains — atomically: two concurrent creations cannot both succeed.
     async fn create_session(&self, s: &AuthSession, now: i64) -> StoreResult<()>;
     async fn get_session(&self, id: &str) -> StoreResult<Option<AuthSession>>;
-    /// `AwaitingNumber` → `Pending` for `subscriber_id`, with the same `Busy` rule as
-    /// `create_session`. `NotFound` if the session is not awaiting a number.
-    async fn assign_subscriber(&self, id: &str, subscriber_id: &str, now: i64) -> StoreResult<()>;
+    /// `AwaitingNumber` → `Pending` for `subscriber_id`, recording the level the router chose
+    /// in `acr`, with the same `Busy` rule as `create_session`. `NotFound` if the session is
+    /// not awaiting a number.
+    async fn assign_subscriber(
+        &self,
+        id: &str,
+        subscriber_id: &str,
+        acr: &str,
+        now: i64,
+    ) -> StoreResult<()>;
     /// Live (`Pending`, unexpired) sessions of a subscriber, oldest first.
-    async fn pending_for_subscriber(&self, subscriber_id: &str, now: i64) -> StoreResult<Vec<AuthSession>>;
+    async fn pending_for_subscriber(
+        &self,
+        subscriber_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<AuthSession>>;
     /// Records the phone's answer: `Pending` (unexpired) → `Approved` or `Denied`. Returns false
     /// when the session was not pending any more (answered, expired): the first answer wins.
     async fn resolve_session(&self, id: &str, outcome: &Resolution, now: i64) -> StoreResult<bool>;
     /// `Approved` → `CodeIssued` with the code's hash, once. False if already issued.
-    async fn issue_code(&self, id: &str, code_hash: &str, code_expires_at: i64) -> StoreResult<bool>;
+    async fn issue_code(
+        &self,
+        id: &str,
+        code_hash: &str,
+        code_expires_at: i64,
+    ) -> StoreResult<bool>;
     /// Redeems a code: `CodeIssued` → `Consumed` atomically. A second redemption of the same
     /// code returns `Replayed` (the caller revokes what the first one issued).
     async fn redeem_code(&self, code_hash: &str, now: i64) -> StoreResult<Redemption>;
@@ -104,7 +128,11 @@ pub trait SessionStore: Send + Sync {
 pub trait TokenStore: Send + Sync {
     async fn insert_access_token(&self, t: &AccessTokenRecord) -> StoreResult<()>;
     /// The token if it exists, is unrevoked and unexpired at `now`.
-    async fn find_access_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<AccessTokenRecord>>;
+    async fn find_access_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<AccessTokenRecord>>;
     /// Revokes every token issued from one session (code replay, RFC 6749 §4.1.2).
     async fn revoke_tokens_of_session(&self, session_id: &str) -> StoreResult<u64>;
 }
@@ -118,8 +146,14 @@ pub trait KeyStore: Send + Sync {
 }
 
 /// Everything the gateway persists.
-pub trait Store: ClientStore + SubscriberStore + PcrStore + SessionStore + TokenStore + KeyStore {}
-impl<T: ClientStore + SubscriberStore + PcrStore + SessionStore + TokenStore + KeyStore> Store for T {}
+pub trait Store:
+    ClientStore + SubscriberStore + PcrStore + SessionStore + TokenStore + KeyStore
+{
+}
+impl<T: ClientStore + SubscriberStore + PcrStore + SessionStore + TokenStore + KeyStore> Store
+    for T
+{
+}
 
 /// The shared handle the gateway holds.
 pub type DynStore = Arc<dyn Store>;

@@ -142,7 +142,11 @@ pub struct AuthSession {
 /// The phone's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    Approved { acr: String, amr: Vec<String>, auth_time: i64 },
+    Approved {
+        acr: String,
+        amr: Vec<String>,
+        auth_time: i64,
+    },
     /// `error` names an `McError` kind stable across versions (e.g. `user_denied`).
     Denied { error: String },
 }

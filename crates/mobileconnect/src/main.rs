@@ -1,1 +1,96 @@
-fn main() {}
+//! `mobileconnect`: the binary. Thin: parse the command line and configuration, wire the
+//! crates, start.
+//!
+//! * `mobileconnect sandbox` — gateway + virtual phones + demo data on an embedded store.
+//! * `mobileconnect serve --config FILE` — the production entry.
+//! * `mobileconnect admin …` — registry and provisioning on the configured store.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod run;
+mod settings;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "mobileconnect",
+    version,
+    about = "GSMA Mobile Connect identity gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the sandbox: gateway, virtual phones and demo data on an embedded store.
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Folder for the database, keys and sandbox.json.
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+        /// Issuer URL (default: http://<listen>).
+        #[arg(long)]
+        issuer: Option<String>,
+    },
+    /// Start the gateway from a configuration file (TOML, overridden by MC_* variables).
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Registry and provisioning on the configured store.
+    Admin {
+        /// Configuration file (as for `serve`).
+        #[arg(long, short, conflicts_with = "data")]
+        config: Option<PathBuf>,
+        /// Or: a sandbox data folder.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sandbox {
+                listen,
+                data,
+                issuer,
+            } => run::sandbox(listen, data, issuer).await,
+            Command::Serve { config } => run::serve(&config).await,
+            Command::Admin {
+                config,
+                data,
+                command,
+            } => admin::run(config, data, command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

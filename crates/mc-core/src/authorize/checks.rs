@@ -5,7 +5,9 @@
 use crate::acr::AcrValues;
 use crate::client::{ClientPolicy, ClientStatus};
 use crate::error::McError;
-use crate::limits::{MAX_CLAIMS_BYTES, MAX_ECHO_VALUE_BYTES, MAX_JWT_BYTES, MAX_SCOPE_BYTES, MAX_URI_BYTES};
+use crate::limits::{
+    MAX_CLAIMS_BYTES, MAX_ECHO_VALUE_BYTES, MAX_JWT_BYTES, MAX_SCOPE_BYTES, MAX_URI_BYTES,
+};
 use crate::login_hint::LoginHint;
 use crate::params::RawParams;
 use crate::scope::Scope;
@@ -31,7 +33,10 @@ pub fn check_client_id(p: &RawParams) -> Result<&str, McError> {
 
 /// `redirect_uri` is present and exactly registered (digest §4.6: an invalid one is never
 /// redirected to). Not redirectable.
-pub fn check_redirect_uri(p: &RawParams, client: &ClientPolicy) -> Result<super::VerifiedRedirectUri, McError> {
+pub fn check_redirect_uri(
+    p: &RawParams,
+    client: &ClientPolicy,
+) -> Result<super::VerifiedRedirectUri, McError> {
     let uri = p.get("redirect_uri").ok_or(McError::MissingRedirectUri)?;
     if uri.len() > MAX_URI_BYTES {
         return Err(McError::UnregisteredRedirectUri);
@@ -162,7 +167,9 @@ pub fn check_nonce(p: &RawParams) -> Result<String, McError> {
 /// for Mobile Connect products; plain OIDC (`mc_v1.1`) defaults to LoA2.
 pub fn check_acr_values(p: &RawParams, version: McVersion) -> Result<AcrValues, McError> {
     match p.get("acr_values") {
-        None if version == McVersion::V1_1 => AcrValues::parse("2").ok_or(McError::InvalidAcrValues),
+        None if version == McVersion::V1_1 => {
+            AcrValues::parse("2").ok_or(McError::InvalidAcrValues)
+        }
         None => Err(McError::InvalidAcrValues),
         Some(raw) => AcrValues::parse(raw).ok_or(McError::InvalidAcrValues),
     }
@@ -171,13 +178,22 @@ pub fn check_acr_values(p: &RawParams, version: McVersion) -> Result<AcrValues, 
 /// `login_hint` (`MSISDN:`, `ENCR_MSISDN:`, `PCR:`) or `login_hint_token`, not both
 /// (row "bad login_hint / login_hint_token"). Neither is allowed when the operator lets the
 /// gateway ask for the number (row "neither hint" otherwise).
-pub fn check_login_hint(p: &RawParams, opts: &ProfileOptions) -> Result<Option<HintInput>, McError> {
+pub fn check_login_hint(
+    p: &RawParams,
+    opts: &ProfileOptions,
+) -> Result<Option<HintInput>, McError> {
     match (p.get("login_hint"), p.get("login_hint_token")) {
         (Some(_), Some(_)) => Err(McError::InvalidLoginHint),
-        (Some(hint), None) => LoginHint::parse(hint).map(|h| Some(HintInput::LoginHint(h))).ok_or(McError::InvalidLoginHint),
+        (Some(hint), None) => LoginHint::parse(hint)
+            .map(|h| Some(HintInput::LoginHint(h)))
+            .ok_or(McError::InvalidLoginHint),
         (None, Some(token)) => {
             let shaped = token.len() <= MAX_JWT_BYTES && token.split('.').count() >= 3;
-            if shaped { Ok(Some(HintInput::LoginHintToken(token.to_owned()))) } else { Err(McError::InvalidLoginHint) }
+            if shaped {
+                Ok(Some(HintInput::LoginHintToken(token.to_owned())))
+            } else {
+                Err(McError::InvalidLoginHint)
+            }
         }
         (None, None) if opts.allow_no_hint => Ok(None),
         (None, None) => Err(McError::MissingLoginHint),
@@ -187,8 +203,16 @@ pub fn check_login_hint(p: &RawParams, opts: &ProfileOptions) -> Result<Option<H
 /// `max_age` in seconds; the Java SDK spells it `max-age` (digest §4.1). Both spellings with
 /// different values are a contradiction.
 pub fn check_max_age(p: &RawParams) -> Result<Option<u64>, McError> {
-    let parse = |v: &str| v.parse::<u64>().ok().filter(|n| *n <= 10 * 365 * 86_400).ok_or(McError::InvalidMaxAge);
-    match (p.get("max_age").map(parse).transpose()?, p.get("max-age").map(parse).transpose()?) {
+    let parse = |v: &str| {
+        v.parse::<u64>()
+            .ok()
+            .filter(|n| *n <= 10 * 365 * 86_400)
+            .ok_or(McError::InvalidMaxAge)
+    };
+    match (
+        p.get("max_age").map(parse).transpose()?,
+        p.get("max-age").map(parse).transpose()?,
+    ) {
         (Some(a), Some(b)) if a != b => Err(McError::InvalidMaxAge),
         (a, b) => Ok(a.or(b)),
     }
@@ -198,7 +222,9 @@ pub fn check_max_age(p: &RawParams) -> Result<Option<u64>, McError> {
 /// and the PHP SDK's `mobile` are accepted and have no further effect.
 pub fn check_prompt(p: &RawParams) -> Result<Prompt, McError> {
     let mut prompt = Prompt::default();
-    let Some(raw) = p.get("prompt") else { return Ok(prompt) };
+    let Some(raw) = p.get("prompt") else {
+        return Ok(prompt);
+    };
     let values: Vec<&str> = raw.split(' ').filter(|v| !v.is_empty()).collect();
     for v in &values {
         match *v {
@@ -229,7 +255,9 @@ pub fn check_display(p: &RawParams) -> Result<Display, McError> {
 /// `claims` is a JSON object whose members are `userinfo`, `id_token` or `premiuminfo`, each
 /// an object of claim requests (OIDC Core §5.5; digest §8.3) (row "invalid claims").
 pub fn check_claims(p: &RawParams) -> Result<Option<serde_json::Value>, McError> {
-    let Some(raw) = p.get("claims") else { return Ok(None) };
+    let Some(raw) = p.get("claims") else {
+        return Ok(None);
+    };
     if raw.len() > MAX_CLAIMS_BYTES {
         return Err(McError::InvalidClaims);
     }
@@ -276,13 +304,22 @@ pub fn check_transaction_text(
             return Err(McError::InvalidContext);
         }
     }
-    Ok(TransactionText { client_name: client.short_name.clone(), context, binding_message })
+    Ok(TransactionText {
+        client_name: client.short_name.clone(),
+        context,
+        binding_message,
+    })
 }
 
 /// Optional free-text parameters that we accept and ignore must still be bounded:
 /// `ui_locales`, `claims_locales`, `id_token_hint`, `dtbs`.
 pub fn check_ignored_parameters(p: &RawParams) -> Result<(), McError> {
-    for (name, limit) in [("ui_locales", 256), ("claims_locales", 256), ("id_token_hint", MAX_JWT_BYTES), ("dtbs", 1024)] {
+    for (name, limit) in [
+        ("ui_locales", 256),
+        ("claims_locales", 256),
+        ("id_token_hint", MAX_JWT_BYTES),
+        ("dtbs", 1024),
+    ] {
         if p.get(name).is_some_and(|v| v.len() > limit) {
             return Err(McError::InvalidParameter(name));
         }
@@ -303,7 +340,13 @@ mod tests {
         ClientPolicy {
             client_id: "shop".into(),
             redirect_uris: vec!["https://shop.example/cb".into()],
-            allowed_scopes: Scope::from_values(["openid", "mc_authn", "mc_authz", "mc_identity_phonenumber", "phone"]),
+            allowed_scopes: Scope::from_values([
+                "openid",
+                "mc_authn",
+                "mc_authz",
+                "mc_identity_phonenumber",
+                "phone",
+            ]),
             short_name: "OnlineShopper".into(),
             sector: "shop.example".into(),
             status: ClientStatus::Active,
@@ -315,16 +358,34 @@ mod tests {
     fn client_id_present_once() {
         assert_eq!(check_client_id(&params("client_id=shop")), Ok("shop"));
         assert_eq!(check_client_id(&params("")), Err(McError::MissingClientId));
-        assert_eq!(check_client_id(&params("client_id=a&client_id=b")), Err(McError::DuplicateClientParameter));
-        assert_eq!(check_client_id(&params("client_id=a&redirect_uri=x&redirect_uri=y")), Err(McError::DuplicateClientParameter));
+        assert_eq!(
+            check_client_id(&params("client_id=a&client_id=b")),
+            Err(McError::DuplicateClientParameter)
+        );
+        assert_eq!(
+            check_client_id(&params("client_id=a&redirect_uri=x&redirect_uri=y")),
+            Err(McError::DuplicateClientParameter)
+        );
     }
 
     #[test]
     fn redirect_uri_exact() {
-        assert!(check_redirect_uri(&params("redirect_uri=https%3A%2F%2Fshop.example%2Fcb"), &client()).is_ok());
-        assert_eq!(check_redirect_uri(&params(""), &client()), Err(McError::MissingRedirectUri));
+        assert!(
+            check_redirect_uri(
+                &params("redirect_uri=https%3A%2F%2Fshop.example%2Fcb"),
+                &client()
+            )
+            .is_ok()
+        );
         assert_eq!(
-            check_redirect_uri(&params("redirect_uri=https%3A%2F%2Fevil.example%2Fcb"), &client()),
+            check_redirect_uri(&params(""), &client()),
+            Err(McError::MissingRedirectUri)
+        );
+        assert_eq!(
+            check_redirect_uri(
+                &params("redirect_uri=https%3A%2F%2Fevil.example%2Fcb"),
+                &client()
+            ),
             Err(McError::UnregisteredRedirectUri)
         );
     }
@@ -333,8 +394,14 @@ mod tests {
     fn state_and_nonce_mandatory_and_bounded() {
         assert_eq!(check_state(&params("state=abc")), Ok("abc".into()));
         assert_eq!(check_state(&params("")), Err(McError::InvalidState));
-        assert_eq!(check_state(&params(&format!("state={}", "a".repeat(600)))), Err(McError::InvalidState));
-        assert_eq!(check_state(&params("state=a%0Ab")), Err(McError::InvalidState));
+        assert_eq!(
+            check_state(&params(&format!("state={}", "a".repeat(600)))),
+            Err(McError::InvalidState)
+        );
+        assert_eq!(
+            check_state(&params("state=a%0Ab")),
+            Err(McError::InvalidState)
+        );
         assert_eq!(check_nonce(&params("nonce=n")), Ok("n".into()));
         assert_eq!(check_nonce(&params("")), Err(McError::InvalidNonce));
     }
@@ -342,8 +409,14 @@ mod tests {
     #[test]
     fn correlation_id_optional_and_bounded() {
         assert_eq!(check_correlation_id(&params("")), Ok(None));
-        assert_eq!(check_correlation_id(&params("correlation_id=c1")), Ok(Some("c1".into())));
-        assert_eq!(check_correlation_id(&params("correlation_id=%07")), Err(McError::InvalidCorrelationId));
+        assert_eq!(
+            check_correlation_id(&params("correlation_id=c1")),
+            Ok(Some("c1".into()))
+        );
+        assert_eq!(
+            check_correlation_id(&params("correlation_id=%07")),
+            Err(McError::InvalidCorrelationId)
+        );
     }
 
     #[test]
@@ -354,96 +427,225 @@ mod tests {
         c.status = ClientStatus::Disabled;
         c.grant_types.clear();
         assert_eq!(check_client_allowed(&c), Err(McError::ClientNotAllowed));
-        assert_eq!(check_client_may_request_code(&c), Err(McError::ClientNotAuthorizedForCode));
+        assert_eq!(
+            check_client_may_request_code(&c),
+            Err(McError::ClientNotAuthorizedForCode)
+        );
     }
 
     #[test]
     fn duplicates_and_request_objects() {
         assert!(reject_duplicate_parameters(&params("a=1&b=2")).is_ok());
-        assert_eq!(reject_duplicate_parameters(&params("scope=a&scope=b")), Err(McError::DuplicateParameters));
-        assert_eq!(reject_request_objects(&params("request=x")), Err(McError::RequestNotSupported));
-        assert_eq!(reject_request_objects(&params("request_uri=x")), Err(McError::RequestUriNotSupported));
+        assert_eq!(
+            reject_duplicate_parameters(&params("scope=a&scope=b")),
+            Err(McError::DuplicateParameters)
+        );
+        assert_eq!(
+            reject_request_objects(&params("request=x")),
+            Err(McError::RequestNotSupported)
+        );
+        assert_eq!(
+            reject_request_objects(&params("request_uri=x")),
+            Err(McError::RequestUriNotSupported)
+        );
     }
 
     #[test]
     fn response_type_and_mode() {
         assert!(check_response_type(&params("response_type=code")).is_ok());
         for bad in ["", "response_type=token", "response_type=code+id_token"] {
-            assert_eq!(check_response_type(&params(bad)), Err(McError::InvalidResponseType), "{bad}");
+            assert_eq!(
+                check_response_type(&params(bad)),
+                Err(McError::InvalidResponseType),
+                "{bad}"
+            );
         }
         assert!(check_response_mode(&params("response_mode=query")).is_ok());
-        assert_eq!(check_response_mode(&params("response_mode=fragment")), Err(McError::UnsupportedResponseMode));
+        assert_eq!(
+            check_response_mode(&params("response_mode=fragment")),
+            Err(McError::UnsupportedResponseMode)
+        );
     }
 
     #[test]
     fn scope_rules() {
         let c = client();
-        assert_eq!(check_scope(&params("scope=openid+mc_authn"), &c).unwrap().to_string(), "mc_authn openid");
+        assert_eq!(
+            check_scope(&params("scope=openid+mc_authn"), &c)
+                .unwrap()
+                .to_string(),
+            "mc_authn openid"
+        );
         assert_eq!(check_scope(&params(""), &c), Err(McError::MissingScope));
-        assert_eq!(check_scope(&params("scope=mc_authn"), &c), Err(McError::MissingScope));
-        assert_eq!(check_scope(&params("scope=openid+mc_bogus"), &c), Err(McError::InvalidScope));
-        assert_eq!(check_scope(&params("scope=openid+mc_kyc_plain"), &c), Err(McError::InvalidScope), "not registered");
-        assert_eq!(check_scope(&params("scope=openid+mc_authn+mc_authz"), &c), Err(McError::InvalidScope));
+        assert_eq!(
+            check_scope(&params("scope=mc_authn"), &c),
+            Err(McError::MissingScope)
+        );
+        assert_eq!(
+            check_scope(&params("scope=openid+mc_bogus"), &c),
+            Err(McError::InvalidScope)
+        );
+        assert_eq!(
+            check_scope(&params("scope=openid+mc_kyc_plain"), &c),
+            Err(McError::InvalidScope),
+            "not registered"
+        );
+        assert_eq!(
+            check_scope(&params("scope=openid+mc_authn+mc_authz"), &c),
+            Err(McError::InvalidScope)
+        );
     }
 
     #[test]
     fn version_rules() {
         let mc = Scope::from_values(["openid", "mc_authn"]);
         let plain = Scope::from_values(["openid"]);
-        assert_eq!(check_version(&params("version=mc_di_r2_v2.3"), &mc), Ok(McVersion::DiR2V2_3));
-        assert_eq!(check_version(&params("version=mc_v2_0"), &mc), Ok(McVersion::V2_0));
+        assert_eq!(
+            check_version(&params("version=mc_di_r2_v2.3"), &mc),
+            Ok(McVersion::DiR2V2_3)
+        );
+        assert_eq!(
+            check_version(&params("version=mc_v2_0"), &mc),
+            Ok(McVersion::V2_0)
+        );
         assert_eq!(check_version(&params(""), &plain), Ok(McVersion::V1_1));
-        assert_eq!(check_version(&params(""), &mc), Err(McError::InvalidVersion));
-        assert_eq!(check_version(&params("version=mc_v9"), &mc), Err(McError::InvalidVersion));
-        assert_eq!(check_version(&params("version=mc_si_r2_v1.0"), &mc), Err(McError::InvalidVersion));
+        assert_eq!(
+            check_version(&params(""), &mc),
+            Err(McError::InvalidVersion)
+        );
+        assert_eq!(
+            check_version(&params("version=mc_v9"), &mc),
+            Err(McError::InvalidVersion)
+        );
+        assert_eq!(
+            check_version(&params("version=mc_si_r2_v1.0"), &mc),
+            Err(McError::InvalidVersion)
+        );
     }
 
     #[test]
     fn acr_rules() {
-        assert_eq!(check_acr_values(&params("acr_values=3+2"), McVersion::DiR2V2_3).unwrap().fallback, Some(Loa::Two));
-        assert_eq!(check_acr_values(&params(""), McVersion::V1_1).unwrap().target, Loa::Two);
-        assert_eq!(check_acr_values(&params(""), McVersion::DiR2V2_3), Err(McError::InvalidAcrValues));
-        assert_eq!(check_acr_values(&params("acr_values=5"), McVersion::DiR2V2_3), Err(McError::InvalidAcrValues));
+        assert_eq!(
+            check_acr_values(&params("acr_values=3+2"), McVersion::DiR2V2_3)
+                .unwrap()
+                .fallback,
+            Some(Loa::Two)
+        );
+        assert_eq!(
+            check_acr_values(&params(""), McVersion::V1_1)
+                .unwrap()
+                .target,
+            Loa::Two
+        );
+        assert_eq!(
+            check_acr_values(&params(""), McVersion::DiR2V2_3),
+            Err(McError::InvalidAcrValues)
+        );
+        assert_eq!(
+            check_acr_values(&params("acr_values=5"), McVersion::DiR2V2_3),
+            Err(McError::InvalidAcrValues)
+        );
     }
 
     #[test]
     fn login_hint_rules() {
         let o = ProfileOptions::default();
-        assert!(matches!(check_login_hint(&params("login_hint=MSISDN%3A447700900301"), &o), Ok(Some(HintInput::LoginHint(_)))));
-        assert!(matches!(check_login_hint(&params("login_hint_token=a.b.c"), &o), Ok(Some(HintInput::LoginHintToken(_)))));
+        assert!(matches!(
+            check_login_hint(&params("login_hint=MSISDN%3A447700900301"), &o),
+            Ok(Some(HintInput::LoginHint(_)))
+        ));
+        assert!(matches!(
+            check_login_hint(&params("login_hint_token=a.b.c"), &o),
+            Ok(Some(HintInput::LoginHintToken(_)))
+        ));
         assert_eq!(check_login_hint(&params(""), &o), Ok(None));
-        assert_eq!(check_login_hint(&params("login_hint=MSISDN%3Axyz"), &o), Err(McError::InvalidLoginHint));
-        assert_eq!(check_login_hint(&params("login_hint=MSISDN%3A447700900301&login_hint_token=a.b.c"), &o), Err(McError::InvalidLoginHint));
-        assert_eq!(check_login_hint(&params("login_hint_token=notajwt"), &o), Err(McError::InvalidLoginHint));
-        let strict = ProfileOptions { allow_no_hint: false, ..o };
-        assert_eq!(check_login_hint(&params(""), &strict), Err(McError::MissingLoginHint));
+        assert_eq!(
+            check_login_hint(&params("login_hint=MSISDN%3Axyz"), &o),
+            Err(McError::InvalidLoginHint)
+        );
+        assert_eq!(
+            check_login_hint(
+                &params("login_hint=MSISDN%3A447700900301&login_hint_token=a.b.c"),
+                &o
+            ),
+            Err(McError::InvalidLoginHint)
+        );
+        assert_eq!(
+            check_login_hint(&params("login_hint_token=notajwt"), &o),
+            Err(McError::InvalidLoginHint)
+        );
+        let strict = ProfileOptions {
+            allow_no_hint: false,
+            ..o
+        };
+        assert_eq!(
+            check_login_hint(&params(""), &strict),
+            Err(McError::MissingLoginHint)
+        );
     }
 
     #[test]
     fn max_age_both_spellings() {
         assert_eq!(check_max_age(&params("max_age=3600")), Ok(Some(3600)));
         assert_eq!(check_max_age(&params("max-age=3600")), Ok(Some(3600)));
-        assert_eq!(check_max_age(&params("max_age=10&max-age=10")), Ok(Some(10)));
+        assert_eq!(
+            check_max_age(&params("max_age=10&max-age=10")),
+            Ok(Some(10))
+        );
         assert_eq!(check_max_age(&params("")), Ok(None));
-        assert_eq!(check_max_age(&params("max_age=-1")), Err(McError::InvalidMaxAge));
-        assert_eq!(check_max_age(&params("max_age=1&max-age=2")), Err(McError::InvalidMaxAge));
+        assert_eq!(
+            check_max_age(&params("max_age=-1")),
+            Err(McError::InvalidMaxAge)
+        );
+        assert_eq!(
+            check_max_age(&params("max_age=1&max-age=2")),
+            Err(McError::InvalidMaxAge)
+        );
     }
 
     #[test]
     fn prompt_and_display() {
         assert!(check_prompt(&params("prompt=none")).unwrap().none);
-        assert!(check_prompt(&params("prompt=login+no_seam")).unwrap().no_seam);
-        assert_eq!(check_prompt(&params("prompt=none+login")), Err(McError::InvalidPrompt));
-        assert_eq!(check_prompt(&params("prompt=bogus")), Err(McError::InvalidPrompt));
+        assert!(
+            check_prompt(&params("prompt=login+no_seam"))
+                .unwrap()
+                .no_seam
+        );
+        assert_eq!(
+            check_prompt(&params("prompt=none+login")),
+            Err(McError::InvalidPrompt)
+        );
+        assert_eq!(
+            check_prompt(&params("prompt=bogus")),
+            Err(McError::InvalidPrompt)
+        );
         assert_eq!(check_display(&params("display=touch")), Ok(Display::Touch));
-        assert_eq!(check_display(&params("display=tv")), Err(McError::InvalidDisplay));
+        assert_eq!(
+            check_display(&params("display=tv")),
+            Err(McError::InvalidDisplay)
+        );
     }
 
     #[test]
     fn claims_shape() {
-        assert!(check_claims(&params("claims=%7B%22userinfo%22%3A%7B%22phone_number%22%3Anull%7D%7D")).unwrap().is_some());
-        for bad in ["claims=x", "claims=%5B%5D", "claims=%7B%22foo%22%3A%7B%7D%7D", "claims=%7B%22userinfo%22%3A1%7D"] {
-            assert_eq!(check_claims(&params(bad)), Err(McError::InvalidClaims), "{bad}");
+        assert!(
+            check_claims(&params(
+                "claims=%7B%22userinfo%22%3A%7B%22phone_number%22%3Anull%7D%7D"
+            ))
+            .unwrap()
+            .is_some()
+        );
+        for bad in [
+            "claims=x",
+            "claims=%5B%5D",
+            "claims=%7B%22foo%22%3A%7B%7D%7D",
+            "claims=%7B%22userinfo%22%3A1%7D",
+        ] {
+            assert_eq!(
+                check_claims(&params(bad)),
+                Err(McError::InvalidClaims),
+                "{bad}"
+            );
         }
     }
 
@@ -452,23 +654,42 @@ mod tests {
         let c = client();
         let o = ProfileOptions::default();
         let authz = Scope::from_values(["openid", "mc_authz"]);
-        let ok = check_transaction_text(&params("client_name=OnlineShopper&context=Pay+%E2%82%AC10&binding_message=ABC"), &authz, &c, &o).unwrap();
+        let ok = check_transaction_text(
+            &params("client_name=OnlineShopper&context=Pay+%E2%82%AC10&binding_message=ABC"),
+            &authz,
+            &c,
+            &o,
+        )
+        .unwrap();
         assert_eq!(ok.context.as_deref(), Some("Pay €10"));
         assert_eq!(
             check_transaction_text(&params("client_name=Other&context=x"), &authz, &c, &o),
             Err(McError::InvalidClientName)
         );
-        assert_eq!(check_transaction_text(&params("client_name=OnlineShopper"), &authz, &c, &o), Err(McError::InvalidContext));
+        assert_eq!(
+            check_transaction_text(&params("client_name=OnlineShopper"), &authz, &c, &o),
+            Err(McError::InvalidContext)
+        );
         // 100 euro signs are 300 bytes: over the 256-byte bound although only 100 characters.
         let long = "%E2%82%AC".repeat(100);
         assert_eq!(
-            check_transaction_text(&params(&format!("client_name=OnlineShopper&context={long}")), &authz, &c, &o),
+            check_transaction_text(
+                &params(&format!("client_name=OnlineShopper&context={long}")),
+                &authz,
+                &c,
+                &o
+            ),
             Err(McError::InvalidContext)
         );
         let authn = Scope::from_values(["openid", "mc_authn"]);
         assert!(check_transaction_text(&params(""), &authn, &c, &o).is_ok());
         assert_eq!(
-            check_transaction_text(&params(&format!("binding_message={}", "a".repeat(200))), &authn, &c, &o),
+            check_transaction_text(
+                &params(&format!("binding_message={}", "a".repeat(200))),
+                &authn,
+                &c,
+                &o
+            ),
             Err(McError::InvalidBindingMessage)
         );
     }
@@ -476,6 +697,9 @@ mod tests {
     #[test]
     fn ignored_parameters_are_bounded() {
         assert!(check_ignored_parameters(&params("ui_locales=en-GB")).is_ok());
-        assert_eq!(check_ignored_parameters(&params(&format!("dtbs={}", "a".repeat(2000)))), Err(McError::InvalidParameter("dtbs")));
+        assert_eq!(
+            check_ignored_parameters(&params(&format!("dtbs={}", "a".repeat(2000)))),
+            Err(McError::InvalidParameter("dtbs"))
+        );
     }
 }

@@ -70,7 +70,11 @@ pub struct ProfileOptions {
 
 impl Default for ProfileOptions {
     fn default() -> Self {
-        ProfileOptions { max_context_bytes: 256, max_binding_message_bytes: 128, allow_no_hint: true }
+        ProfileOptions {
+            max_context_bytes: 256,
+            max_binding_message_bytes: 128,
+            allow_no_hint: true,
+        }
     }
 }
 

@@ -47,7 +47,10 @@ impl Redirectable {
     pub fn location(&self) -> String {
         self.redirect_uri.with_error(
             &self.error,
-            &Echo { state: self.state.as_deref(), correlation_id: self.correlation_id.as_deref() },
+            &Echo {
+                state: self.state.as_deref(),
+                correlation_id: self.correlation_id.as_deref(),
+            },
         )
     }
 }
@@ -89,7 +92,9 @@ pub fn front_channel(
     let display = check_display(p).map_err(fail)?;
     let claims = check_claims(p).map_err(fail)?;
     let text = check_transaction_text(p, &scope, client, opts).map_err(fail)?;
-    let code_challenge = check_code_challenge(p.get("code_challenge"), p.get("code_challenge_method")).map_err(fail)?;
+    let code_challenge =
+        check_code_challenge(p.get("code_challenge"), p.get("code_challenge_method"))
+            .map_err(fail)?;
     check_ignored_parameters(p).map_err(fail)?;
     if prompt.none {
         // Every Mobile Connect login reaches the phone: there is no silent re-authentication.
@@ -152,7 +157,11 @@ mod tests {
     fn later_errors_echo_state_and_correlation_id() {
         let e = run(&OK.replace("acr_values=2", "acr_values=9")).unwrap_err();
         assert_eq!(e.error, McError::InvalidAcrValues);
-        assert!(e.location().ends_with("&state=s&correlation_id=c"), "{}", e.location());
+        assert!(
+            e.location().ends_with("&state=s&correlation_id=c"),
+            "{}",
+            e.location()
+        );
     }
 
     #[test]
@@ -164,6 +173,9 @@ mod tests {
 
     #[test]
     fn prompt_none_is_login_required() {
-        assert_eq!(run(&format!("{OK}&prompt=none")).unwrap_err().error, McError::LoginRequired);
+        assert_eq!(
+            run(&format!("{OK}&prompt=none")).unwrap_err().error,
+            McError::LoginRequired
+        );
     }
 }

@@ -45,7 +45,13 @@ impl VerifiedRedirectUri {
     /// `redirect_uri?error=…&error_description=…&state=…&correlation_id=…`
     pub fn with_error(&self, error: &McError, echo: &Echo<'_>) -> String {
         let description = error.description();
-        self.build(&[("error", error.code().as_str()), ("error_description", &description)], echo)
+        self.build(
+            &[
+                ("error", error.code().as_str()),
+                ("error_description", &description),
+            ],
+            echo,
+        )
     }
 
     fn build(&self, pairs: &[(&str, &str)], echo: &Echo<'_>) -> String {
@@ -91,15 +97,29 @@ mod tests {
     #[test]
     fn exact_match_only() {
         assert!(VerifiedRedirectUri::verify(&client(), "https://sp.example/cb?x=1").is_ok());
-        for bad in ["https://sp.example/cb", "https://sp.example/cb?x=1&y=2", "https://SP.example/cb?x=1", "https://sp.example/cb?x=1/"] {
-            assert_eq!(VerifiedRedirectUri::verify(&client(), bad), Err(McError::UnregisteredRedirectUri));
+        for bad in [
+            "https://sp.example/cb",
+            "https://sp.example/cb?x=1&y=2",
+            "https://SP.example/cb?x=1",
+            "https://sp.example/cb?x=1/",
+        ] {
+            assert_eq!(
+                VerifiedRedirectUri::verify(&client(), bad),
+                Err(McError::UnregisteredRedirectUri)
+            );
         }
     }
 
     #[test]
     fn error_redirect_echoes_state_and_correlation_id() {
         let r = VerifiedRedirectUri::verify(&client(), "https://sp.example/cb?x=1").unwrap();
-        let loc = r.with_error(&McError::UserBusy, &Echo { state: Some("s 1"), correlation_id: Some("c1") });
+        let loc = r.with_error(
+            &McError::UserBusy,
+            &Echo {
+                state: Some("s 1"),
+                correlation_id: Some("c1"),
+            },
+        );
         assert_eq!(
             loc,
             "https://sp.example/cb?x=1&error=access_denied&error_description=The+user+is+busy+with+another+transaction&state=s+1&correlation_id=c1"

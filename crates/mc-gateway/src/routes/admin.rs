@@ -10,17 +10,34 @@ use mc_store::{ClientStatus, SubscriberStatus};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::registry::{self, ClientSpec, ClientView, RegistryError, SubscriberSpec, SubscriberView};
+use crate::registry::{
+    self, ClientSpec, ClientView, RegistryError, SubscriberSpec, SubscriberView,
+};
 use crate::state::{AppState, sha256_hex};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/clients", get(list_clients).post(create_client))
-        .route("/admin/v1/clients/{id}", get(get_client).put(update_client).patch(patch_client))
-        .route("/admin/v1/clients/{id}/secret", axum::routing::post(rotate_secret))
-        .route("/admin/v1/subscribers", get(list_subscribers).post(create_subscriber))
-        .route("/admin/v1/subscribers/{msisdn}", get(get_subscriber).patch(patch_subscriber))
-        .route("/admin/v1/subscribers/{msisdn}/pin", put(set_pin).delete(clear_pin))
+        .route(
+            "/admin/v1/clients/{id}",
+            get(get_client).put(update_client).patch(patch_client),
+        )
+        .route(
+            "/admin/v1/clients/{id}/secret",
+            axum::routing::post(rotate_secret),
+        )
+        .route(
+            "/admin/v1/subscribers",
+            get(list_subscribers).post(create_subscriber),
+        )
+        .route(
+            "/admin/v1/subscribers/{msisdn}",
+            get(get_subscriber).patch(patch_subscriber),
+        )
+        .route(
+            "/admin/v1/subscribers/{msisdn}/pin",
+            put(set_pin).delete(clear_pin),
+        )
 }
 
 impl IntoResponse for RegistryError {
@@ -34,12 +51,48 @@ impl IntoResponse for RegistryError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
             }
         };
-        (status, Json(json!({"error": error, "error_description": self.to_string()}))).into_response()
+        (
+            status,
+            Json(json!({"error": error, "error_description": self.to_string()})),
+        )
+            .into_response()
+    }
+}
+
+/// Why an admin call failed.
+enum AdminError {
+    Unauthorized,
+    Registry(RegistryError),
+}
+
+impl From<RegistryError> for AdminError {
+    fn from(e: RegistryError) -> Self {
+        AdminError::Registry(e)
+    }
+}
+
+impl From<mc_store::StoreError> for AdminError {
+    fn from(e: mc_store::StoreError) -> Self {
+        AdminError::Registry(e.into())
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        match self {
+            AdminError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({"error": "invalid_token"})),
+            )
+                .into_response(),
+            AdminError::Registry(e) => e.into_response(),
+        }
     }
 }
 
 /// Checks the admin bearer token in constant time.
-fn authorized(s: &AppState, h: &HeaderMap) -> Result<(), Response> {
+fn authorized(s: &AppState, h: &HeaderMap) -> Result<(), AdminError> {
     let expected = s.config.admin.token_sha256.as_deref().unwrap_or_default();
     let presented = h
         .get(header::AUTHORIZATION)
@@ -47,34 +100,40 @@ fn authorized(s: &AppState, h: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(sha256_hex)
         .unwrap_or_default();
-    if !expected.is_empty() && aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), expected.as_bytes()).is_ok() {
+    if !expected.is_empty()
+        && aws_lc_rs::constant_time::verify_slices_are_equal(
+            presented.as_bytes(),
+            expected.as_bytes(),
+        )
+        .is_ok()
+    {
         Ok(())
     } else {
-        Err((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(json!({"error": "invalid_token"}))).into_response())
+        Err(AdminError::Unauthorized)
     }
 }
 
-type Reply = Result<Response, Response>;
+type Reply = Result<Response, AdminError>;
 
 fn ok(v: serde_json::Value) -> Reply {
     Ok(Json(v).into_response())
 }
 
 /// JSON bodies parsed with a clear 400 (axum's `Json` extractor answers 415/422 otherwise).
-fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(bytes).map_err(|e| RegistryError::Invalid(format!("body: {e}")).into_response())
+fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
+    serde_json::from_slice(bytes).map_err(|e| RegistryError::Invalid(format!("body: {e}")).into())
 }
 
 async fn list_clients(State(s): State<AppState>, h: HeaderMap) -> Reply {
     authorized(&s, &h)?;
-    let all = s.store.list_clients().await.map_err(|e| RegistryError::from(e).into_response())?;
+    let all = s.store.list_clients().await?;
     ok(json!(all.iter().map(ClientView::from).collect::<Vec<_>>()))
 }
 
 async fn create_client(State(s): State<AppState>, h: HeaderMap, b: axum::body::Bytes) -> Reply {
     authorized(&s, &h)?;
     let spec: ClientSpec = body(&b)?;
-    let (record, secret) = registry::create_client(&s.store, &spec).await.map_err(IntoResponse::into_response)?;
+    let (record, secret) = registry::create_client(&s.store, &spec).await?;
     let mut v = json!(ClientView::from(&record));
     v["client_secret"] = json!(secret);
     Ok((StatusCode::CREATED, Json(v)).into_response())
@@ -82,15 +141,20 @@ async fn create_client(State(s): State<AppState>, h: HeaderMap, b: axum::body::B
 
 async fn get_client(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Reply {
     authorized(&s, &h)?;
-    let c = s.store.get_client(&id).await.map_err(|e| RegistryError::from(e).into_response())?;
-    let c = c.ok_or_else(|| RegistryError::NotFound.into_response())?;
+    let c = s.store.get_client(&id).await?;
+    let c = c.ok_or(RegistryError::NotFound)?;
     ok(json!(ClientView::from(&c)))
 }
 
-async fn update_client(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>, b: axum::body::Bytes) -> Reply {
+async fn update_client(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: axum::body::Bytes,
+) -> Reply {
     authorized(&s, &h)?;
     let spec: ClientSpec = body(&b)?;
-    let c = registry::update_client(&s.store, &id, &spec).await.map_err(IntoResponse::into_response)?;
+    let c = registry::update_client(&s.store, &id, &spec).await?;
     ok(json!(ClientView::from(&c)))
 }
 
@@ -100,36 +164,48 @@ struct ClientPatch {
     status: String,
 }
 
-async fn patch_client(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>, b: axum::body::Bytes) -> Reply {
+async fn patch_client(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: axum::body::Bytes,
+) -> Reply {
     authorized(&s, &h)?;
     let patch: ClientPatch = body(&b)?;
-    let status = ClientStatus::parse(&patch.status).ok_or_else(|| RegistryError::Invalid("status: active or disabled".into()).into_response())?;
-    let c = registry::set_client_status(&s.store, &id, status).await.map_err(IntoResponse::into_response)?;
+    let status = ClientStatus::parse(&patch.status)
+        .ok_or_else(|| RegistryError::Invalid("status: active or disabled".into()))?;
+    let c = registry::set_client_status(&s.store, &id, status).await?;
     ok(json!(ClientView::from(&c)))
 }
 
 async fn rotate_secret(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Reply {
     authorized(&s, &h)?;
-    let secret = registry::rotate_client_secret(&s.store, &id).await.map_err(IntoResponse::into_response)?;
+    let secret = registry::rotate_client_secret(&s.store, &id).await?;
     ok(json!({"client_id": id, "client_secret": secret}))
 }
 
 async fn list_subscribers(State(s): State<AppState>, h: HeaderMap) -> Reply {
     authorized(&s, &h)?;
-    let all = s.store.list_subscribers().await.map_err(|e| RegistryError::from(e).into_response())?;
-    ok(json!(all.iter().map(SubscriberView::from).collect::<Vec<_>>()))
+    let all = s.store.list_subscribers().await?;
+    ok(json!(
+        all.iter().map(SubscriberView::from).collect::<Vec<_>>()
+    ))
 }
 
 async fn create_subscriber(State(s): State<AppState>, h: HeaderMap, b: axum::body::Bytes) -> Reply {
     authorized(&s, &h)?;
     let spec: SubscriberSpec = body(&b)?;
-    let sub = registry::create_subscriber(&s.store, &spec).await.map_err(IntoResponse::into_response)?;
+    let sub = registry::create_subscriber(&s.store, &spec).await?;
     Ok((StatusCode::CREATED, Json(json!(SubscriberView::from(&sub)))).into_response())
 }
 
-async fn get_subscriber(State(s): State<AppState>, h: HeaderMap, Path(msisdn): Path<String>) -> Reply {
+async fn get_subscriber(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(msisdn): Path<String>,
+) -> Reply {
     authorized(&s, &h)?;
-    let sub = registry::find_subscriber(&s.store, &msisdn).await.map_err(IntoResponse::into_response)?;
+    let sub = registry::find_subscriber(&s.store, &msisdn).await?;
     ok(json!(SubscriberView::from(&sub)))
 }
 
@@ -140,10 +216,16 @@ struct SubscriberPatch {
     capabilities: Option<Vec<String>>,
 }
 
-async fn patch_subscriber(State(s): State<AppState>, h: HeaderMap, Path(msisdn): Path<String>, b: axum::body::Bytes) -> Reply {
+async fn patch_subscriber(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(msisdn): Path<String>,
+    b: axum::body::Bytes,
+) -> Reply {
     authorized(&s, &h)?;
     let patch: SubscriberPatch = body(&b)?;
-    let sub = registry::update_subscriber(&s.store, &msisdn, patch.status, patch.capabilities).await.map_err(IntoResponse::into_response)?;
+    let sub =
+        registry::update_subscriber(&s.store, &msisdn, patch.status, patch.capabilities).await?;
     ok(json!(SubscriberView::from(&sub)))
 }
 
@@ -154,15 +236,20 @@ struct PinBody {
 }
 
 /// Sets a PIN; also the reset after a lockout.
-async fn set_pin(State(s): State<AppState>, h: HeaderMap, Path(msisdn): Path<String>, b: axum::body::Bytes) -> Reply {
+async fn set_pin(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(msisdn): Path<String>,
+    b: axum::body::Bytes,
+) -> Reply {
     authorized(&s, &h)?;
     let pin: PinBody = body(&b)?;
-    let sub = registry::set_subscriber_pin(&s.store, &msisdn, Some(&pin.pin)).await.map_err(IntoResponse::into_response)?;
+    let sub = registry::set_subscriber_pin(&s.store, &msisdn, Some(&pin.pin)).await?;
     ok(json!(SubscriberView::from(&sub)))
 }
 
 async fn clear_pin(State(s): State<AppState>, h: HeaderMap, Path(msisdn): Path<String>) -> Reply {
     authorized(&s, &h)?;
-    let sub = registry::set_subscriber_pin(&s.store, &msisdn, None).await.map_err(IntoResponse::into_response)?;
+    let sub = registry::set_subscriber_pin(&s.store, &msisdn, None).await?;
     ok(json!(SubscriberView::from(&sub)))
 }

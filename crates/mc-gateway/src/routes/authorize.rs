@@ -28,11 +28,18 @@ pub fn router() -> Router<AppState> {
         .route("/authorize", get(authorize_get).post(authorize_post))
         .route("/authorize/wait/{session}", get(wait))
         .route("/authorize/wait/{session}/status", get(wait_status))
-        .route("/authorize/number/{session}", get(number_page).post(number_submit))
+        .route(
+            "/authorize/number/{session}",
+            get(number_page).post(number_submit),
+        )
 }
 
 async fn authorize_get(State(s): State<AppState>, RawQuery(q): RawQuery) -> Response {
-    authorize(&s, RawParams::from_urlencoded(q.unwrap_or_default().as_bytes())).await
+    authorize(
+        &s,
+        RawParams::from_urlencoded(q.unwrap_or_default().as_bytes()),
+    )
+    .await
 }
 
 /// POST keeps an MSISDN hint out of URLs and logs (digest §4.1).
@@ -66,13 +73,20 @@ async fn authorize(s: &AppState, params: Result<RawParams, McError>) -> Response
         Ok(r) => r,
         Err(refusal) => return redirect(&refusal.location()),
     };
-    let echo_on_error = (req.redirect_uri.clone(), req.state.clone(), req.correlation_id.clone());
+    let echo_on_error = (
+        req.redirect_uri.clone(),
+        req.state.clone(),
+        req.correlation_id.clone(),
+    );
     match login::start_login(s, req, &policy).await {
         Ok(Next::Wait(id)) => redirect(&format!("/authorize/wait/{id}")),
         Ok(Next::AskNumber(id)) => redirect(&format!("/authorize/number/{id}")),
         Err(e) => {
             let (uri, state, corr) = echo_on_error;
-            let echo = mc_core::authorize::redirect::Echo { state: Some(&state), correlation_id: corr.as_deref() };
+            let echo = mc_core::authorize::redirect::Echo {
+                state: Some(&state),
+                correlation_id: corr.as_deref(),
+            };
             redirect(&uri.with_error(&e, &echo))
         }
     }
@@ -84,7 +98,12 @@ async fn authorize(s: &AppState, params: Result<RawParams, McError>) -> Response
 async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let wants_html = header(&headers, "accept").is_some_and(|a| a.contains("text/html"));
     if !wants_html {
-        login::hold_while_pending(&s, &id, Duration::from_secs(u64::from(s.config.login.headless_hold_secs))).await;
+        login::hold_while_pending(
+            &s,
+            &id,
+            Duration::from_secs(u64::from(s.config.login.headless_hold_secs)),
+        )
+        .await;
     }
     match login::wait_state(&s, &id).await {
         WaitState::Redirect(to) => redirect(&to),
@@ -93,7 +112,9 @@ async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: Header
         WaitState::Pending(session) => {
             let masked = match &session.subscriber_id {
                 Some(sub_id) => match s.store.get_subscriber(sub_id).await {
-                    Ok(Some(sub)) => Msisdn::parse(&sub.msisdn).map(|m| m.masked()).unwrap_or_default(),
+                    Ok(Some(sub)) => Msisdn::parse(&sub.msisdn)
+                        .map(|m| m.masked())
+                        .unwrap_or_default(),
                     _ => String::new(),
                 },
                 None => String::new(),
@@ -133,17 +154,44 @@ async fn number_form(s: &AppState, id: &str, message: Option<&str>) -> Response 
         Ok(Some(sess)) => sess.client_name,
         _ => return error_page(&McError::AuthenticationTimeout),
     };
-    render(NumberPage { session_id: id, client_name: &client_name, message }.render())
+    render(
+        NumberPage {
+            session_id: id,
+            client_name: &client_name,
+            message,
+        }
+        .render(),
+    )
 }
 
-async fn number_submit(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let typed = if is_form(&headers) { RawParams::from_urlencoded(&body).ok() } else { None };
-    let typed = typed.as_ref().and_then(|p| p.get("msisdn")).unwrap_or_default().to_owned();
+async fn number_submit(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let typed = if is_form(&headers) {
+        RawParams::from_urlencoded(&body).ok()
+    } else {
+        None
+    };
+    let typed = typed
+        .as_ref()
+        .and_then(|p| p.get("msisdn"))
+        .unwrap_or_default()
+        .to_owned();
     match login::submit_number(&s, &id, &typed).await {
         Ok(Next::Wait(id)) => redirect(&format!("/authorize/wait/{id}")),
         Ok(Next::AskNumber(id)) => redirect(&format!("/authorize/number/{id}")),
         Err(Some(refusal)) => redirect(&refusal.location),
-        Err(None) => number_form(&s, &id, Some("Please enter the number in international format, e.g. +44 7700 900301.")).await,
+        Err(None) => {
+            number_form(
+                &s,
+                &id,
+                Some("Please enter the number in international format, e.g. +44 7700 900301."),
+            )
+            .await
+        }
     }
 }
 

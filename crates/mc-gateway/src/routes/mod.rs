@@ -15,5 +15,9 @@ pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// True for `application/x-www-form-urlencoded` bodies (parameters may follow).
 pub fn is_form(h: &HeaderMap) -> bool {
-    header(h, "content-type").is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+    header(h, "content-type").is_some_and(|c| {
+        c.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    })
 }

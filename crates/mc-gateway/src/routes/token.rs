@@ -29,27 +29,48 @@ async fn token(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Re
 
 async fn handle(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     if !is_form(headers) {
-        return Err(McError::InvalidTokenRequest("Content-Type must be application/x-www-form-urlencoded").into());
+        return Err(McError::InvalidTokenRequest(
+            "Content-Type must be application/x-www-form-urlencoded",
+        )
+        .into());
     }
-    let p = RawParams::from_urlencoded(body).map_err(|_| McError::InvalidTokenRequest("Malformed request"))?;
+    let p = RawParams::from_urlencoded(body)
+        .map_err(|_| McError::InvalidTokenRequest("Malformed request"))?;
     let correlation_id = p.get("correlation_id").map(str::to_owned);
-    let with_corr = |error: McError| ApiError { error, correlation_id: correlation_id.clone() };
-    let grant_type = p.get("grant_type").ok_or_else(|| with_corr(McError::InvalidTokenRequest("MANDATORY parameter grant_type is missing")))?;
-    let (client, record) = authenticate_client(s, headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()), &p)
-        .await
-        .map_err(with_corr)?;
+    let with_corr = |error: McError| ApiError {
+        error,
+        correlation_id: correlation_id.clone(),
+    };
+    let grant_type = p.get("grant_type").ok_or_else(|| {
+        with_corr(McError::InvalidTokenRequest(
+            "MANDATORY parameter grant_type is missing",
+        ))
+    })?;
+    let (client, record) = authenticate_client(
+        s,
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+        &p,
+    )
+    .await
+    .map_err(with_corr)?;
     let response = match grant_type {
         "authorization_code" => {
             if !record.grant_types.iter().any(|g| g == "authorization_code") {
                 return Err(with_corr(McError::UnauthorizedGrantType));
             }
             let grant = check_code_grant(&p).map_err(with_corr)?;
-            exchange_code(s, &client, &record, grant).await.map_err(with_corr)?
+            exchange_code(s, &client, &record, grant)
+                .await
+                .map_err(with_corr)?
         }
         _ => return Err(with_corr(McError::UnsupportedGrantType)),
     };
     let mut resp = axum::Json(response).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(resp)
 }

@@ -27,8 +27,17 @@ async fn userinfo_get(State(s): State<AppState>, headers: HeaderMap) -> Response
 
 /// RFC 6750 §2.2 also allows the token in a form body.
 async fn userinfo_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let from_body = if is_form(&headers) { RawParams::from_urlencoded(&body).ok() } else { None };
-    let token = bearer(&headers).or_else(|| from_body.as_ref().and_then(|p| p.get("access_token")).map(str::to_owned));
+    let from_body = if is_form(&headers) {
+        RawParams::from_urlencoded(&body).ok()
+    } else {
+        None
+    };
+    let token = bearer(&headers).or_else(|| {
+        from_body
+            .as_ref()
+            .and_then(|p| p.get("access_token"))
+            .map(str::to_owned)
+    });
     respond(userinfo(&s, token).await)
 }
 
@@ -42,27 +51,44 @@ fn respond(r: Result<serde_json::Value, McError>) -> Response {
 fn bearer(h: &HeaderMap) -> Option<String> {
     let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
 }
 
 async fn userinfo(s: &AppState, token: Option<String>) -> Result<serde_json::Value, McError> {
-    let token = token.filter(|t| !t.is_empty()).ok_or(McError::MissingAccessToken)?;
+    let token = token
+        .filter(|t| !t.is_empty())
+        .ok_or(McError::MissingAccessToken)?;
     if token.len() > 256 {
         return Err(McError::InvalidAccessToken);
     }
-    let record = s.store.find_access_token(&sha256_hex(&token), now()).await.map_err(store_failure)?.ok_or(McError::InvalidAccessToken)?;
+    let record = s
+        .store
+        .find_access_token(&sha256_hex(&token), now())
+        .await
+        .map_err(store_failure)?
+        .ok_or(McError::InvalidAccessToken)?;
     let sub = record.sub.clone().ok_or(McError::InvalidAccessToken)?;
     let mut body = json!({ "sub": sub });
     let scope = Scope::parse(&record.scope).unwrap_or_default();
-    if scope.releases_phone_number() {
-        if let Some(subscriber_id) = &record.subscriber_id {
-            if let Some(subscriber) = s.store.get_subscriber(subscriber_id).await.map_err(store_failure)? {
-                if let Some(m) = Msisdn::parse(&subscriber.msisdn) {
-                    body["phone_number"] = json!(m.e164());
-                    body["phone_number_verified"] = json!(true);
-                }
-            }
-        }
+    // The number is read only when a granted scope releases it.
+    let phone = if scope.releases_phone_number() {
+        phone_of(s, record.subscriber_id.as_deref()).await?
+    } else {
+        None
+    };
+    if let Some(m) = phone {
+        body["phone_number"] = json!(m.e164());
+        body["phone_number_verified"] = json!(true);
     }
     Ok(body)
+}
+
+async fn phone_of(s: &AppState, subscriber_id: Option<&str>) -> Result<Option<Msisdn>, McError> {
+    let Some(id) = subscriber_id else {
+        return Ok(None);
+    };
+    let subscriber = s.store.get_subscriber(id).await.map_err(store_failure)?;
+    Ok(subscriber.and_then(|sub| Msisdn::parse(&sub.msisdn)))
 }

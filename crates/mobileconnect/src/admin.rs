@@ -1,0 +1,294 @@
+//! `mobileconnect admin …`: the registry and provisioning rules of `mc_gateway::registry`,
+//! run directly against the configured store.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use mc_gateway::registry::{self, ClientSpec, ClientView, SubscriberSpec, SubscriberView};
+use mc_store::{ClientStatus, SubscriberStatus};
+
+use crate::run::open_store;
+use crate::settings::{self, DatabaseSettings, Settings};
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Service providers.
+    #[command(subcommand)]
+    Clients(ClientCommand),
+    /// Subscribers.
+    #[command(subcommand)]
+    Subscribers(SubscriberCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register a service provider; prints its secret once.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        short_name: String,
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Allowed scopes (repeat); default `openid mc_authn mc_authz`.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        client_id: Option<String>,
+        #[arg(long)]
+        sector_identifier_uri: Option<String>,
+    },
+    List,
+    Show {
+        client_id: String,
+    },
+    /// Replace a registration.
+    Update {
+        client_id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        short_name: String,
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        sector_identifier_uri: Option<String>,
+    },
+    Disable {
+        client_id: String,
+    },
+    Enable {
+        client_id: String,
+    },
+    RotateSecret {
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SubscriberCommand {
+    Create {
+        msisdn: String,
+        #[arg(long)]
+        pin: Option<String>,
+        /// Repeatable; default `app_push`.
+        #[arg(long = "capability")]
+        capabilities: Vec<String>,
+    },
+    List,
+    Show {
+        msisdn: String,
+    },
+    /// Block logins (stolen phone).
+    Suspend {
+        msisdn: String,
+    },
+    Activate {
+        msisdn: String,
+    },
+    /// The number was recycled: the old subscriber is retired (a new one can take the number).
+    Retire {
+        msisdn: String,
+    },
+    /// Set a new PIN; also unlocks LoA3 after too many wrong PINs.
+    SetPin {
+        msisdn: String,
+        pin: String,
+    },
+    /// Remove the PIN (no LoA3).
+    ClearPin {
+        msisdn: String,
+    },
+    SetCapabilities {
+        msisdn: String,
+        #[arg(long = "capability")]
+        capabilities: Vec<String>,
+    },
+}
+
+fn print(v: impl serde::Serialize) -> Result<(), String> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+pub async fn run(
+    config: Option<PathBuf>,
+    data: Option<PathBuf>,
+    command: AdminCommand,
+) -> Result<(), String> {
+    let settings = match (config, data) {
+        (Some(c), _) => settings::load(&c)?,
+        (None, data) => {
+            let data = data.unwrap_or_else(|| PathBuf::from("./data"));
+            let mut s: Settings = toml_default();
+            s.database = DatabaseSettings {
+                url: format!("sqlite:{}", data.join("mobileconnect.db").display()),
+            };
+            s
+        }
+    };
+    let store = open_store(&settings).await?;
+    let e = |e: registry::RegistryError| e.to_string();
+    match command {
+        AdminCommand::Clients(c) => match c {
+            ClientCommand::Create {
+                name,
+                short_name,
+                redirect_uris,
+                scopes,
+                client_id,
+                sector_identifier_uri,
+            } => {
+                let spec = ClientSpec {
+                    client_id,
+                    name,
+                    short_name,
+                    redirect_uris,
+                    scopes,
+                    sector_identifier_uri,
+                };
+                let (record, secret) = registry::create_client(&store, &spec).await.map_err(e)?;
+                let mut v = serde_json::json!(ClientView::from(&record));
+                v["client_secret"] = serde_json::json!(secret);
+                print(v)
+            }
+            ClientCommand::List => {
+                let all = store.list_clients().await.map_err(|e| e.to_string())?;
+                print(all.iter().map(ClientView::from).collect::<Vec<_>>())
+            }
+            ClientCommand::Show { client_id } => {
+                let c = store
+                    .get_client(&client_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("client not found")?;
+                print(ClientView::from(&c))
+            }
+            ClientCommand::Update {
+                client_id,
+                name,
+                short_name,
+                redirect_uris,
+                scopes,
+                sector_identifier_uri,
+            } => {
+                let spec = ClientSpec {
+                    client_id: None,
+                    name,
+                    short_name,
+                    redirect_uris,
+                    scopes,
+                    sector_identifier_uri,
+                };
+                print(ClientView::from(
+                    &registry::update_client(&store, &client_id, &spec)
+                        .await
+                        .map_err(e)?,
+                ))
+            }
+            ClientCommand::Disable { client_id } => print(ClientView::from(
+                &registry::set_client_status(&store, &client_id, ClientStatus::Disabled)
+                    .await
+                    .map_err(e)?,
+            )),
+            ClientCommand::Enable { client_id } => print(ClientView::from(
+                &registry::set_client_status(&store, &client_id, ClientStatus::Active)
+                    .await
+                    .map_err(e)?,
+            )),
+            ClientCommand::RotateSecret { client_id } => {
+                let secret = registry::rotate_client_secret(&store, &client_id)
+                    .await
+                    .map_err(e)?;
+                print(serde_json::json!({"client_id": client_id, "client_secret": secret}))
+            }
+        },
+        AdminCommand::Subscribers(c) => match c {
+            SubscriberCommand::Create {
+                msisdn,
+                pin,
+                capabilities,
+            } => print(SubscriberView::from(
+                &registry::create_subscriber(
+                    &store,
+                    &SubscriberSpec {
+                        msisdn,
+                        pin,
+                        capabilities,
+                    },
+                )
+                .await
+                .map_err(e)?,
+            )),
+            SubscriberCommand::List => {
+                let all = store.list_subscribers().await.map_err(|e| e.to_string())?;
+                print(all.iter().map(SubscriberView::from).collect::<Vec<_>>())
+            }
+            SubscriberCommand::Show { msisdn } => print(SubscriberView::from(
+                &registry::find_subscriber(&store, &msisdn)
+                    .await
+                    .map_err(e)?,
+            )),
+            SubscriberCommand::Suspend { msisdn } => {
+                status(&store, &msisdn, SubscriberStatus::Suspended).await
+            }
+            SubscriberCommand::Activate { msisdn } => {
+                status(&store, &msisdn, SubscriberStatus::Active).await
+            }
+            SubscriberCommand::Retire { msisdn } => {
+                status(&store, &msisdn, SubscriberStatus::Retired).await
+            }
+            SubscriberCommand::SetPin { msisdn, pin } => print(SubscriberView::from(
+                &registry::set_subscriber_pin(&store, &msisdn, Some(&pin))
+                    .await
+                    .map_err(e)?,
+            )),
+            SubscriberCommand::ClearPin { msisdn } => print(SubscriberView::from(
+                &registry::set_subscriber_pin(&store, &msisdn, None)
+                    .await
+                    .map_err(e)?,
+            )),
+            SubscriberCommand::SetCapabilities {
+                msisdn,
+                capabilities,
+            } => print(SubscriberView::from(
+                &registry::update_subscriber(&store, &msisdn, None, Some(capabilities))
+                    .await
+                    .map_err(e)?,
+            )),
+        },
+    }
+}
+
+async fn status(
+    store: &mc_store::DynStore,
+    msisdn: &str,
+    s: SubscriberStatus,
+) -> Result<(), String> {
+    let sub = registry::update_subscriber(store, msisdn, Some(s), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    print(SubscriberView::from(&sub))
+}
+
+/// Settings for a sandbox data folder (only the database is used by admin commands).
+fn toml_default() -> Settings {
+    Settings {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+        database: DatabaseSettings::default(),
+        keys: Default::default(),
+        log: Default::default(),
+        gateway: mc_gateway::config::GatewayConfig {
+            issuer: "http://127.0.0.1:8080".into(),
+            tokens: Default::default(),
+            login: Default::default(),
+            authenticators: Default::default(),
+            admin: Default::default(),
+        },
+    }
+}

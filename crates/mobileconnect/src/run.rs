@@ -1,0 +1,190 @@
+//! Starting the gateway: store, keys, state, routes, listener, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mc_gateway::keys::{Kek, KeyRing};
+use mc_gateway::state::{AppState, now, random_token, sha256_hex};
+use mc_store::DynStore;
+use mc_store_sqlite::SqliteStore;
+
+use crate::settings::{self, DatabaseSettings, KeySettings, LogSettings, Settings};
+
+fn init_logging(log: &LogSettings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    // A second initialisation (tests) is harmless.
+    let _ = if log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Opens the configured store.
+pub async fn open_store(settings: &Settings) -> Result<DynStore, String> {
+    let path = settings.sqlite_path()?;
+    let store = SqliteStore::open(&path)
+        .await
+        .map_err(|e| format!("database {}: {e}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Reads the key-encryption key, creating it (owner-only) on first start.
+pub fn load_kek(path: &Path) -> Result<Kek, String> {
+    if !path.exists() {
+        let b = mc_gateway::keys::new_kek_bytes().map_err(|e| format!("keys.kek_file: {e}"))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("keys.kek_file: {}: {e}", dir.display()))?;
+        }
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        write_private(path, hex.as_bytes())
+            .map_err(|e| format!("keys.kek_file: {}: {e}", path.display()))?;
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("keys.kek_file: {}: {e}", path.display()))?;
+    let text = text.trim();
+    let bytes: Option<Vec<u8>> = (text.len() == 64)
+        .then(|| {
+            (0..64)
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+                .collect()
+        })
+        .flatten();
+    let bytes = bytes
+        .ok_or_else(|| format!("keys.kek_file: {} must hold 64 hex digits", path.display()))?;
+    Kek::new(&bytes).map_err(|e| format!("keys.kek_file: {e}"))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+async fn build_state(settings: &Settings, kek_path: &Path) -> Result<AppState, String> {
+    let store = open_store(settings).await?;
+    let kek = load_kek(kek_path)?;
+    let keys = KeyRing::load_or_create(&*store, &kek, now())
+        .await
+        .map_err(|e| format!("keys: {e}"))?;
+    tracing::info!(kid = keys.signing_kid(), "signing key loaded");
+    Ok(AppState::new(store, settings.gateway.clone(), keys))
+}
+
+async fn listen(addr: SocketAddr, app: axum::Router) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("listen {addr}: {e}"))?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+/// `mobileconnect serve --config FILE`.
+pub async fn serve(config: &Path) -> Result<(), String> {
+    let settings = settings::load(config)?;
+    init_logging(&settings.log);
+    let kek_path = settings
+        .keys
+        .kek_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./data/kek.hex"));
+    let state = build_state(&settings, &kek_path).await?;
+    tracing::info!(listen = %settings.listen, issuer = %settings.gateway.issuer, "gateway starting");
+    listen(settings.listen, mc_gateway::app(state)).await
+}
+
+/// `mobileconnect sandbox`.
+pub async fn sandbox(
+    listen_addr: SocketAddr,
+    data: PathBuf,
+    issuer: Option<String>,
+) -> Result<(), String> {
+    std::fs::create_dir_all(&data).map_err(|e| format!("--data {}: {e}", data.display()))?;
+    let info_path = data.join("sandbox.json");
+    let previous = mc_sandbox::seed::read_info(&info_path);
+    let admin_token = previous
+        .as_ref()
+        .map(|p| p.admin_token.clone())
+        .unwrap_or_else(random_token);
+    let host = if listen_addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], listen_addr.port()))
+    } else {
+        listen_addr
+    };
+    let issuer = issuer.unwrap_or_else(|| format!("http://{host}"));
+    let base = Settings {
+        listen: listen_addr,
+        database: DatabaseSettings {
+            url: format!("sqlite:{}", data.join("mobileconnect.db").display()),
+        },
+        keys: KeySettings {
+            kek_file: Some(data.join("kek.hex")),
+        },
+        log: LogSettings::default(),
+        gateway: mc_gateway::config::GatewayConfig {
+            issuer: issuer.clone(),
+            tokens: Default::default(),
+            login: Default::default(),
+            authenticators: Default::default(),
+            admin: mc_gateway::config::AdminConfig {
+                token_sha256: Some(sha256_hex(&admin_token)),
+            },
+        },
+    };
+    let settings = settings::from_defaults(base)?;
+    init_logging(&settings.log);
+    let kek_path = settings
+        .keys
+        .kek_file
+        .clone()
+        .unwrap_or_else(|| data.join("kek.hex"));
+    let state = build_state(&settings, &kek_path).await?;
+    let info = mc_sandbox::seed(
+        &state.store,
+        settings.gateway.base_url(),
+        previous,
+        admin_token,
+    )
+    .await?;
+    mc_sandbox::seed::write_info(&info_path, &info)
+        .map_err(|e| format!("{}: {e}", info_path.display()))?;
+    let app = mc_gateway::with_layers(
+        mc_gateway::routes(&state)
+            .merge(mc_sandbox::phone::router())
+            .with_state(state),
+    );
+    println!("{}", info.banner(&info_path));
+    listen(settings.listen, app).await
+}

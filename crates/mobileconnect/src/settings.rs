@@ -1,0 +1,188 @@
+//! The configuration file: TOML plus `MC_*` environment overrides (`__` separates levels,
+//! e.g. `MC_GATEWAY__ISSUER`, `MC_DATABASE__URL`, `MC_LISTEN`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use mc_gateway::config::GatewayConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub keys: KeySettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    pub gateway: GatewayConfig,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite:PATH` (embedded). PostgreSQL arrives with the scale-out work.
+    pub url: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "sqlite:./data/mobileconnect.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySettings {
+    /// File holding the 32-byte key-encryption key, hex; created (mode 0600) if missing.
+    pub kek_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `mc_gateway=debug,info`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Loads and validates; the error is one line naming the field.
+pub fn load(path: &Path) -> Result<Settings, String> {
+    if !path.exists() {
+        return Err(format!("config: file {} not found", path.display()));
+    }
+    let fig = Figment::new()
+        .merge(Toml::file(path))
+        .merge(Env::prefixed("MC_").split("__"));
+    let settings: Settings = fig
+        .extract()
+        .map_err(|e| format!("config: {}", one_line(&e)))?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// Settings built from code (the sandbox), still overridable from the environment.
+pub fn from_defaults(base: Settings) -> Result<Settings, String> {
+    let fig = Figment::from(Serialized::defaults(base)).merge(Env::prefixed("MC_").split("__"));
+    let settings: Settings = fig
+        .extract()
+        .map_err(|e| format!("config: {}", one_line(&e)))?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+fn one_line(e: &figment::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for err in e.clone() {
+        let path = err.path.join(".");
+        let what = err.kind.to_string();
+        parts.push(if path.is_empty() {
+            what
+        } else {
+            format!("{path}: {what}")
+        });
+    }
+    parts.join("; ")
+}
+
+impl Settings {
+    fn validate(&self) -> Result<(), String> {
+        self.gateway
+            .validate()
+            .map_err(|e| format!("config: gateway.{e}"))?;
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err("config: log.format: must be text or json".into());
+        }
+        self.sqlite_path()?;
+        Ok(())
+    }
+
+    /// The SQLite file of `database.url`.
+    pub fn sqlite_path(&self) -> Result<PathBuf, String> {
+        let url = &self.database.url;
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            return Err("config: database.url: PostgreSQL is not available in this build yet; use sqlite:PATH".into());
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| "config: database.url: must start with sqlite:".to_owned())?;
+        if path.is_empty() {
+            return Err("config: database.url: empty path".into());
+        }
+        Ok(PathBuf::from(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, body: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mc-settings-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn minimal_file_loads_with_defaults() {
+        let p = write("ok", "[gateway]\nissuer = \"https://id.example\"\n");
+        let s = load(&p).unwrap();
+        assert_eq!(s.gateway.tokens.code_secs, 60);
+        assert_eq!(
+            s.sqlite_path().unwrap(),
+            PathBuf::from("./data/mobileconnect.db")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = load(&write(
+            "type",
+            "[gateway]\nissuer = \"https://id.example\"\n[gateway.tokens]\ncode_secs = \"x\"\n",
+        ))
+        .unwrap_err();
+        assert!(e.contains("gateway.tokens.code_secs"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = load(&write("missing", "listen = \"127.0.0.1:1\"\n[gateway]\n")).unwrap_err();
+        assert!(e.contains("issuer"), "{e}");
+        let e = load(&write(
+            "unknown",
+            "[gateway]\nissuer = \"https://id.example\"\nbogus = 1\n",
+        ))
+        .unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        let e = load(&write("authn", "[gateway]\nissuer = \"https://id.example\"\n[gateway.authenticators]\nenabled = [\"carrier_pigeon\"]\n")).unwrap_err();
+        assert!(e.contains("gateway.authenticators.enabled"), "{e}");
+        let e = load(&write(
+            "pg",
+            "[database]\nurl = \"postgres://x\"\n[gateway]\nissuer = \"https://id.example\"\n",
+        ))
+        .unwrap_err();
+        assert!(e.contains("database.url"), "{e}");
+    }
+}
