@@ -41,6 +41,7 @@ pub mod denial {
     pub fn to_error(kind: &str) -> mc_core::McError {
         match kind {
             PIN_LOCKED => mc_core::McError::PinLocked,
+            mc_store::STALE_SESSION_ERROR => mc_core::McError::AuthenticationTimeout,
             START_FAILED => mc_core::McError::LoaUnavailable,
             _ => mc_core::McError::UserDenied,
         }

@@ -145,6 +145,14 @@ impl GatewayConfig {
         Ok(())
     }
 
+    /// The path of the issuer URL without a trailing slash (`""` at the root): every route is
+    /// served under it, so metadata, pages and redirects agree behind a path-prefixed proxy.
+    pub fn base_path(&self) -> String {
+        url::Url::parse(&self.issuer)
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default()
+    }
+
     /// The issuer without a trailing slash, the base of every endpoint URL.
     pub fn base_url(&self) -> &str {
         self.issuer.trim_end_matches('/')

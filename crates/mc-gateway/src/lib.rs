@@ -65,13 +65,32 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     if state.config.admin.token_sha256.is_some() {
         r = r.merge(routes::admin::router());
     }
-    r
+    // An issuer with a path (`https://host/mc`) serves everything under that path.
+    if state.base_path.is_empty() {
+        r
+    } else {
+        Router::new().nest(&state.base_path, r)
+    }
 }
 
-/// Cross-cutting layers: body limit, panic safety net, timeout, and a request span that
-/// names the route template only (query strings may carry MSISDNs, so they are not logged).
+/// Cross-cutting layers: body limit, panic safety net, timeout, security headers, and a
+/// request span that names the route template only (query strings may carry MSISDNs, so
+/// they are not logged).
 pub fn with_layers(r: Router) -> Router {
+    use axum::http::{HeaderName, HeaderValue};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let header = |name: &'static str, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
+    };
     r.layer(DefaultBodyLimit::max(64 * 1024))
+        // Pages must not be framed (clickjacking of the PIN and number forms), and the
+        // authorize URL (which may carry a login_hint) must not leak through Referer.
+        .layer(header("x-frame-options", "DENY"))
+        .layer(header("x-content-type-options", "nosniff"))
+        .layer(header("referrer-policy", "no-referrer"))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(60),

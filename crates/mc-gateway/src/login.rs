@@ -220,7 +220,12 @@ fn msisdn_from_hint_token(s: &AppState, jwt: &str, t: i64) -> Result<Msisdn, McE
         _ => false,
     };
     let iat = claims["iat"].as_i64().ok_or(McError::InvalidLoginHint)?;
-    let fresh = iat <= t + 60 && iat > t - 600 && claims["exp"].as_i64().is_none_or(|exp| exp > t);
+    // `exp` is optional, but when present it must be a number in the future.
+    let exp_ok = match &claims["exp"] {
+        Value::Null => true,
+        v => v.as_i64().is_some_and(|exp| exp > t),
+    };
+    let fresh = iat <= t + 60 && iat > t - 600 && exp_ok;
     if !aud_ok || !fresh {
         return Err(McError::InvalidLoginHint);
     }
@@ -250,7 +255,7 @@ pub async fn wait_state(s: &AppState, session_id: &str) -> WaitState {
     let t = now();
     match session.status {
         SessionStatus::AwaitingNumber if session.expires_at > t => {
-            WaitState::Redirect(format!("/authorize/number/{}", session.id))
+            WaitState::Redirect(s.number_path(&session.id))
         }
         SessionStatus::Pending if session.expires_at > t => WaitState::Pending(Box::new(session)),
         SessionStatus::AwaitingNumber | SessionStatus::Pending => {

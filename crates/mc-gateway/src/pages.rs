@@ -12,7 +12,7 @@ pub struct ErrorPage<'a> {
 #[derive(Template)]
 #[template(path = "wait.html")]
 pub struct WaitPage<'a> {
-    pub session_id: &'a str,
+    pub wait_path: &'a str,
     pub client_name: &'a str,
     pub context: Option<&'a str>,
     pub binding_message: Option<&'a str>,
@@ -23,7 +23,7 @@ pub struct WaitPage<'a> {
 #[derive(Template)]
 #[template(path = "number.html")]
 pub struct NumberPage<'a> {
-    pub session_id: &'a str,
+    pub number_path: &'a str,
     pub client_name: &'a str,
     pub message: Option<&'a str>,
 }

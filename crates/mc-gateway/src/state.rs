@@ -34,6 +34,8 @@ pub struct Inner {
     /// Serialized once: metadata and JWKS do not change while running.
     pub metadata_json: String,
     pub jwks_json: String,
+    /// The issuer's path, under which every route is served.
+    pub base_path: String,
 }
 
 #[derive(Clone)]
@@ -73,6 +75,7 @@ impl AppState {
         };
         AppState(Arc::new(Inner {
             metadata_json: metadata.to_string(),
+            base_path: config.base_path(),
             jwks_json: keys.jwks().to_string(),
             store,
             config,
@@ -82,6 +85,16 @@ impl AppState {
             profile,
             pin_policy,
         }))
+    }
+
+    /// The waiting URL of a login (relative to the host).
+    pub fn wait_path(&self, session_id: &str) -> String {
+        format!("{}/authorize/wait/{session_id}", self.base_path)
+    }
+
+    /// The "enter your number" URL of a login (relative to the host).
+    pub fn number_path(&self, session_id: &str) -> String {
+        format!("{}/authorize/number/{session_id}", self.base_path)
     }
 
     /// The device-facing API of the app-push authenticator (used by the sandbox's virtual

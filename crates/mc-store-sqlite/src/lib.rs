@@ -79,7 +79,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 /// The `error` a stale pending session gets when a newer one for its subscriber replaces
 /// it (the `McError::AuthenticationTimeout` kind).
-pub const STALE_SESSION_ERROR: &str = "authentication_timeout";
+pub use mc_store::STALE_SESSION_ERROR;
 
 /// How long a connection waits for another process's write lock.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

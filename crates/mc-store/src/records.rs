@@ -139,6 +139,10 @@ pub struct AuthSession {
     pub expires_at: i64,
 }
 
+/// The `error` a backend records on a pending session it found expired (when a new
+/// transaction for the same subscriber needs the slot).
+pub const STALE_SESSION_ERROR: &str = "authentication_timeout";
+
 /// The phone's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {

@@ -82,14 +82,31 @@ async fn build_state(settings: &Settings, kek_path: &Path) -> Result<AppState, S
     Ok(AppState::new(store, settings.gateway.clone(), keys))
 }
 
+/// How long open requests (long polls) may run on after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn listen(addr: SocketAddr, app: axum::Router) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("listen {addr}: {e}"))?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server: {e}"))
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(true);
+    });
+    // Long polls (phone challenges, the waiting page) would hold a graceful shutdown for up
+    // to 25 s; nothing they hold is lost by cutting them (all state is in the store).
+    let deadline = async {
+        let _ = stopping.changed().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| format!("server: {e}")),
+        _ = deadline => {
+            tracing::info!("open requests cut after the shutdown grace period");
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -143,6 +160,7 @@ pub async fn sandbox(
     } else {
         listen_addr
     };
+    let issuer_flag = issuer.clone();
     let issuer = issuer.unwrap_or_else(|| format!("http://{host}"));
     let base = Settings {
         listen: listen_addr,
@@ -163,7 +181,15 @@ pub async fn sandbox(
             },
         },
     };
-    let settings = settings::from_defaults(base)?;
+    let mut settings = settings::from_defaults(base)?;
+    if let Some(flag) = issuer_flag {
+        // A flag beats the environment.
+        settings.gateway.issuer = flag;
+        settings
+            .gateway
+            .validate()
+            .map_err(|e| format!("--issuer: {e}"))?;
+    }
     init_logging(&settings.log);
     let kek_path = settings
         .keys

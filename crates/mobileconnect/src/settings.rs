@@ -85,7 +85,7 @@ pub fn load(path: &Path) -> Result<Settings, String> {
 
 /// Settings built from code (the sandbox), still overridable from the environment.
 pub fn from_defaults(base: Settings) -> Result<Settings, String> {
-    let fig = Figment::from(Serialized::defaults(base)).merge(Env::prefixed("MC_").split("__"));
+    let fig = Figment::from(Serialized::defaults(base)).merge(env_overrides());
     let settings: Settings = fig
         .extract()
         .map_err(|e| format!("config: {}", one_line(&e)))?;
@@ -93,15 +93,44 @@ pub fn from_defaults(base: Settings) -> Result<Settings, String> {
     Ok(settings)
 }
 
+/// Our `MC_*` variables: only those naming a configuration section, so unrelated variables
+/// that happen to share the prefix (`MC_SID` of Midnight Commander) are ignored.
+fn env_overrides() -> Env {
+    Env::prefixed("MC_")
+        .filter(|k| {
+            // Keys keep the variable's case here: compare without it.
+            let k = k.as_str().to_ascii_lowercase();
+            SECTIONS
+                .iter()
+                .any(|s| k == *s || k.starts_with(&format!("{s}__")))
+        })
+        .split("__")
+}
+
+const SECTIONS: [&str; 5] = ["listen", "database", "keys", "log", "gateway"];
+
+/// One line per problem, naming the full path of the field.
 fn one_line(e: &figment::Error) -> String {
+    use figment::error::Kind;
     let mut parts: Vec<String> = Vec::new();
     for err in e.clone() {
         let path = err.path.join(".");
-        let what = err.kind.to_string();
-        parts.push(if path.is_empty() {
-            what
-        } else {
-            format!("{path}: {what}")
+        let at = |field: &str| {
+            if path.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{path}.{field}")
+            }
+        };
+        parts.push(match &err.kind {
+            Kind::MissingField(f) => format!("{}: missing", at(f)),
+            Kind::UnknownField(f, expected) => format!(
+                "{}: unknown key (expected one of: {})",
+                at(f),
+                expected.join(", ")
+            ),
+            other if path.is_empty() => other.to_string(),
+            other => format!("{path}: {other}"),
         });
     }
     parts.join("; ")

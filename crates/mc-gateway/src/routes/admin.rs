@@ -94,12 +94,7 @@ impl IntoResponse for AdminError {
 /// Checks the admin bearer token in constant time.
 fn authorized(s: &AppState, h: &HeaderMap) -> Result<(), AdminError> {
     let expected = s.config.admin.token_sha256.as_deref().unwrap_or_default();
-    let presented = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(sha256_hex)
-        .unwrap_or_default();
+    let presented = super::bearer(h).map(|t| sha256_hex(&t)).unwrap_or_default();
     if !expected.is_empty()
         && aws_lc_rs::constant_time::verify_slices_are_equal(
             presented.as_bytes(),

@@ -79,8 +79,8 @@ async fn authorize(s: &AppState, params: Result<RawParams, McError>) -> Response
         req.correlation_id.clone(),
     );
     match login::start_login(s, req, &policy).await {
-        Ok(Next::Wait(id)) => redirect(&format!("/authorize/wait/{id}")),
-        Ok(Next::AskNumber(id)) => redirect(&format!("/authorize/number/{id}")),
+        Ok(Next::Wait(id)) => redirect(&s.wait_path(&id)),
+        Ok(Next::AskNumber(id)) => redirect(&s.number_path(&id)),
         Err(e) => {
             let (uri, state, corr) = echo_on_error;
             let echo = mc_core::authorize::redirect::Echo {
@@ -108,7 +108,7 @@ async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: Header
     match login::wait_state(&s, &id).await {
         WaitState::Redirect(to) => redirect(&to),
         WaitState::Gone(e) => error_page(&e),
-        WaitState::Pending(_) if !wants_html => redirect(&format!("/authorize/wait/{id}")),
+        WaitState::Pending(_) if !wants_html => redirect(&s.wait_path(&id)),
         WaitState::Pending(session) => {
             let masked = match &session.subscriber_id {
                 Some(sub_id) => match s.store.get_subscriber(sub_id).await {
@@ -120,7 +120,7 @@ async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: Header
                 None => String::new(),
             };
             let page = WaitPage {
-                session_id: &session.id,
+                wait_path: &s.wait_path(&session.id),
                 client_name: &session.client_name,
                 context: session.context.as_deref(),
                 binding_message: session.binding_message.as_deref(),
@@ -141,10 +141,10 @@ async fn wait_status(State(s): State<AppState>, Path(id): Path<String>) -> Respo
 
 async fn number_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match login::wait_state(&s, &id).await {
-        WaitState::Redirect(to) if to == format!("/authorize/number/{id}") => {}
+        WaitState::Redirect(to) if to == s.number_path(&id) => {}
         WaitState::Redirect(to) => return redirect(&to),
         WaitState::Gone(e) => return error_page(&e),
-        WaitState::Pending(_) => return redirect(&format!("/authorize/wait/{id}")),
+        WaitState::Pending(_) => return redirect(&s.wait_path(&id)),
     }
     number_form(&s, &id, None).await
 }
@@ -156,7 +156,7 @@ async fn number_form(s: &AppState, id: &str, message: Option<&str>) -> Response 
     };
     render(
         NumberPage {
-            session_id: id,
+            number_path: &s.number_path(id),
             client_name: &client_name,
             message,
         }
@@ -181,8 +181,8 @@ async fn number_submit(
         .unwrap_or_default()
         .to_owned();
     match login::submit_number(&s, &id, &typed).await {
-        Ok(Next::Wait(id)) => redirect(&format!("/authorize/wait/{id}")),
-        Ok(Next::AskNumber(id)) => redirect(&format!("/authorize/number/{id}")),
+        Ok(Next::Wait(id)) => redirect(&s.wait_path(&id)),
+        Ok(Next::AskNumber(id)) => redirect(&s.number_path(&id)),
         Err(Some(refusal)) => redirect(&refusal.location),
         Err(None) => {
             number_form(

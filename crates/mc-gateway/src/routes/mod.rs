@@ -13,6 +13,16 @@ pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The token of an `Authorization: Bearer` header; the scheme is case-insensitive
+/// (RFC 9110 §11.1).
+pub fn bearer(h: &HeaderMap) -> Option<String> {
+    let v = h.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
 /// True for `application/x-www-form-urlencoded` bodies (parameters may follow).
 pub fn is_form(h: &HeaderMap) -> bool {
     header(h, "content-type").is_some_and(|c| {

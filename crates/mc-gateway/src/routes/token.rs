@@ -41,11 +41,7 @@ async fn handle(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         error,
         correlation_id: correlation_id.clone(),
     };
-    let grant_type = p.get("grant_type").ok_or_else(|| {
-        with_corr(McError::InvalidTokenRequest(
-            "MANDATORY parameter grant_type is missing",
-        ))
-    })?;
+    // Client authentication first: without valid credentials nothing else is answered.
     let (client, record) = authenticate_client(
         s,
         headers
@@ -55,6 +51,11 @@ async fn handle(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
     )
     .await
     .map_err(with_corr)?;
+    let grant_type = p.get("grant_type").ok_or_else(|| {
+        with_corr(McError::InvalidTokenRequest(
+            "MANDATORY parameter grant_type is missing",
+        ))
+    })?;
     let response = match grant_type {
         "authorization_code" => {
             if !record.grant_types.iter().any(|g| g == "authorization_code") {

@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mc_core::McError;
@@ -13,7 +13,7 @@ use mc_core::params::RawParams;
 use mc_core::scope::Scope;
 use serde_json::json;
 
-use super::is_form;
+use super::{bearer, is_form};
 use crate::error::{ApiError, store_failure};
 use crate::state::{AppState, now, sha256_hex};
 
@@ -46,14 +46,6 @@ fn respond(r: Result<serde_json::Value, McError>) -> Response {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
-}
-
-fn bearer(h: &HeaderMap) -> Option<String> {
-    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
 }
 
 async fn userinfo(s: &AppState, token: Option<String>) -> Result<serde_json::Value, McError> {

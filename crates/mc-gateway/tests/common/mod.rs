@@ -1,7 +1,7 @@
 //! The test harness: a real gateway on a loopback port over a fresh SQLite file, seeded
 //! through the registry, with a handle to answer as the subscriber's phone through the same
 //! device API a real channel uses (`PushChannel`).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
