@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# The suites that need more than cargo: npm openid-client v6 and a headless Chromium
-# (playwright-core) against a freshly started sandbox.
+# The suites that need more than cargo, against a freshly started sandbox: npm openid-client
+# v6 (code + PKCE, and CIBA poll), a headless Chromium (playwright-core), and PyPI
+# authlib/joserfc (Mobile Connect SI, in a throwaway venv).
 #
 #   scripts/ci-extra.sh            # debug binary (cargo build); MOBILECONNECT_BIN=PATH to use another
 #   scripts/ci-extra.sh --release  # release binary
 #
-# Outside CI a missing tool (node/npm, Node >= 20, /usr/bin/chromium, the npm packages) skips
-# the suites that need it with a "skipped: …" line. With CI=true any missing tool fails the
-# run (exit 1). A failing suite always fails the run.
+# Outside CI a missing tool (node/npm, Node >= 20, /usr/bin/chromium, the npm packages,
+# python3 with venv, the PyPI packages) skips the suites that need it with a "skipped: …"
+# line. With CI=true any missing tool fails the run (exit 1). A failing suite always fails
+# the run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NODE_DIR="$ROOT/tests/interop/node"
+PY_DIR="$ROOT/tests/interop/python"
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 IN_CI=false
 case "${CI:-}" in true | 1 | yes) IN_CI=true ;; esac
@@ -40,12 +43,14 @@ summary() {
 }
 
 # ---- tools ---------------------------------------------------------------------------------
+# Node also drives the sandbox harness below (free port, readiness), so without it every
+# suite is skipped (4: openid-client code, openid-client CIBA, browser, authlib SI).
 have_node=true
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  missing 2 "node/npm not found: the openid-client and browser suites need Node 20"
+  missing 4 "node/npm not found: the openid-client, browser and sandbox harness need Node 20"
   have_node=false
 elif ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
-  missing 2 "Node $(node --version) is older than 20: the openid-client and browser suites need Node 20"
+  missing 4 "Node $(node --version) is older than 20: the openid-client, browser and sandbox harness need Node 20"
   have_node=false
 fi
 if ! $have_node; then
@@ -56,7 +61,7 @@ fi
 if [[ ! -d "$NODE_DIR/node_modules/openid-client" || ! -d "$NODE_DIR/node_modules/playwright-core" ]]; then
   say "installing the npm packages (npm ci) in tests/interop/node"
   if ! (cd "$NODE_DIR" && npm ci --ignore-scripts --no-audit --no-fund); then
-    missing 2 "npm ci failed in tests/interop/node: the Node suites need openid-client and playwright-core"
+    missing 4 "npm ci failed in tests/interop/node: the Node suites and the sandbox harness need openid-client and playwright-core"
     summary
     exit 0
   fi
@@ -66,6 +71,16 @@ have_chromium=true
 if [[ ! -x "$CHROMIUM" ]]; then
   missing 1 "$CHROMIUM not found: the browser suite needs Debian's chromium (apt-get install chromium)"
   have_chromium=false
+fi
+
+# Python: a venv under the run's temp folder (created once the folder exists, below).
+have_python=true
+if ! command -v python3 >/dev/null 2>&1; then
+  missing 1 "python3 not found: the authlib SI suite needs Python 3 with venv"
+  have_python=false
+elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  missing 1 "python3 has no venv/ensurepip: the authlib SI suite needs it (apt-get install python3-venv)"
+  have_python=false
 fi
 
 # ---- the binary ----------------------------------------------------------------------------
@@ -164,8 +179,20 @@ run_suite() {
 }
 
 run_suite "openid-client (code + PKCE)" node oidc-client.mjs "$DATA/sandbox.json" "$BASE"
+run_suite "openid-client (CIBA poll)" node ciba.mjs "$DATA/sandbox.json" "$BASE"
 if $have_chromium; then
   run_suite "browser (playwright-core + chromium)" env CHROMIUM="$CHROMIUM" node browser.mjs "$DATA/sandbox.json" "$BASE"
+fi
+if $have_python; then
+  PY_VENV="$WORK/pyvenv"
+  say "installing the PyPI packages (tests/interop/python/requirements.txt) into $PY_VENV"
+  if python3 -m venv "$PY_VENV" &&
+    "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+      -r "$PY_DIR/requirements.txt"; then
+    run_suite "authlib + joserfc (Mobile Connect SI)" "$PY_VENV/bin/python" "$PY_DIR/si_authlib.py" "$DATA/sandbox.json" "$BASE"
+  else
+    missing 1 "the Python venv or pip install failed: the authlib SI suite needs authlib, joserfc and requests from PyPI"
+  fi
 fi
 
 summary

@@ -26,6 +26,15 @@ pub enum ErrorCode {
     UnsupportedGrantType,
     InvalidToken,
     InsufficientScope,
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
+    ExpiredLoginHintToken,
+    UnknownUserId,
+    MissingUserCode,
+    InvalidUserCode,
+    InvalidBindingMessage,
+    AuthorizationError,
 }
 
 impl ErrorCode {
@@ -46,6 +55,15 @@ impl ErrorCode {
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::ExpiredLoginHintToken => "expired_login_hint_token",
+            ErrorCode::UnknownUserId => "unknown_user_id",
+            ErrorCode::MissingUserCode => "missing_user_code",
+            ErrorCode::InvalidUserCode => "invalid_user_code",
+            ErrorCode::InvalidBindingMessage => "invalid_binding_message",
+            ErrorCode::AuthorizationError => "authorization_error",
         }
     }
 }
@@ -154,6 +172,34 @@ pub enum McError {
     #[error("access token invalid")]
     InvalidAccessToken,
 
+    // ---- back channel (CIBA Core §11, §13; Mobile Connect SI, digest §9)
+    #[error("CIBA: the user could not be identified")]
+    UnknownUserId,
+    #[error("CIBA: login_hint_token expired")]
+    ExpiredLoginHintToken,
+    #[error("CIBA: user_code missing")]
+    MissingUserCode,
+    #[error("CIBA: user_code invalid")]
+    InvalidUserCode,
+    #[error("CIBA: binding_message invalid")]
+    CibaInvalidBindingMessage,
+    #[error("authorization pending")]
+    AuthorizationPending,
+    #[error("polling too fast")]
+    SlowDown,
+    #[error("auth_req_id expired")]
+    ExpiredToken,
+    #[error("back-channel request invalid: {0}")]
+    BackchannelInvalid(String),
+    #[error("back-channel client unauthorized: {0}")]
+    BackchannelUnauthorized(&'static str),
+    #[error("the subscriber did not consent in time")]
+    SiTimeout,
+    #[error("the subscriber denied the request")]
+    SiDenied,
+    #[error("the previous transaction is not finished")]
+    SiBusy,
+
     // ---- ours
     #[error("internal error")]
     ServerError,
@@ -195,6 +241,17 @@ impl McError {
             | InvalidParameter(_)
             | ClientNotAuthorizedForCode => ErrorCode::InvalidRequest,
             RequestNotSupported => ErrorCode::RequestNotSupported,
+            UnknownUserId => ErrorCode::UnknownUserId,
+            ExpiredLoginHintToken => ErrorCode::ExpiredLoginHintToken,
+            MissingUserCode => ErrorCode::MissingUserCode,
+            InvalidUserCode => ErrorCode::InvalidUserCode,
+            CibaInvalidBindingMessage => ErrorCode::InvalidBindingMessage,
+            AuthorizationPending => ErrorCode::AuthorizationPending,
+            SlowDown => ErrorCode::SlowDown,
+            ExpiredToken => ErrorCode::ExpiredToken,
+            BackchannelInvalid(_) => ErrorCode::InvalidRequest,
+            BackchannelUnauthorized(_) => ErrorCode::UnauthorizedClient,
+            SiTimeout | SiDenied | SiBusy => ErrorCode::AuthorizationError,
             RequestUriNotSupported => ErrorCode::RequestUriNotSupported,
             ClientNotAllowed
             | UnknownUser
@@ -277,6 +334,19 @@ impl McError {
             InvalidTokenRequest(why) => why,
             MissingAccessToken => "No Access Token",
             InvalidAccessToken => "The access token is invalid or expired",
+            UnknownUserId => "The user could not be identified",
+            ExpiredLoginHintToken => "The login_hint_token has expired",
+            MissingUserCode => "A user_code is required for this client",
+            InvalidUserCode => "The user_code is invalid",
+            CibaInvalidBindingMessage => "The binding_message is invalid or too long",
+            AuthorizationPending => "The authorization request is still pending",
+            SlowDown => "Polling too fast: wait the interval between requests",
+            ExpiredToken => "The auth_req_id has expired",
+            BackchannelInvalid(why) => return Cow::Owned(why.clone()),
+            BackchannelUnauthorized(why) => why,
+            SiTimeout => "Subscriber consent waiting time expired",
+            SiDenied => "Subscriber denied the request",
+            SiBusy => "Previous authentication transaction is not finished",
             ServerError => "Internal Server Error",
             TemporarilyUnavailable => "The service is temporarily unavailable",
         })
@@ -365,6 +435,19 @@ mod tests {
             InvalidTokenRequest("t"),
             MissingAccessToken,
             InvalidAccessToken,
+            UnknownUserId,
+            ExpiredLoginHintToken,
+            MissingUserCode,
+            InvalidUserCode,
+            CibaInvalidBindingMessage,
+            AuthorizationPending,
+            SlowDown,
+            ExpiredToken,
+            BackchannelInvalid("b".into()),
+            BackchannelUnauthorized("u"),
+            SiTimeout,
+            SiDenied,
+            SiBusy,
             ServerError,
             TemporarilyUnavailable,
         ]

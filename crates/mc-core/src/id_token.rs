@@ -26,6 +26,12 @@ pub struct IdTokenClaims {
     pub displayed_data: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// CIBA push mode (CIBA Core §10.3.1): the request the token answers.
+    #[serde(
+        rename = "urn:openid:params:jwt:claim:auth_req_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auth_req_id: Option<String>,
     pub jti: String,
 }
 

@@ -18,8 +18,10 @@
 
 pub mod acr;
 pub mod authorize;
+pub mod backchannel;
 pub mod client;
 pub mod error;
+pub mod grants;
 pub mod id_token;
 pub mod limits;
 pub mod login_hint;

@@ -17,6 +17,10 @@ pub struct MetadataInput<'a> {
     pub amr_values: &'a [&'a str],
     /// Whether any authenticator reaches LoA3.
     pub loa3_available: bool,
+    /// CIBA delivery modes switched on (empty: no CIBA endpoint).
+    pub ciba_modes: &'a [&'a str],
+    /// Whether the Mobile Connect SI endpoint is on.
+    pub si: bool,
 }
 
 /// Device-initiated versions published in `mc_version`.
@@ -42,18 +46,30 @@ pub fn provider_metadata(m: &MetadataInput<'_>) -> Value {
         .copied()
         .filter(|s| *s != "mc_atp")
         .collect();
-    json!({
+    let backchannel = !m.ciba_modes.is_empty() || m.si;
+    let mut grants = vec![crate::grants::AUTHORIZATION_CODE];
+    let mut response_types = vec!["code"];
+    let mut versions = versions;
+    if backchannel {
+        grants.push(crate::grants::CIBA);
+    }
+    if m.si {
+        response_types.push("mc_si_async_code");
+        versions.push(McVersion::SiR2V1_0.as_str());
+    }
+    let mut doc = json!({
         "issuer": m.issuer,
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
         "userinfo_endpoint": format!("{base}/userinfo"),
         "jwks_uri": format!("{base}/jwks"),
-        "response_types_supported": ["code"],
+        "response_types_supported": response_types,
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": grants,
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": crate::grants::CLIENT_JWS_ALGS,
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": front_channel_scopes,
         "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "acr", "amr",
@@ -77,7 +93,19 @@ pub fn provider_metadata(m: &MetadataInput<'_>) -> Value {
             {"openid mc_identity_phonenumber": "mc_di_r2_v2.3"}
         ],
         "ui_locales_supported": ["en-GB"],
-    })
+    });
+    if !m.ciba_modes.is_empty() {
+        doc["backchannel_authentication_endpoint"] = json!(format!("{base}/bc-authorize"));
+        doc["backchannel_token_delivery_modes_supported"] = json!(m.ciba_modes);
+        doc["backchannel_authentication_request_signing_alg_values_supported"] =
+            json!(crate::grants::CLIENT_JWS_ALGS);
+        doc["backchannel_user_code_parameter_supported"] = json!(true);
+    }
+    if m.si {
+        doc["si_authorization_endpoint"] = json!(format!("{base}/si-authorize"));
+        doc["request_object_signing_alg_values_supported"] = json!(crate::grants::CLIENT_JWS_ALGS);
+    }
+    doc
 }
 
 #[cfg(test)]
@@ -91,6 +119,8 @@ mod tests {
             base_url: "http://127.0.0.1:8080/",
             amr_values: &["SIM_OK", "SIM_PIN"],
             loa3_available: true,
+            ciba_modes: &["poll", "ping", "push"],
+            si: true,
         });
         for key in [
             "mc_version",
@@ -124,7 +154,12 @@ mod tests {
             base_url: "b",
             amr_values: &[],
             loa3_available: false,
+            ciba_modes: &[],
+            si: false,
         });
         assert_eq!(m["acr_values_supported"], json!(["2"]));
+        assert!(m.get("backchannel_authentication_endpoint").is_none());
+        assert!(m.get("si_authorization_endpoint").is_none());
+        assert_eq!(m["grant_types_supported"], json!(["authorization_code"]));
     }
 }

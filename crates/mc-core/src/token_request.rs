@@ -29,7 +29,8 @@ pub struct ClientAuthenticated {
 }
 
 impl ClientAuthenticated {
-    /// Minted by the gateway's secret check only (see `mc_gateway::client_auth`).
+    /// Minted only by the gateway's client authentication (secret or `private_key_jwt`
+    /// assertion, see `mc_gateway::client_auth`) after it verified the credentials.
     pub fn mint_after_verification(client_id: String) -> Self {
         ClientAuthenticated { client_id }
     }

@@ -17,6 +17,48 @@ pub struct GatewayConfig {
     pub authenticators: AuthenticatorsConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub backchannel: BackchannelConfig,
+}
+
+/// Server-initiated login: OpenID CIBA and Mobile Connect SI.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackchannelConfig {
+    /// Serve `/bc-authorize` (CIBA).
+    pub ciba: bool,
+    /// Serve `/si-authorize` (Mobile Connect SI).
+    pub si: bool,
+    /// CIBA delivery modes offered (`poll`, `ping`, `push`).
+    pub delivery_modes: Vec<String>,
+    /// Minimum seconds between two polls (`interval`).
+    pub poll_interval_secs: u32,
+    /// Lifetime of a request when the client asks none (`expires_in`).
+    pub default_expiry_secs: u32,
+    /// Upper bound of `requested_expiry`.
+    pub max_expiry_secs: u32,
+    /// First retry of a failed notification after this many seconds; doubles each time.
+    pub notify_retry_base_secs: u32,
+    /// Give up on a notification after this many seconds.
+    pub notify_give_up_secs: u32,
+    /// How often the background worker looks for work (expired requests, notifications).
+    pub worker_tick_millis: u32,
+}
+
+impl Default for BackchannelConfig {
+    fn default() -> Self {
+        BackchannelConfig {
+            ciba: true,
+            si: true,
+            delivery_modes: vec!["poll".into(), "ping".into(), "push".into()],
+            poll_interval_secs: 5,
+            default_expiry_secs: 120,
+            max_expiry_secs: 300,
+            notify_retry_base_secs: 1,
+            notify_give_up_secs: 600,
+            worker_tick_millis: 250,
+        }
+    }
 }
 
 /// Lifetimes in seconds.
@@ -125,6 +167,34 @@ impl GatewayConfig {
                     crate::state::KNOWN_AUTHENTICATORS.join(", ")
                 ));
             }
+        }
+        let b = &self.backchannel;
+        if let Some(bad) = b
+            .delivery_modes
+            .iter()
+            .find(|m| !matches!(m.as_str(), "poll" | "ping" | "push"))
+        {
+            return Err(format!(
+                "backchannel.delivery_modes: unknown mode {bad:?} (poll, ping, push)"
+            ));
+        }
+        if b.poll_interval_secs == 0 || b.poll_interval_secs > 60 {
+            return Err("backchannel.poll_interval_secs: must be 1..=60".into());
+        }
+        if b.default_expiry_secs < 10 || b.default_expiry_secs > b.max_expiry_secs {
+            return Err(
+                "backchannel.default_expiry_secs: must be at least 10 and at most max_expiry_secs"
+                    .into(),
+            );
+        }
+        if b.max_expiry_secs > 3600 {
+            return Err("backchannel.max_expiry_secs: must be at most 3600".into());
+        }
+        if b.notify_retry_base_secs == 0
+            || b.worker_tick_millis < 10
+            || b.worker_tick_millis > 10_000
+        {
+            return Err("backchannel: notify_retry_base_secs must be positive and worker_tick_millis 10..=10000".into());
         }
         if self.authenticators.enabled.is_empty() {
             return Err("authenticators.enabled: at least one authenticator must be on".into());

@@ -33,12 +33,20 @@ pub enum KeyError {
 }
 
 /// AES-256-GCM sealing of private keys at rest.
-pub struct Kek(LessSafeKey);
+pub struct Kek(LessSafeKey, [u8; 32]);
+
+impl Clone for Kek {
+    fn clone(&self) -> Self {
+        // The bytes were accepted once, so they are accepted again.
+        Kek::new(&self.1).unwrap_or_else(|_| unreachable!("a valid KEK stays valid"))
+    }
+}
 
 impl Kek {
     pub fn new(bytes: &[u8]) -> Result<Self, KeyError> {
+        let raw: [u8; 32] = bytes.try_into().map_err(|_| KeyError::BadKek)?;
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| KeyError::BadKek)?;
-        Ok(Kek(LessSafeKey::new(key)))
+        Ok(Kek(LessSafeKey::new(key), raw))
     }
 
     /// `nonce || ciphertext || tag`, with the kid as associated data so a sealed blob cannot
@@ -98,6 +106,8 @@ pub struct KeyRing {
     signing: SigningKey,
     encryption: EncryptionKey,
     jwks: Value,
+    /// Seals other secrets at rest (notification bodies carrying tokens).
+    kek: Kek,
 }
 
 const SIG: &str = "sig";
@@ -183,7 +193,19 @@ impl KeyRing {
                 private,
             },
             jwks: json!({ "keys": keys }),
+            kek: kek.clone(),
         })
+    }
+
+    /// Seals `plaintext` at rest with the key-encryption key; `label` (e.g. an outbox item
+    /// id) is bound as associated data.
+    pub fn seal(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.kek.seal(label, plaintext)
+    }
+
+    /// Opens what [`KeyRing::seal`] sealed under the same label.
+    pub fn open(&self, label: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.kek.open(label, sealed)
     }
 
     /// The JWKS document.

@@ -16,11 +16,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod backchannel;
 pub mod client_auth;
+pub mod client_keys;
 pub mod config;
 pub mod error;
 pub mod keys;
 pub mod login;
+pub mod notify;
 pub mod pages;
 pub mod registry;
 pub mod routes;
@@ -61,6 +64,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(routes::authorize::router())
         .merge(routes::token::router())
         .merge(routes::userinfo::router())
+        .merge(routes::backchannel::router(state))
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     if state.config.admin.token_sha256.is_some() {
         r = r.merge(routes::admin::router());

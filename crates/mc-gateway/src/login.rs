@@ -175,34 +175,72 @@ fn busy_or_failure(e: StoreError) -> McError {
 }
 
 /// Turns a hint into the subscriber it names (if any).
+/// The subscriber a hint names, if any. One rule for the front and the back channel.
+pub(crate) enum HintRef<'a> {
+    Hint(&'a LoginHint),
+    HintToken(&'a str),
+    /// A previously issued id_token of ours (CIBA `id_token_hint`): its `sub` is the PCR.
+    IdToken(&'a str),
+}
+
+/// Resolves a hint within the client's sector (PCRs are per sector).
+pub(crate) async fn resolve_hint_ref(
+    s: &AppState,
+    hint: HintRef<'_>,
+    client_id: &str,
+    sector: &str,
+    t: i64,
+) -> Result<Option<SubscriberRecord>, McError> {
+    let by_pcr = |pcr: String| async move {
+        match s
+            .store
+            .subscriber_for_pcr(sector, &pcr)
+            .await
+            .map_err(store_failure)?
+        {
+            Some(id) => s.store.get_subscriber(&id).await.map_err(store_failure),
+            None => Ok(None),
+        }
+    };
+    let msisdn = match hint {
+        HintRef::Hint(LoginHint::Msisdn(m)) => m.clone(),
+        HintRef::Hint(LoginHint::EncryptedMsisdn(c)) => {
+            s.keys.decrypt_msisdn(c).ok_or(McError::InvalidLoginHint)?
+        }
+        HintRef::Hint(LoginHint::Pcr(pcr)) => return by_pcr(pcr.clone()).await,
+        HintRef::HintToken(jwt) => msisdn_from_hint_token(s, jwt, t)?,
+        HintRef::IdToken(jwt) => {
+            // Expired id_tokens are acceptable hints (OIDC Core §3.1.2.1); ours and for this client.
+            let claims = s
+                .keys
+                .verify_own_jwt(jwt)
+                .ok_or(McError::InvalidLoginHint)?;
+            let for_client = claims["aud"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(client_id)));
+            let sub = claims["sub"]
+                .as_str()
+                .filter(|_| for_client && claims["iss"] == s.config.issuer.as_str());
+            return by_pcr(sub.ok_or(McError::InvalidLoginHint)?.to_owned()).await;
+        }
+    };
+    s.store
+        .find_subscriber_by_msisdn(msisdn.as_str())
+        .await
+        .map_err(store_failure)
+}
+
 async fn resolve_hint(
     s: &AppState,
     hint: &HintInput,
     client: &ClientPolicy,
     t: i64,
 ) -> Result<Option<SubscriberRecord>, McError> {
-    let msisdn = match hint {
-        HintInput::LoginHint(LoginHint::Msisdn(m)) => m.clone(),
-        HintInput::LoginHint(LoginHint::EncryptedMsisdn(c)) => {
-            s.keys.decrypt_msisdn(c).ok_or(McError::InvalidLoginHint)?
-        }
-        HintInput::LoginHint(LoginHint::Pcr(pcr)) => {
-            let Some(id) = s
-                .store
-                .subscriber_for_pcr(&client.sector, pcr)
-                .await
-                .map_err(store_failure)?
-            else {
-                return Ok(None);
-            };
-            return s.store.get_subscriber(&id).await.map_err(store_failure);
-        }
-        HintInput::LoginHintToken(jwt) => msisdn_from_hint_token(s, jwt, t)?,
+    let r = match hint {
+        HintInput::LoginHint(h) => HintRef::Hint(h),
+        HintInput::LoginHintToken(jwt) => HintRef::HintToken(jwt),
     };
-    s.store
-        .find_subscriber_by_msisdn(msisdn.as_str())
-        .await
-        .map_err(store_failure)
+    resolve_hint_ref(s, r, &client.client_id, &client.sector, t).await
 }
 
 /// A `login_hint_token` minted by this operator's Discovery (MODRNA §6): signed with our

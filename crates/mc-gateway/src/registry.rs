@@ -1,11 +1,13 @@
 //! Registry (service providers) and Provisioning (subscribers): the rules shared by the
 //! `mobileconnect admin` commands and the `/admin/v1` REST API.
 
+use mc_core::grants;
 use mc_core::msisdn::Msisdn;
 use mc_core::scope::{KNOWN_SCOPES, Scope};
 use mc_core::sector::{derive_sector, is_registrable_redirect_uri};
 use mc_store::{
-    ClientRecord, ClientStatus, DynStore, StoreError, SubscriberRecord, SubscriberStatus,
+    ClientMetadata, ClientRecord, ClientStatus, DeliveryMode, DynStore, StoreError,
+    SubscriberRecord, SubscriberStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +57,9 @@ pub struct ClientSpec {
     #[serde(default)]
     pub scopes: Vec<String>,
     pub sector_identifier_uri: Option<String>,
+    /// Back-channel and key registration (CIBA, Mobile Connect SI, `private_key_jwt`).
+    #[serde(default)]
+    pub metadata: ClientMetadata,
 }
 
 /// A client as the registry shows it: no secret hash.
@@ -69,6 +74,7 @@ pub struct ClientView {
     pub sector: String,
     pub status: &'static str,
     pub created_at: i64,
+    pub metadata: ClientMetadata,
 }
 
 impl From<&ClientRecord> for ClientView {
@@ -83,12 +89,20 @@ impl From<&ClientRecord> for ClientView {
             sector: c.sector.clone(),
             status: c.status.as_str(),
             created_at: c.created_at,
+            metadata: c.metadata.clone(),
         }
     }
 }
 
+/// The record fields a spec decides.
+struct Checked {
+    allowed_scopes: Vec<String>,
+    sector: String,
+    grant_types: Vec<String>,
+}
+
 /// Validates a spec into the fields of a record.
-fn checked(spec: &ClientSpec) -> Result<(Vec<String>, String), RegistryError> {
+fn checked(spec: &ClientSpec) -> Result<Checked, RegistryError> {
     if spec.name.trim().is_empty() || spec.name.len() > 128 {
         return Err(invalid("name: required, at most 128 bytes"));
     }
@@ -127,13 +141,118 @@ fn checked(spec: &ClientSpec) -> Result<(Vec<String>, String), RegistryError> {
         .ok_or_else(|| {
             invalid("sector_identifier_uri: required when redirect_uris span several hosts")
         })?;
-    Ok((
-        Scope::from_values(scopes.iter().map(String::as_str))
+    let grant_types = checked_metadata(&spec.metadata)?;
+    Ok(Checked {
+        allowed_scopes: Scope::from_values(scopes.iter().map(String::as_str))
             .iter()
             .map(str::to_owned)
             .collect(),
         sector,
-    ))
+        grant_types,
+    })
+}
+
+/// A URL a client may register for us to call or fetch: https, or http on loopback.
+fn callable_url(what: &str, u: &str) -> Result<(), RegistryError> {
+    if is_registrable_redirect_uri(u) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{what}: {u:?} must be https (or http on loopback), absolute, without fragment"
+        )))
+    }
+}
+
+fn client_jws_alg(what: &str, alg: &Option<String>) -> Result<(), RegistryError> {
+    match alg {
+        Some(a) if !grants::CLIENT_JWS_ALGS.contains(&a.as_str()) => Err(invalid(format!(
+            "{what}: {a:?} is not one of {}",
+            grants::CLIENT_JWS_ALGS.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the optional registration metadata and derives the grant types it enables.
+/// CIBA Core §4: a client with pairwise subjects (all of ours) must register a `jwks_uri`;
+/// Mobile Connect SI: request objects are signed with a registered asymmetric key.
+fn checked_metadata(m: &ClientMetadata) -> Result<Vec<String>, RegistryError> {
+    let mut grant_types = vec![grants::AUTHORIZATION_CODE.to_owned()];
+    match m.token_endpoint_auth_method.as_deref() {
+        None | Some("client_secret_basic" | "client_secret_post") => {}
+        Some("private_key_jwt") if m.jwks_uri.is_some() || m.jwks.is_some() => {}
+        Some("private_key_jwt") => {
+            return Err(invalid(
+                "metadata.token_endpoint_auth_method: private_key_jwt needs jwks_uri or jwks",
+            ));
+        }
+        Some(other) => {
+            return Err(invalid(format!(
+                "metadata.token_endpoint_auth_method: unsupported {other:?}"
+            )));
+        }
+    }
+    if let Some(u) = &m.jwks_uri {
+        callable_url("metadata.jwks_uri", u)?;
+    }
+    if let Some(j) = &m.jwks {
+        if !j.get("keys").is_some_and(serde_json::Value::is_array) {
+            return Err(invalid(
+                "metadata.jwks: must be a JWKS document {\"keys\": [...]}",
+            ));
+        }
+        if m.jwks_uri.is_some() {
+            return Err(invalid("metadata.jwks: give jwks or jwks_uri, not both"));
+        }
+    }
+    client_jws_alg(
+        "metadata.backchannel_authentication_request_signing_alg",
+        &m.backchannel_authentication_request_signing_alg,
+    )?;
+    client_jws_alg(
+        "metadata.request_object_signing_alg",
+        &m.request_object_signing_alg,
+    )?;
+    if let Some(mode) = &m.backchannel_token_delivery_mode {
+        let mode = DeliveryMode::parse(mode).ok_or_else(|| {
+            invalid("metadata.backchannel_token_delivery_mode: poll, ping or push")
+        })?;
+        if m.jwks_uri.is_none() {
+            return Err(invalid(
+                "metadata.jwks_uri: required for CIBA clients with pairwise subjects (CIBA Core §4)",
+            ));
+        }
+        match (&m.backchannel_client_notification_endpoint, mode.notifies()) {
+            (Some(u), true) => {
+                callable_url("metadata.backchannel_client_notification_endpoint", u)?
+            }
+            (None, true) => {
+                return Err(invalid(
+                    "metadata.backchannel_client_notification_endpoint: required for ping and push",
+                ));
+            }
+            _ => {}
+        }
+        if mode != DeliveryMode::Push {
+            grant_types.push(grants::CIBA.to_owned());
+        }
+    }
+    for u in &m.notification_uris {
+        callable_url("metadata.notification_uris", u)?;
+    }
+    if !m.notification_uris.is_empty() && m.jwks_uri.is_none() && m.jwks.is_none() {
+        return Err(invalid(
+            "metadata.jwks_uri: Mobile Connect SI clients register their request-object keys (jwks_uri or jwks)",
+        ));
+    }
+
+    // A client with registered keys can send Mobile Connect SI requests, whose polling
+    // variant redeems at the token endpoint with the CIBA grant.
+    if (m.jwks_uri.is_some() || m.jwks.is_some()) && !grant_types.iter().any(|g| g == grants::CIBA)
+    {
+        grant_types.push(grants::CIBA.to_owned());
+    }
+    Ok(grant_types)
 }
 
 /// Registers a service provider; returns it and its secret (shown once, stored hashed).
@@ -141,7 +260,11 @@ pub async fn create_client(
     store: &DynStore,
     spec: &ClientSpec,
 ) -> Result<(ClientRecord, String), RegistryError> {
-    let (allowed_scopes, sector) = checked(spec)?;
+    let Checked {
+        allowed_scopes,
+        sector,
+        grant_types,
+    } = checked(spec)?;
     let client_id = match &spec.client_id {
         Some(id)
             if id.is_empty()
@@ -163,10 +286,11 @@ pub async fn create_client(
         short_name: spec.short_name.clone(),
         redirect_uris: spec.redirect_uris.clone(),
         allowed_scopes,
-        grant_types: vec!["authorization_code".into()],
+        grant_types,
         sector,
         status: ClientStatus::Active,
         created_at: now(),
+        metadata: spec.metadata.clone(),
     };
     store.insert_client(&record).await?;
     Ok((record, secret))
@@ -178,7 +302,11 @@ pub async fn update_client(
     client_id: &str,
     spec: &ClientSpec,
 ) -> Result<ClientRecord, RegistryError> {
-    let (allowed_scopes, sector) = checked(spec)?;
+    let Checked {
+        allowed_scopes,
+        sector,
+        grant_types,
+    } = checked(spec)?;
     let mut record = store
         .get_client(client_id)
         .await?
@@ -188,6 +316,8 @@ pub async fn update_client(
     record.redirect_uris = spec.redirect_uris.clone();
     record.allowed_scopes = allowed_scopes;
     record.sector = sector;
+    record.grant_types = grant_types;
+    record.metadata = spec.metadata.clone();
     store.update_client(&record).await?;
     Ok(record)
 }

@@ -9,6 +9,7 @@ use mc_core::authorize::ProfileOptions;
 use mc_core::metadata::{MetadataInput, provider_metadata};
 use mc_store::DynStore;
 
+use crate::client_keys::ClientKeys;
 use crate::config::GatewayConfig;
 use crate::keys::KeyRing;
 
@@ -27,6 +28,8 @@ pub struct Inner {
     pub store: DynStore,
     pub config: GatewayConfig,
     pub keys: KeyRing,
+    /// Clients' public keys (`jwks`, `jwks_uri`), for the JWSs they sign.
+    pub client_keys: ClientKeys,
     pub router: AuthnRouter,
     pub hub: Hub,
     pub profile: ProfileOptions,
@@ -59,11 +62,23 @@ impl AppState {
             .collect();
         let router = AuthnRouter::new(authenticators);
         let amr = router.amr_values();
+        let ciba_modes: Vec<&str> = if config.backchannel.ciba {
+            config
+                .backchannel
+                .delivery_modes
+                .iter()
+                .map(String::as_str)
+                .collect()
+        } else {
+            vec![]
+        };
         let metadata = provider_metadata(&MetadataInput {
             issuer: &config.issuer,
             base_url: config.base_url(),
             amr_values: &amr,
             loa3_available: router.loa3_available(),
+            ciba_modes: &ciba_modes,
+            si: config.backchannel.si,
         });
         let profile = ProfileOptions {
             max_context_bytes: config.login.max_context_bytes,
@@ -80,6 +95,7 @@ impl AppState {
             store,
             config,
             keys,
+            client_keys: ClientKeys::new(),
             router,
             hub: Hub::default(),
             profile,

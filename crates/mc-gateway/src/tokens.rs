@@ -74,14 +74,18 @@ pub async fn exchange_code(
         }
         None => None,
     };
-    issue_tokens(s, record, &session, t).await
+    issue_tokens(s, record, &session, t, None).await
 }
 
-async fn issue_tokens(
+/// Issues the access token and id_token for an approved session (front- or back-channel).
+/// `auth_req_id` is set for tokens delivered by notification (CIBA push, Mobile Connect SI):
+/// CIBA Core §10.3.1 puts it into the id_token.
+pub async fn issue_tokens(
     s: &AppState,
     record: &ClientRecord,
     session: &AuthSession,
     t: i64,
+    auth_req_id: Option<&str>,
 ) -> Result<TokenResponse, McError> {
     let subscriber_id = session.subscriber_id.clone().ok_or(McError::ServerError)?;
     let subscriber = s
@@ -132,6 +136,7 @@ async fn issue_tokens(
             )
         }),
         correlation_id: session.correlation_id.clone(),
+        auth_req_id: auth_req_id.map(str::to_owned),
         jti: random_token(),
     };
     let signer = s.clone();

@@ -1478,6 +1478,7 @@ async fn a_redirect_uri_with_its_own_query_keeps_it_on_errors_and_codes() {
             redirect_uris: vec![redirect_uri.clone()],
             scopes: vec!["openid".into(), "mc_authn".into()],
             sector_identifier_uri: None,
+            metadata: Default::default(),
         },
     )
     .await

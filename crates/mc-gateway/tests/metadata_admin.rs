@@ -61,9 +61,15 @@ async fn metadata_has_every_mobile_connect_key_and_endpoints_under_the_issuer() 
     for v in ["mc_v1.1", "mc_di_r2_v2.3"] {
         assert!(versions.contains(&v), "mc_version lacks {v}: {versions:?}");
     }
-    assert!(
-        !versions.iter().any(|v| v.starts_with("mc_si")),
-        "no server-initiated version on the front channel: {versions:?}"
+    // The SI endpoint is on by default, so its version is published too (RUGW does the same).
+    assert!(versions.contains(&"mc_si_r2_v1.0"), "{versions:?}");
+    assert_eq!(
+        m["si_authorization_endpoint"],
+        format!("{}/si-authorize", g.base)
+    );
+    assert_eq!(
+        m["backchannel_authentication_endpoint"],
+        format!("{}/bc-authorize", g.base)
     );
     let supported = m["mobile_connect_version_supported"].as_array().unwrap();
     assert!(supported.contains(&json!({"openid": "mc_v1.1"})));
@@ -90,7 +96,11 @@ async fn metadata_has_every_mobile_connect_key_and_endpoints_under_the_issuer() 
     );
     assert_eq!(m["claims_parameter_supported"], true);
     assert_eq!(m["request_parameter_supported"], false);
-    assert_eq!(m["response_types_supported"], json!(["code"]));
+    // `mc_si_async_code` is listed because the SI endpoint is on by default.
+    assert_eq!(
+        m["response_types_supported"],
+        json!(["code", "mc_si_async_code"])
+    );
     assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(m["id_token_signing_alg_values_supported"], json!(["RS256"]));
     let auth = strings(&m["token_endpoint_auth_methods_supported"]);

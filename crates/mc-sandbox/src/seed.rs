@@ -81,6 +81,7 @@ pub async fn seed(
         redirect_uris: redirect_uris.clone(),
         scopes: scopes.clone(),
         sector_identifier_uri: Some("https://onlineshopper.example/sector_identifier.json".into()),
+        metadata: Default::default(),
     };
     let err = |e: registry::RegistryError| e.to_string();
     let known_secret = previous

@@ -137,5 +137,6 @@ fn client(id: &str) -> ClientRecord {
         sector: "sp.example".into(),
         status: ClientStatus::Active,
         created_at: 1,
+        metadata: Default::default(),
     }
 }

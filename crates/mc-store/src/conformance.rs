@@ -7,21 +7,29 @@
 //! The suite expects a store it may write to freely (a fresh one is best). Every function
 //! uses its own ids and MSISDNs, so the functions can run in any order on one store, and it
 //! inserts the clients and subscribers its sessions and tokens name, so a backend may
-//! enforce foreign keys. Where a contract says nothing (ordering of lists, the status an
-//! expired pending session is moved to, the error for a duplicate session id) the suite
-//! asserts nothing either.
+//! enforce foreign keys. The back-channel checks use times from 100 000 on, each check its
+//! own range; the outbox is one queue for all, so the checks that count it exactly first
+//! lease whatever other checks left in it far into the future, and the others only look at
+//! the items of their own requests. Where a contract says nothing (ordering of lists, the
+//! status an expired pending session is moved to, the error for a duplicate session id, the
+//! answer to an unknown outbox item) the suite asserts nothing either.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
 use crate::{
-    AccessTokenRecord, AuthSession, ClientRecord, ClientStatus, KeyRecord, PinState, Redemption,
-    Resolution, SessionStatus, Store, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
+    AccessTokenRecord, AuthSession, BackchannelKind, BackchannelRecord, ClientMetadata,
+    ClientRecord, ClientStatus, DeliveryMode, KeyRecord, OutboxDepth, OutboxItem, PinState,
+    PollOutcome, Redemption, Resolution, STALE_SESSION_ERROR, SessionStatus, Store, StoreError,
+    StoreResult, SubscriberRecord, SubscriberStatus,
 };
 
 /// How many callers the concurrency checks race against each other.
 pub const RACERS: usize = 16;
+
+/// How many workers the outbox leasing race runs.
+pub const LEASERS: usize = 8;
 
 /// Runs every contract check against `store`.
 pub async fn run_all(store: &dyn Store) {
@@ -41,6 +49,18 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_session_creation(store).await;
     concurrent_redemption(store).await;
     concurrent_pcr_creation(store).await;
+    client_metadata(store).await;
+    backchannel_roundtrip(store).await;
+    backchannel_busy_rule(store).await;
+    backchannel_poll(store).await;
+    backchannel_consume(store).await;
+    backchannel_notifications(store).await;
+    backchannel_expiry(store).await;
+    jti_replay(store).await;
+    outbox_leasing(store).await;
+    concurrent_backchannel_creation(store).await;
+    concurrent_polls(store).await;
+    concurrent_outbox_leasing(store).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -117,6 +137,7 @@ fn client(id: &str) -> ClientRecord {
         sector: "sp.example".to_string(),
         status: ClientStatus::Active,
         created_at: 1_700_000_000,
+        metadata: ClientMetadata::default(),
     }
 }
 
@@ -175,6 +196,117 @@ fn approved(acr: &str, amr: &[&str], auth_time: i64) -> Resolution {
         amr: strings(amr),
         auth_time,
     }
+}
+
+fn denied(error: &str) -> Resolution {
+    Resolution::Denied {
+        error: error.to_string(),
+    }
+}
+
+/// A back-channel request of `client_id` for `subscriber_id` (a pending session without
+/// redirect URI or state) and its back-channel row, polled every 5 s.
+fn bc_request(
+    id: &str,
+    client_id: &str,
+    subscriber_id: &str,
+    mode: DeliveryMode,
+    created_at: i64,
+    expires_at: i64,
+) -> (AuthSession, BackchannelRecord) {
+    let mut s = session(
+        id,
+        client_id,
+        Some(subscriber_id),
+        SessionStatus::Pending,
+        created_at,
+        expires_at,
+    );
+    s.redirect_uri = String::new();
+    s.state = String::new();
+    s.binding_message = Some(format!("bind-{id}"));
+    let b = BackchannelRecord {
+        auth_req_id: id.to_string(),
+        kind: BackchannelKind::Ciba,
+        mode,
+        notification_endpoint: mode
+            .notifies()
+            .then(|| "https://sp.example/ciba/notify".to_string()),
+        notification_token: mode.notifies().then(|| format!("notify-token-{id}")),
+        interval: 5,
+        last_poll_at: None,
+    };
+    (s, b)
+}
+
+/// Creates a back-channel request and denies it at `at`, which enqueues one outbox item
+/// (due at `at`) when `mode` notifies.
+async fn answered_request(
+    store: &dyn Store,
+    id: &str,
+    client_id: &str,
+    subscriber_id: &str,
+    mode: DeliveryMode,
+    at: i64,
+) {
+    let (s, b) = bc_request(id, client_id, subscriber_id, mode, at - 5, at + 300);
+    ok(
+        store.create_backchannel(&s, &b, at - 5).await,
+        "create back-channel request to answer",
+    );
+    assert!(
+        ok(
+            store.resolve_session(id, &denied("user_denied"), at).await,
+            "deny back-channel request"
+        ),
+        "conformance: denying a live back-channel request must succeed"
+    );
+}
+
+/// Leases with `lease` until it returns nothing, and returns everything leased. A bounded
+/// number of rounds: a backend that hands out leased items again fails instead of looping.
+async fn lease_all<F, Fut>(lease: F) -> Vec<OutboxItem>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = StoreResult<Vec<OutboxItem>>>,
+{
+    let mut all = Vec::new();
+    for _ in 0..DRAIN_ROUNDS {
+        let got = ok(lease().await, "lease outbox");
+        if got.is_empty() {
+            return all;
+        }
+        all.extend(got);
+    }
+    panic!("conformance: lease_outbox still returns items after {DRAIN_ROUNDS} rounds at one time");
+}
+
+/// How many `lease_outbox` calls at one time empty the outbox (in the suite's use).
+const DRAIN_ROUNDS: usize = 100;
+
+/// Leases, at `now`, every due item and returns those about the sessions in `ids` (the
+/// others stay leased; no other check needs them).
+async fn outbox_items_of(store: &dyn Store, ids: &[&str], now: i64) -> Vec<OutboxItem> {
+    let mut mine: Vec<OutboxItem> = lease_all(|| store.lease_outbox(now, 60, 1000))
+        .await
+        .into_iter()
+        .filter(|item| ids.contains(&item.session_id.as_str()))
+        .collect();
+    mine.sort_by_key(|item| item.id);
+    mine
+}
+
+/// Far in the future of every time the suite uses.
+const PARK_AT: i64 = 1 << 40;
+
+/// Leases every item in the outbox until far beyond the suite's times, so that the items
+/// earlier checks left behind stay out of an exact count.
+async fn park_outbox(store: &dyn Store) {
+    lease_all(|| store.lease_outbox(PARK_AT, PARK_AT, 1000)).await;
+}
+
+fn ids_of(items: &[OutboxItem]) -> Vec<i64> {
+    items.iter().map(|item| item.id).collect()
 }
 
 fn token(
@@ -308,6 +440,10 @@ pub async fn clients(store: &dyn Store) {
         sector: "new.example".to_string(),
         status: ClientStatus::Disabled,
         created_at: c1.created_at + 999,
+        metadata: ClientMetadata {
+            token_endpoint_auth_method: Some("client_secret_post".to_string()),
+            ..ClientMetadata::default()
+        },
     };
     ok(store.update_client(&changed).await, "update client");
     let want = ClientRecord {
@@ -1692,4 +1828,1245 @@ pub async fn concurrent_pcr_creation(store: &dyn Store) {
         ),
         Some("cf-pcrrace-sub".to_string())
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// ClientRecord metadata
+
+/// The client metadata document survives insert, get, list and update whole.
+pub async fn client_metadata(store: &dyn Store) {
+    let mut c = client("cf-meta-1");
+    c.grant_types = strings(&["authorization_code", "urn:openid:params:grant-type:ciba"]);
+    c.metadata = ClientMetadata {
+        token_endpoint_auth_method: Some("private_key_jwt".to_string()),
+        jwks_uri: None,
+        jwks: Some(serde_json::json!({
+            "keys": [{
+                "kty": "EC",
+                "crv": "P-256",
+                "kid": "cf-meta-key",
+                "use": "sig",
+                "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"
+            }]
+        })),
+        backchannel_token_delivery_mode: Some("ping".to_string()),
+        backchannel_client_notification_endpoint: Some(
+            "https://sp.example/ciba/notify".to_string(),
+        ),
+        backchannel_authentication_request_signing_alg: Some("ES256".to_string()),
+        backchannel_user_code_parameter: true,
+        notification_uris: strings(&["https://sp.example/si/1", "https://sp.example/si/2"]),
+        request_object_signing_alg: Some("RS256".to_string()),
+    };
+    ok(store.insert_client(&c).await, "insert client with metadata");
+    assert_eq!(
+        ok(
+            store.get_client(&c.client_id).await,
+            "get client with metadata"
+        ),
+        Some(c.clone())
+    );
+    let listed = ok(store.list_clients().await, "list clients with metadata");
+    assert!(
+        listed.contains(&c),
+        "conformance: list_clients returns the metadata too"
+    );
+
+    let changed = ClientRecord {
+        metadata: ClientMetadata {
+            token_endpoint_auth_method: Some("private_key_jwt".to_string()),
+            jwks_uri: Some("https://sp.example/jwks.json".to_string()),
+            backchannel_token_delivery_mode: Some("push".to_string()),
+            backchannel_client_notification_endpoint: Some(
+                "https://sp.example/ciba/push".to_string(),
+            ),
+            ..ClientMetadata::default()
+        },
+        ..c.clone()
+    };
+    ok(
+        store.update_client(&changed).await,
+        "update client metadata",
+    );
+    assert_eq!(
+        ok(store.get_client(&c.client_id).await, "get updated metadata"),
+        Some(changed.clone()),
+        "update_client replaces the metadata"
+    );
+    let cleared = ClientRecord {
+        metadata: ClientMetadata::default(),
+        ..changed
+    };
+    ok(store.update_client(&cleared).await, "clear client metadata");
+    assert_eq!(
+        ok(store.get_client(&c.client_id).await, "get cleared metadata"),
+        Some(cleared)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// BackchannelStore
+
+/// A back-channel request is stored whole: its session (which the phone finds like any
+/// other) and its back-channel row.
+pub async fn backchannel_roundtrip(store: &dyn Store) {
+    let c = "cf-bcrt-client";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-bcrt-sub", "+440000002000"),
+            ("cf-bcrt-sub2", "+440000002001"),
+        ],
+    )
+    .await;
+    let (mut s, b) = bc_request(
+        "cf-bcrt-1",
+        c,
+        "cf-bcrt-sub",
+        DeliveryMode::Ping,
+        100_000,
+        100_120,
+    );
+    s.acr_values = "3".to_string();
+    s.claims = Some(r#"{"id_token":{"phone_number":null}}"#.to_string());
+    s.context = Some("Pay 10 EUR".to_string());
+    s.correlation_id = Some("corr-bc-1".to_string());
+    assert_eq!(
+        ok(store.get_backchannel(&s.id).await, "get unknown request"),
+        None
+    );
+    ok(
+        store.create_backchannel(&s, &b, 100_000).await,
+        "create back-channel request",
+    );
+    assert_eq!(
+        ok(
+            store.get_backchannel(&s.id).await,
+            "get back-channel request"
+        ),
+        Some((s.clone(), b.clone()))
+    );
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get its session"),
+        Some(s.clone()),
+        "a back-channel request is a session too"
+    );
+    assert_eq!(
+        ok(
+            store.pending_for_subscriber("cf-bcrt-sub", 100_001).await,
+            "the phone's pending list"
+        ),
+        vec![s.clone()],
+        "the phone finds a back-channel request like a front-channel one"
+    );
+
+    // Mobile Connect SI, pushed, with every optional field the other way round.
+    let (s2, mut b2) = bc_request(
+        "cf-bcrt-2",
+        c,
+        "cf-bcrt-sub2",
+        DeliveryMode::Push,
+        100_000,
+        100_300,
+    );
+    b2.kind = BackchannelKind::Si;
+    b2.notification_token = None;
+    b2.interval = 0;
+    b2.last_poll_at = Some(99_990);
+    ok(
+        store.create_backchannel(&s2, &b2, 100_000).await,
+        "create SI request",
+    );
+    assert_eq!(
+        ok(store.get_backchannel(&s2.id).await, "get SI request"),
+        Some((s2.clone(), b2.clone()))
+    );
+    assert!(
+        store.create_backchannel(&s2, &b2, 100_000).await.is_err(),
+        "conformance: a duplicate auth_req_id must be rejected"
+    );
+    assert_eq!(
+        ok(store.get_backchannel(&s2.id).await, "get after duplicate"),
+        Some((s2, b2))
+    );
+
+    let front = session(
+        "cf-bcrt-front",
+        c,
+        None,
+        SessionStatus::AwaitingNumber,
+        100_000,
+        100_300,
+    );
+    ok(
+        store.create_session(&front, 100_000).await,
+        "front-channel session",
+    );
+    assert_eq!(
+        ok(
+            store.get_backchannel(&front.id).await,
+            "get_backchannel of a front-channel session"
+        ),
+        None
+    );
+}
+
+/// One live transaction per subscriber whatever the channel: a back-channel request is
+/// `Busy` against a live front-channel session and against another request, and the other
+/// way round; stale ones do not count.
+pub async fn backchannel_busy_rule(store: &dyn Store) {
+    let c = "cf-bcbusy-client";
+    let sub = "cf-bcbusy-sub";
+    fixture(store, c, &[(sub, "+440000002100")]).await;
+    let front = session(
+        "cf-bcbusy-front",
+        c,
+        Some(sub),
+        SessionStatus::Pending,
+        110_000,
+        110_100,
+    );
+    ok(
+        store.create_session(&front, 110_000).await,
+        "live front-channel session",
+    );
+
+    let (bc, b) = bc_request(
+        "cf-bcbusy-bc1",
+        c,
+        sub,
+        DeliveryMode::Poll,
+        110_050,
+        110_200,
+    );
+    expect_err(
+        store.create_backchannel(&bc, &b, 110_050).await,
+        "back-channel request while a front-channel session lives",
+        is_busy,
+    );
+    assert_eq!(
+        ok(
+            store.get_backchannel(&bc.id).await,
+            "busy request not stored"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(
+            store.get_session(&bc.id).await,
+            "busy request's session not stored"
+        ),
+        None
+    );
+
+    // expires_at == now: the front-channel session is stale.
+    ok(
+        store.create_backchannel(&bc, &b, 110_100).await,
+        "back-channel request after the front-channel session expired",
+    );
+
+    let front2 = session(
+        "cf-bcbusy-front2",
+        c,
+        Some(sub),
+        SessionStatus::Pending,
+        110_150,
+        110_300,
+    );
+    expect_err(
+        store.create_session(&front2, 110_150).await,
+        "front-channel session while a back-channel request lives",
+        is_busy,
+    );
+    let waiting = session(
+        "cf-bcbusy-wait",
+        c,
+        None,
+        SessionStatus::AwaitingNumber,
+        110_150,
+        110_400,
+    );
+    ok(
+        store.create_session(&waiting, 110_150).await,
+        "awaiting-number session",
+    );
+    expect_err(
+        store
+            .assign_subscriber(&waiting.id, sub, "2", 110_150)
+            .await,
+        "assign while a back-channel request lives",
+        is_busy,
+    );
+    let (bc2, b2) = bc_request(
+        "cf-bcbusy-bc2",
+        c,
+        sub,
+        DeliveryMode::Push,
+        110_150,
+        110_300,
+    );
+    expect_err(
+        store.create_backchannel(&bc2, &b2, 110_150).await,
+        "second live back-channel request",
+        is_busy,
+    );
+
+    // Answered, the request no longer holds the subscriber.
+    assert!(ok(
+        store
+            .resolve_session(&bc.id, &denied("user_denied"), 110_160)
+            .await,
+        "deny the request"
+    ));
+    ok(
+        store.create_backchannel(&bc2, &b2, 110_160).await,
+        "back-channel request after the previous was answered",
+    );
+
+    // A request made stale by the subscriber's next transaction reads as expired.
+    ok(
+        store
+            .assign_subscriber(&waiting.id, sub, "2", 110_300)
+            .await,
+        "assign after the request expired",
+    );
+    assert_eq!(
+        ok(
+            store.poll_backchannel(&bc2.id, c, 110_301).await,
+            "poll the request made stale"
+        ),
+        PollOutcome::Expired
+    );
+}
+
+/// Polls: `Unknown` for another client, `SlowDown` sooner than the interval (which grows
+/// by 5 s, without resetting the clock), otherwise the stored state; an approved request
+/// is handed out once.
+pub async fn backchannel_poll(store: &dyn Store) {
+    let c = "cf-poll-client";
+    let other = "cf-poll-other";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-poll-sub1", "+440000002200"),
+            ("cf-poll-sub2", "+440000002201"),
+            ("cf-poll-sub3", "+440000002202"),
+            ("cf-poll-sub4", "+440000002203"),
+        ],
+    )
+    .await;
+    fixture(store, other, &[]).await;
+
+    let (s, b) = bc_request(
+        "cf-poll-1",
+        c,
+        "cf-poll-sub1",
+        DeliveryMode::Poll,
+        120_000,
+        120_300,
+    );
+    ok(store.create_backchannel(&s, &b, 120_000).await, "create");
+    let poll = |id: &'static str, client: &'static str, now: i64| async move {
+        ok(store.poll_backchannel(id, client, now).await, "poll")
+    };
+    let interval_and_last = || async {
+        ok(
+            store.get_backchannel("cf-poll-1").await,
+            "get polled request",
+        )
+        .map(|(_, b)| (b.interval, b.last_poll_at))
+    };
+
+    assert_eq!(poll("cf-poll-none", c, 120_000).await, PollOutcome::Unknown);
+    assert_eq!(
+        poll("cf-poll-1", other, 120_000).await,
+        PollOutcome::Unknown,
+        "a request of another client is Unknown"
+    );
+    assert_eq!(poll("cf-poll-1", c, 120_000).await, PollOutcome::Pending);
+    assert_eq!(interval_and_last().await, Some((5, Some(120_000))));
+
+    assert_eq!(
+        poll("cf-poll-1", c, 120_004).await,
+        PollOutcome::SlowDown,
+        "a poll sooner than the interval"
+    );
+    assert_eq!(
+        interval_and_last().await,
+        Some((10, Some(120_000))),
+        "slow_down grows the interval by 5 s and does not record the poll"
+    );
+    assert_eq!(
+        poll("cf-poll-1", c, 120_009).await,
+        PollOutcome::SlowDown,
+        "the grown interval counts from the last answered poll"
+    );
+    assert_eq!(interval_and_last().await, Some((15, Some(120_000))));
+    assert_eq!(
+        poll("cf-poll-1", c, 120_015).await,
+        PollOutcome::Pending,
+        "a poll exactly one interval later"
+    );
+    assert_eq!(interval_and_last().await, Some((15, Some(120_015))));
+    assert_eq!(
+        poll("cf-poll-1", other, 120_016).await,
+        PollOutcome::Unknown
+    );
+    assert_eq!(
+        interval_and_last().await,
+        Some((15, Some(120_015))),
+        "another client's poll changes nothing"
+    );
+
+    assert!(ok(
+        store
+            .resolve_session(&s.id, &approved("2", &["pin", "app"], 120_020), 120_020)
+            .await,
+        "approve"
+    ));
+    assert_eq!(
+        poll("cf-poll-1", c, 120_029).await,
+        PollOutcome::SlowDown,
+        "an approved request is slowed down too"
+    );
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get after slow_down").map(|s| s.status),
+        Some(SessionStatus::Approved),
+        "slow_down does not hand out the request"
+    );
+    let want = AuthSession {
+        status: SessionStatus::Consumed,
+        acr: Some("2".to_string()),
+        amr: strings(&["pin", "app"]),
+        auth_time: Some(120_020),
+        ..s.clone()
+    };
+    assert_eq!(
+        poll("cf-poll-1", c, 120_035).await,
+        PollOutcome::Approved(Box::new(want.clone())),
+        "the approved request, now consumed"
+    );
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get after approval poll"),
+        Some(want)
+    );
+    assert_eq!(
+        poll("cf-poll-1", c, 120_100).await,
+        PollOutcome::Consumed,
+        "an approved request is handed out once"
+    );
+
+    // Denied.
+    let (d, bd) = bc_request(
+        "cf-poll-2",
+        c,
+        "cf-poll-sub2",
+        DeliveryMode::Ping,
+        120_000,
+        120_300,
+    );
+    ok(store.create_backchannel(&d, &bd, 120_000).await, "create");
+    assert!(ok(
+        store
+            .resolve_session(&d.id, &denied("user_denied"), 120_010)
+            .await,
+        "deny"
+    ));
+    assert_eq!(
+        poll("cf-poll-2", c, 120_011).await,
+        PollOutcome::Denied {
+            error: "user_denied".to_string()
+        }
+    );
+
+    // Pending past expires_at.
+    let (e, be) = bc_request(
+        "cf-poll-3",
+        c,
+        "cf-poll-sub3",
+        DeliveryMode::Poll,
+        120_000,
+        120_060,
+    );
+    ok(store.create_backchannel(&e, &be, 120_000).await, "create");
+    assert_eq!(poll("cf-poll-3", c, 120_059).await, PollOutcome::Pending);
+    assert_eq!(
+        poll("cf-poll-3", c, 120_064).await,
+        PollOutcome::Expired,
+        "a pending request is expired when expires_at <= now"
+    );
+    assert!(
+        !ok(
+            store
+                .resolve_session(&e.id, &approved("2", &["pin"], 120_065), 120_065)
+                .await,
+            "approve expired"
+        ),
+        "conformance: an expired request cannot be answered"
+    );
+
+    // A code issued for an approved request: its tokens are out.
+    let (k, bk) = bc_request(
+        "cf-poll-4",
+        c,
+        "cf-poll-sub4",
+        DeliveryMode::Poll,
+        120_000,
+        120_300,
+    );
+    ok(store.create_backchannel(&k, &bk, 120_000).await, "create");
+    assert!(ok(
+        store
+            .resolve_session(&k.id, &approved("2", &["pin"], 120_010), 120_010)
+            .await,
+        "approve"
+    ));
+    assert!(ok(
+        store.issue_code(&k.id, "cf-poll-code", 120_070).await,
+        "issue code"
+    ));
+    assert_eq!(poll("cf-poll-4", c, 120_011).await, PollOutcome::Consumed);
+}
+
+/// `consume_backchannel` hands an approved request out once, and nothing else.
+pub async fn backchannel_consume(store: &dyn Store) {
+    let c = "cf-consume-client";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-consume-sub", "+440000002300"),
+            ("cf-consume-sub2", "+440000002301"),
+        ],
+    )
+    .await;
+    let (s, mut b) = bc_request(
+        "cf-consume-1",
+        c,
+        "cf-consume-sub",
+        DeliveryMode::Push,
+        130_000,
+        130_300,
+    );
+    b.kind = BackchannelKind::Si;
+    ok(store.create_backchannel(&s, &b, 130_000).await, "create");
+    assert_eq!(
+        ok(store.consume_backchannel(&s.id).await, "consume pending"),
+        None
+    );
+    assert!(ok(
+        store
+            .resolve_session(&s.id, &approved("3", &["pin"], 130_010), 130_010)
+            .await,
+        "approve"
+    ));
+    let want = AuthSession {
+        status: SessionStatus::Consumed,
+        acr: Some("3".to_string()),
+        amr: strings(&["pin"]),
+        auth_time: Some(130_010),
+        ..s.clone()
+    };
+    assert_eq!(
+        ok(store.consume_backchannel(&s.id).await, "consume approved"),
+        Some(want.clone())
+    );
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get consumed"),
+        Some(want)
+    );
+    assert_eq!(
+        ok(store.consume_backchannel(&s.id).await, "consume again"),
+        None,
+        "conformance: an approved request is consumed once"
+    );
+    assert_eq!(
+        ok(
+            store.poll_backchannel(&s.id, c, 130_020).await,
+            "poll consumed"
+        ),
+        PollOutcome::Consumed
+    );
+
+    let (d, bd) = bc_request(
+        "cf-consume-2",
+        c,
+        "cf-consume-sub2",
+        DeliveryMode::Push,
+        130_000,
+        130_300,
+    );
+    ok(store.create_backchannel(&d, &bd, 130_000).await, "create");
+    assert!(ok(
+        store
+            .resolve_session(&d.id, &denied("user_denied"), 130_010)
+            .await,
+        "deny"
+    ));
+    assert_eq!(
+        ok(store.consume_backchannel(&d.id).await, "consume denied"),
+        None
+    );
+    assert_eq!(
+        ok(
+            store.consume_backchannel("cf-consume-none").await,
+            "consume unknown"
+        ),
+        None
+    );
+}
+
+/// Answering a back-channel request whose client is notified (ping, push, SI) enqueues
+/// exactly one outbox item with the answer; a polling client or a front-channel session
+/// gets none.
+pub async fn backchannel_notifications(store: &dyn Store) {
+    let c = "cf-notify-client";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-notify-sub1", "+440000002400"),
+            ("cf-notify-sub2", "+440000002401"),
+            ("cf-notify-sub3", "+440000002402"),
+            ("cf-notify-sub4", "+440000002403"),
+        ],
+    )
+    .await;
+    let (push, mut b_push) = bc_request(
+        "cf-notify-push",
+        c,
+        "cf-notify-sub1",
+        DeliveryMode::Push,
+        140_000,
+        140_300,
+    );
+    b_push.kind = BackchannelKind::Si;
+    let (ping, b_ping) = bc_request(
+        "cf-notify-ping",
+        c,
+        "cf-notify-sub2",
+        DeliveryMode::Ping,
+        140_000,
+        140_300,
+    );
+    let (poll, b_poll) = bc_request(
+        "cf-notify-poll",
+        c,
+        "cf-notify-sub3",
+        DeliveryMode::Poll,
+        140_000,
+        140_300,
+    );
+    for (s, b) in [(&push, &b_push), (&ping, &b_ping), (&poll, &b_poll)] {
+        ok(store.create_backchannel(s, b, 140_000).await, "create");
+    }
+    let front = session(
+        "cf-notify-front",
+        c,
+        Some("cf-notify-sub4"),
+        SessionStatus::Pending,
+        140_000,
+        140_300,
+    );
+    ok(store.create_session(&front, 140_000).await, "create front");
+
+    assert!(ok(
+        store
+            .resolve_session(&push.id, &denied("user_denied"), 140_010)
+            .await,
+        "deny push"
+    ));
+    assert!(
+        !ok(
+            store
+                .resolve_session(&push.id, &approved("2", &["pin"], 140_011), 140_011)
+                .await,
+            "late answer"
+        ),
+        "conformance: the first answer wins"
+    );
+    for id in [&ping.id, &poll.id, &front.id] {
+        assert!(ok(
+            store
+                .resolve_session(id, &approved("2", &["pin"], 140_010), 140_010)
+                .await,
+            "approve"
+        ));
+    }
+
+    let items = outbox_items_of(
+        store,
+        &[&push.id, &ping.id, &poll.id, &front.id].map(String::as_str),
+        140_020,
+    )
+    .await;
+    let mut about: Vec<&str> = items.iter().map(|i| i.session_id.as_str()).collect();
+    about.sort_unstable();
+    assert_eq!(
+        about,
+        vec!["cf-notify-ping", "cf-notify-push"],
+        "conformance: one outbox item per answered notified request, none for poll or \
+         front-channel"
+    );
+    for item in &items {
+        assert_eq!(
+            (item.attempts, item.payload.as_deref(), item.created_at),
+            (0, None, 140_010),
+            "a new outbox item: no attempt, no payload, created with the answer"
+        );
+        ok(store.complete_outbox(item.id).await, "complete");
+    }
+}
+
+/// `expire_backchannel` ends the pending back-channel requests whose time is up (and only
+/// those), notifying the clients that are notified; `pending_backchannel_count` counts the
+/// live ones. A request made stale by its subscriber's next transaction is notified too.
+pub async fn backchannel_expiry(store: &dyn Store) {
+    let c = "cf-bcexp-client";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-bcexp-sub1", "+440000002500"),
+            ("cf-bcexp-sub2", "+440000002501"),
+            ("cf-bcexp-sub3", "+440000002502"),
+            ("cf-bcexp-sub4", "+440000002503"),
+            ("cf-bcexp-sub5", "+440000002504"),
+        ],
+    )
+    .await;
+    let count = |now: i64| async move {
+        ok(
+            store.pending_backchannel_count(now).await,
+            "pending_backchannel_count",
+        )
+    };
+    let (base50, base100, base150) = (
+        count(150_050).await,
+        count(150_100).await,
+        count(150_150).await,
+    );
+
+    let (mut push, mut b_push) = bc_request(
+        "cf-bcexp-push",
+        c,
+        "cf-bcexp-sub1",
+        DeliveryMode::Push,
+        150_000,
+        150_100,
+    );
+    b_push.kind = BackchannelKind::Si;
+    let (mut poll, b_poll) = bc_request(
+        "cf-bcexp-poll",
+        c,
+        "cf-bcexp-sub2",
+        DeliveryMode::Poll,
+        150_000,
+        150_100,
+    );
+    let (live, b_live) = bc_request(
+        "cf-bcexp-live",
+        c,
+        "cf-bcexp-sub3",
+        DeliveryMode::Ping,
+        150_000,
+        150_200,
+    );
+    let (replaced, b_replaced) = bc_request(
+        "cf-bcexp-replaced",
+        c,
+        "cf-bcexp-sub5",
+        DeliveryMode::Ping,
+        150_000,
+        150_100,
+    );
+    for (s, b) in [
+        (&push, &b_push),
+        (&poll, &b_poll),
+        (&live, &b_live),
+        (&replaced, &b_replaced),
+    ] {
+        ok(store.create_backchannel(s, b, 150_000).await, "create");
+    }
+    let front = session(
+        "cf-bcexp-front",
+        c,
+        Some("cf-bcexp-sub4"),
+        SessionStatus::Pending,
+        150_000,
+        150_100,
+    );
+    ok(store.create_session(&front, 150_000).await, "create front");
+
+    assert_eq!(
+        count(150_050).await,
+        base50 + 4,
+        "conformance: pending_backchannel_count counts live back-channel requests only"
+    );
+    assert_eq!(
+        count(150_100).await,
+        base100 + 1,
+        "a request is expired when expires_at <= now"
+    );
+
+    // The subscriber's next transaction replaces the stale request.
+    let next = session(
+        "cf-bcexp-next",
+        c,
+        Some("cf-bcexp-sub5"),
+        SessionStatus::Pending,
+        150_150,
+        150_400,
+    );
+    ok(
+        store.create_session(&next, 150_150).await,
+        "front-channel session replacing a stale request",
+    );
+
+    let mut ended = Vec::new();
+    for round in 0.. {
+        let got = ok(store.expire_backchannel(150_150, 1).await, "expire");
+        assert!(
+            got.len() <= 1,
+            "conformance: expire_backchannel obeys its limit"
+        );
+        if got.is_empty() {
+            break;
+        }
+        assert!(
+            round < 10_000 && !ended.contains(&got[0]),
+            "conformance: expire_backchannel ends each request once"
+        );
+        ended.extend(got);
+    }
+    let mut mine: Vec<&str> = ended
+        .iter()
+        .map(String::as_str)
+        .filter(|id| id.starts_with("cf-bcexp-"))
+        .collect();
+    mine.sort_unstable();
+    assert_eq!(
+        mine,
+        vec!["cf-bcexp-poll", "cf-bcexp-push"],
+        "conformance: expire_backchannel ends the pending requests whose time is up"
+    );
+    assert!(
+        !ok(store.expire_backchannel(150_150, 100).await, "expire again")
+            .iter()
+            .any(|id| id.starts_with("cf-bcexp-")),
+        "conformance: a request is expired once"
+    );
+
+    for s in [&mut push, &mut poll] {
+        s.status = SessionStatus::Denied;
+        s.error = Some(STALE_SESSION_ERROR.to_string());
+        assert_eq!(
+            ok(store.get_session(&s.id).await, "get expired request").as_ref(),
+            Some(&*s),
+            "an expired request is denied with STALE_SESSION_ERROR"
+        );
+        assert_eq!(
+            ok(
+                store.poll_backchannel(&s.id, c, 150_151).await,
+                "poll expired"
+            ),
+            PollOutcome::Expired
+        );
+    }
+    assert!(
+        !ok(
+            store
+                .resolve_session(&push.id, &approved("2", &["pin"], 150_152), 150_152)
+                .await,
+            "answer expired"
+        ),
+        "conformance: an expired request cannot be answered"
+    );
+    assert_eq!(
+        ok(store.get_session(&live.id).await, "get live request").map(|s| s.status),
+        Some(SessionStatus::Pending),
+        "a live request is left alone"
+    );
+    assert_eq!(
+        ok(store.get_session(&front.id).await, "get front session").map(|s| s.status),
+        Some(SessionStatus::Pending),
+        "expire_backchannel leaves front-channel sessions alone"
+    );
+    assert_eq!(
+        count(150_150).await,
+        base150 + 1,
+        "the live request still counts"
+    );
+
+    let items = outbox_items_of(
+        store,
+        &[&push.id, &poll.id, &live.id, &replaced.id, &front.id].map(String::as_str),
+        150_160,
+    )
+    .await;
+    let mut about: Vec<(&str, i64)> = items
+        .iter()
+        .map(|i| (i.session_id.as_str(), i.created_at))
+        .collect();
+    about.sort_unstable();
+    assert_eq!(
+        about,
+        vec![("cf-bcexp-push", 150_150), ("cf-bcexp-replaced", 150_150)],
+        "conformance: each expired notified request gets one outbox item"
+    );
+    for item in &items {
+        ok(store.complete_outbox(item.id).await, "complete");
+    }
+}
+
+/// A client assertion's `jti` is accepted once per client while it lives.
+pub async fn jti_replay(store: &dyn Store) {
+    fixture(store, "cf-jti-client", &[]).await;
+    fixture(store, "cf-jti-other", &[]).await;
+    let remember = |client: &'static str, jti: &'static str, now: i64| async move {
+        ok(
+            store.remember_jti(client, jti, 160_300, now).await,
+            "remember_jti",
+        )
+    };
+    assert!(
+        remember("cf-jti-client", "jti-1", 160_000).await,
+        "a new jti"
+    );
+    assert!(
+        !remember("cf-jti-client", "jti-1", 160_010).await,
+        "conformance: a jti seen before is a replay"
+    );
+    assert!(
+        !remember("cf-jti-client", "jti-1", 160_299).await,
+        "conformance: a jti is remembered until its expiry"
+    );
+    assert!(
+        remember("cf-jti-other", "jti-1", 160_010).await,
+        "jtis are per client"
+    );
+    assert!(
+        remember("cf-jti-client", "jti-2", 160_010).await,
+        "another jti"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// OutboxStore
+
+/// Items are leased when due and unleased, for `lease_secs`; a retry counts the attempt,
+/// releases the lease and defers the item; the payload is kept for the retries; complete
+/// removes the item; the depth counts what waits.
+pub async fn outbox_leasing(store: &dyn Store) {
+    let c = "cf-outbox-client";
+    let sub = "cf-outbox-sub";
+    fixture(store, c, &[(sub, "+440000002600")]).await;
+    park_outbox(store).await;
+    let before = ok(store.outbox_depth().await, "depth before");
+
+    for (id, at) in [
+        ("cf-outbox-a", 170_010),
+        ("cf-outbox-b", 170_011),
+        ("cf-outbox-c", 170_012),
+    ] {
+        answered_request(store, id, c, sub, DeliveryMode::Push, at).await;
+    }
+    assert_eq!(
+        ok(store.outbox_depth().await, "depth"),
+        OutboxDepth {
+            items: before.items + 3,
+            oldest: Some(before.oldest.map_or(170_010, |o| o.min(170_010))),
+        }
+    );
+
+    let lease = |now: i64, limit: u32| async move {
+        ok(store.lease_outbox(now, 30, limit).await, "lease_outbox")
+    };
+    assert_eq!(lease(170_009, 10).await, Vec::new(), "nothing is due yet");
+    let first = lease(170_011, 1).await;
+    assert_eq!(first.len(), 1, "conformance: lease_outbox obeys its limit");
+    let second = lease(170_011, 10).await;
+    assert_eq!(
+        second.len(),
+        1,
+        "a leased item is not leased again; an item not due is not leased"
+    );
+    let mut ab = [first, second].concat();
+    ab.sort_by_key(|item| item.created_at);
+    let about: Vec<(&str, u32, Option<&[u8]>, i64)> = ab
+        .iter()
+        .map(|i| {
+            (
+                i.session_id.as_str(),
+                i.attempts,
+                i.payload.as_deref(),
+                i.created_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        about,
+        vec![
+            ("cf-outbox-a", 0, None, 170_010),
+            ("cf-outbox-b", 0, None, 170_011),
+        ]
+    );
+    let (a, b) = (ab[0].clone(), ab[1].clone());
+    let c_item = lease(170_012, 10).await;
+    assert_eq!(
+        c_item
+            .iter()
+            .map(|i| i.session_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["cf-outbox-c"]
+    );
+    ok(store.complete_outbox(c_item[0].id).await, "complete c");
+    assert_eq!(lease(170_040, 10).await, Vec::new(), "leases still held");
+    let mut again = lease(170_041, 10).await;
+    again.sort_by_key(|item| item.id);
+    let mut want = vec![a.id, b.id];
+    want.sort_unstable();
+    assert_eq!(
+        ids_of(&again),
+        want,
+        "conformance: an item whose lease ran out (lease_until <= now) is leased again"
+    );
+
+    let payload: &[u8] = b"\x00sealed notification\xff";
+    ok(store.set_outbox_payload(a.id, payload).await, "set payload");
+    ok(store.retry_outbox(a.id, 170_100).await, "retry a");
+    ok(store.retry_outbox(b.id, 170_050).await, "retry b");
+    assert_eq!(lease(170_049, 10).await, Vec::new(), "retried items wait");
+    let b_again = lease(170_050, 10).await;
+    assert_eq!(
+        b_again,
+        vec![OutboxItem {
+            attempts: 1,
+            ..b.clone()
+        }],
+        "conformance: a retry counts the attempt and releases the lease"
+    );
+    ok(store.complete_outbox(b.id).await, "complete b");
+    let a_again = lease(170_100, 10).await;
+    assert_eq!(
+        a_again,
+        vec![OutboxItem {
+            attempts: 1,
+            payload: Some(payload.to_vec()),
+            ..a.clone()
+        }],
+        "the payload is kept for the retries"
+    );
+    ok(store.retry_outbox(a.id, 170_200).await, "retry a again");
+    assert_eq!(
+        lease(170_200, 10).await,
+        vec![OutboxItem {
+            attempts: 2,
+            payload: Some(payload.to_vec()),
+            ..a.clone()
+        }]
+    );
+    assert_eq!(
+        ok(store.outbox_depth().await, "depth with one left").items,
+        before.items + 1
+    );
+    ok(store.complete_outbox(a.id).await, "complete a");
+    assert_eq!(
+        lease(PARK_AT - 1, 10).await,
+        Vec::new(),
+        "conformance: a completed item is gone"
+    );
+    assert_eq!(
+        ok(store.outbox_depth().await, "depth after"),
+        before,
+        "completed items no longer count"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// back-channel concurrency
+
+/// [`RACERS`] concurrent creations for one subscriber, half of them back-channel requests
+/// and half front-channel sessions: exactly one succeeds, the others are `Busy`.
+pub async fn concurrent_backchannel_creation(store: &dyn Store) {
+    let c = "cf-bcrace-client";
+    let sub = "cf-bcrace-sub";
+    fixture(store, c, &[(sub, "+440000002700")]).await;
+    let requests: Vec<(AuthSession, BackchannelRecord)> = (0..RACERS)
+        .map(|i| {
+            bc_request(
+                &format!("cf-bcrace-{i}"),
+                c,
+                sub,
+                DeliveryMode::Poll,
+                180_000,
+                180_300,
+            )
+        })
+        .collect();
+    let results = join_all(
+        requests
+            .iter()
+            .enumerate()
+            .map(|(i, (s, b))| async move {
+                if i % 2 == 0 {
+                    store.create_backchannel(s, b, 180_000).await
+                } else {
+                    store.create_session(s, 180_000).await
+                }
+            })
+            .collect(),
+    )
+    .await;
+    let mut winners = Vec::new();
+    for ((s, _), r) in requests.iter().zip(results) {
+        match r {
+            Ok(()) => winners.push(s.id.clone()),
+            Err(StoreError::Busy) => {}
+            Err(e) => panic!("conformance: concurrent creation: unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "conformance: exactly one concurrent creation wins, whatever the channel: {winners:?}"
+    );
+    let live: Vec<String> = ok(
+        store.pending_for_subscriber(sub, 180_001).await,
+        "pending after race",
+    )
+    .into_iter()
+    .map(|s| s.id)
+    .collect();
+    assert_eq!(live, winners);
+}
+
+/// [`RACERS`] concurrent polls of an approved request (interval 0): exactly one
+/// `Approved`, the others `Consumed`. [`RACERS`] concurrent polls of a pending request at
+/// the same second: one `Pending`, the others `SlowDown`, each growing the interval.
+pub async fn concurrent_polls(store: &dyn Store) {
+    let c = "cf-pollrace-client";
+    fixture(
+        store,
+        c,
+        &[
+            ("cf-pollrace-sub1", "+440000002800"),
+            ("cf-pollrace-sub2", "+440000002801"),
+        ],
+    )
+    .await;
+    let (s, mut b) = bc_request(
+        "cf-pollrace-1",
+        c,
+        "cf-pollrace-sub1",
+        DeliveryMode::Poll,
+        190_000,
+        190_300,
+    );
+    b.interval = 0;
+    ok(store.create_backchannel(&s, &b, 190_000).await, "create");
+    assert!(ok(
+        store
+            .resolve_session(&s.id, &approved("2", &["pin"], 190_010), 190_010)
+            .await,
+        "approve"
+    ));
+    let results = join_all(
+        (0..RACERS)
+            .map(|_| store.poll_backchannel(&s.id, c, 190_020))
+            .collect(),
+    )
+    .await;
+    let mut handed_out = 0;
+    for r in results {
+        match ok(r, "concurrent poll") {
+            PollOutcome::Approved(got) => {
+                handed_out += 1;
+                assert_eq!(
+                    (got.id.as_str(), got.status),
+                    (s.id.as_str(), SessionStatus::Consumed)
+                );
+            }
+            PollOutcome::Consumed => {}
+            other => panic!("conformance: concurrent poll of an approved request: {other:?}"),
+        }
+    }
+    assert_eq!(
+        handed_out, 1,
+        "conformance: exactly one concurrent poll gets the approved request"
+    );
+
+    let (p, bp) = bc_request(
+        "cf-pollrace-2",
+        c,
+        "cf-pollrace-sub2",
+        DeliveryMode::Poll,
+        190_000,
+        190_300,
+    );
+    ok(store.create_backchannel(&p, &bp, 190_000).await, "create");
+    let results = join_all(
+        (0..RACERS)
+            .map(|_| store.poll_backchannel(&p.id, c, 190_020))
+            .collect(),
+    )
+    .await;
+    let mut pending = 0;
+    for r in results {
+        match ok(r, "concurrent poll") {
+            PollOutcome::Pending => pending += 1,
+            PollOutcome::SlowDown => {}
+            other => panic!("conformance: concurrent poll of a pending request: {other:?}"),
+        }
+    }
+    assert_eq!(
+        pending, 1,
+        "conformance: one of simultaneous polls is answered"
+    );
+    let grown = ok(store.get_backchannel(&p.id).await, "get raced request")
+        .map(|(_, b)| (b.interval, b.last_poll_at));
+    assert_eq!(
+        grown,
+        Some((bp.interval + 5 * (RACERS as i64 - 1), Some(190_020))),
+        "conformance: every concurrent slow_down grows the interval"
+    );
+}
+
+/// [`LEASERS`] concurrent `lease_outbox` calls: no item is leased by two of them, and
+/// every item is leased by one.
+pub async fn concurrent_outbox_leasing(store: &dyn Store) {
+    let c = "cf-leaserace-client";
+    let sub = "cf-leaserace-sub";
+    fixture(store, c, &[(sub, "+440000002900")]).await;
+    park_outbox(store).await;
+    let ids: Vec<String> = (0..12).map(|i| format!("cf-leaserace-{i}")).collect();
+    for id in &ids {
+        answered_request(store, id, c, sub, DeliveryMode::Ping, 200_010).await;
+    }
+    let results = join_all(
+        (0..LEASERS)
+            .map(|_| store.lease_outbox(200_020, 60, 2))
+            .collect(),
+    )
+    .await;
+    let mut leased: Vec<OutboxItem> = results
+        .into_iter()
+        .flat_map(|r| ok(r, "concurrent lease_outbox"))
+        .collect();
+    // Whatever the racers left (a backend may lease fewer than `limit`).
+    leased.extend(lease_all(|| store.lease_outbox(200_020, 60, 2)).await);
+    let mut about: Vec<String> = leased.iter().map(|i| i.session_id.clone()).collect();
+    about.sort_unstable();
+    let mut want = ids.clone();
+    want.sort_unstable();
+    assert_eq!(
+        about, want,
+        "conformance: each outbox item is leased by exactly one worker"
+    );
+    for item in &leased {
+        ok(store.complete_outbox(item.id).await, "complete");
+    }
 }

@@ -110,6 +110,8 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<Vec<AuthSession>>;
     /// Records the phone's answer: `Pending` (unexpired) → `Approved` or `Denied`. Returns false
     /// when the session was not pending any more (answered, expired): the first answer wins.
+    /// When the session is a back-channel request whose mode notifies (ping, push, SI), an
+    /// outbox item for it is enqueued in the same transaction.
     async fn resolve_session(&self, id: &str, outcome: &Resolution, now: i64) -> StoreResult<bool>;
     /// `Approved` → `CodeIssued` with the code's hash, once. False if already issued.
     async fn issue_code(
@@ -121,6 +123,75 @@ pub trait SessionStore: Send + Sync {
     /// Redeems a code: `CodeIssued` → `Consumed` atomically. A second redemption of the same
     /// code returns `Replayed` (the caller revokes what the first one issued).
     async fn redeem_code(&self, code_hash: &str, now: i64) -> StoreResult<Redemption>;
+}
+
+/// Back-channel requests (CIBA, Mobile Connect SI): the session plus its delivery details.
+#[async_trait]
+pub trait BackchannelStore: Send + Sync {
+    /// Inserts a `Pending` session naming a subscriber and its back-channel row, with the
+    /// same `Busy` rule as `create_session` (one live transaction per subscriber, whatever
+    /// the channel), atomically.
+    async fn create_backchannel(
+        &self,
+        s: &AuthSession,
+        b: &BackchannelRecord,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn get_backchannel(
+        &self,
+        auth_req_id: &str,
+    ) -> StoreResult<Option<(AuthSession, BackchannelRecord)>>;
+    /// A poll by `client_id` at the token endpoint. Sooner than `last_poll_at + interval`:
+    /// `SlowDown`, and the interval grows by 5 s (persisted). Otherwise the poll time is
+    /// recorded and the answer derives from the stored state only; an approved request is
+    /// consumed in the same statement (take-once: of concurrent polls one gets `Approved`).
+    /// A request of another client is `Unknown`.
+    async fn poll_backchannel(
+        &self,
+        auth_req_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<PollOutcome>;
+    /// `Approved → Consumed` for delivery by notification (push, SI). `None` when it is not
+    /// approved (or was consumed already).
+    async fn consume_backchannel(&self, auth_req_id: &str) -> StoreResult<Option<AuthSession>>;
+    /// Ends pending back-channel requests whose time is up (`expires_at <= now`): each becomes
+    /// `Denied` with [`STALE_SESSION_ERROR`] and, when its client is notified, gets an outbox
+    /// item, atomically per request. Returns their ids, at most `limit`.
+    async fn expire_backchannel(&self, now: i64, limit: u32) -> StoreResult<Vec<String>>;
+    /// Number of pending, unexpired back-channel requests (a metric).
+    async fn pending_backchannel_count(&self, now: i64) -> StoreResult<u64>;
+    /// Remembers a client assertion's `jti` until `expires_at`; false when it was seen
+    /// before (a replay, RFC 7523 §3).
+    async fn remember_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+}
+
+/// Durable notification work: enqueued with the state change that causes it, leased by one
+/// worker at a time, retried until done.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Up to `limit` items due at `now` (`next_attempt_at <= now`) that no one holds a live
+    /// lease on; each is leased until `now + lease_secs`, so across nodes exactly one worker
+    /// works on an item at a time.
+    async fn lease_outbox(
+        &self,
+        now: i64,
+        lease_secs: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>>;
+    /// Stores the body built on the first attempt, for identical retries.
+    async fn set_outbox_payload(&self, id: i64, payload: &[u8]) -> StoreResult<()>;
+    /// Done: the item is removed.
+    async fn complete_outbox(&self, id: i64) -> StoreResult<()>;
+    /// Failed: one more attempt counted, lease released, next attempt at `next_attempt_at`.
+    async fn retry_outbox(&self, id: i64, next_attempt_at: i64) -> StoreResult<()>;
+    async fn outbox_depth(&self) -> StoreResult<OutboxDepth>;
 }
 
 /// Access tokens, stored by hash.
@@ -147,11 +218,26 @@ pub trait KeyStore: Send + Sync {
 
 /// Everything the gateway persists.
 pub trait Store:
-    ClientStore + SubscriberStore + PcrStore + SessionStore + TokenStore + KeyStore
+    ClientStore
+    + SubscriberStore
+    + PcrStore
+    + SessionStore
+    + BackchannelStore
+    + OutboxStore
+    + TokenStore
+    + KeyStore
 {
 }
-impl<T: ClientStore + SubscriberStore + PcrStore + SessionStore + TokenStore + KeyStore> Store
-    for T
+impl<
+    T: ClientStore
+        + SubscriberStore
+        + PcrStore
+        + SessionStore
+        + BackchannelStore
+        + OutboxStore
+        + TokenStore
+        + KeyStore,
+> Store for T
 {
 }
 

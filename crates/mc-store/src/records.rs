@@ -17,6 +17,43 @@ pub struct ClientRecord {
     pub sector: String,
     pub status: ClientStatus,
     pub created_at: i64,
+    /// Registration metadata beyond the basics (back-channel, keys); one JSON document.
+    pub metadata: ClientMetadata,
+}
+
+/// Optional client registration metadata (OIDC Dynamic Registration / CIBA Core §4 /
+/// Mobile Connect SI names). Stored as one JSON document, so adding a field needs no
+/// migration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientMetadata {
+    /// `client_secret_basic` (default, also accepts `client_secret_post`) or `private_key_jwt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// Where the client's public keys are published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// The client's public keys inline (a JWKS JSON document), instead of `jwks_uri`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// CIBA: `poll`, `ping` or `push`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_token_delivery_mode: Option<String>,
+    /// CIBA: where ping and push notifications go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_client_notification_endpoint: Option<String>,
+    /// CIBA: when set, authentication requests must be signed with this algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_authentication_request_signing_alg: Option<String>,
+    /// CIBA: whether the client sends a `user_code`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_user_code_parameter: bool,
+    /// Mobile Connect SI: the registered `notification_uri` values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notification_uris: Vec<String>,
+    /// Mobile Connect SI: the request-object signing algorithm (`RS256` recommended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_object_signing_alg: Option<String>,
 }
 
 /// Subscriber status (digest: suspended is the stolen-phone case; retired is a number that
@@ -164,6 +201,124 @@ pub enum Redemption {
     Replayed { session_id: String },
     /// No such code, or it expired.
     Unknown,
+}
+
+/// How a back-channel client learns the result (CIBA Core §5; a Mobile Connect SI
+/// notification is `Push`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    Poll,
+    Ping,
+    Push,
+}
+
+impl DeliveryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryMode::Poll => "poll",
+            DeliveryMode::Ping => "ping",
+            DeliveryMode::Push => "push",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "poll" => Some(DeliveryMode::Poll),
+            "ping" => Some(DeliveryMode::Ping),
+            "push" => Some(DeliveryMode::Push),
+            _ => None,
+        }
+    }
+
+    /// Whether the client is called back (and an outbox item is due when the phone answers).
+    pub fn notifies(self) -> bool {
+        !matches!(self, DeliveryMode::Poll)
+    }
+}
+
+/// Which protocol started a back-channel request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackchannelKind {
+    /// OpenID CIBA Core 1.0.
+    Ciba,
+    /// Mobile Connect Server-Initiated.
+    Si,
+}
+
+impl BackchannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackchannelKind::Ciba => "ciba",
+            BackchannelKind::Si => "si",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ciba" => Some(BackchannelKind::Ciba),
+            "si" => Some(BackchannelKind::Si),
+            _ => None,
+        }
+    }
+}
+
+/// The back-channel side of a session whose id is the `auth_req_id`. The session itself
+/// (an `AuthSession` with empty `redirect_uri` and `state`) carries the request and its
+/// state machine: `Pending → Approved | Denied` (expired = pending past `expires_at`, or
+/// denied with [`STALE_SESSION_ERROR`]) `→ Consumed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackchannelRecord {
+    pub auth_req_id: String,
+    pub kind: BackchannelKind,
+    pub mode: DeliveryMode,
+    /// Where notifications go (ping/push: the registered endpoint; SI: `notification_uri`).
+    pub notification_endpoint: Option<String>,
+    /// The bearer token we present to the client (`client_notification_token`).
+    pub notification_token: Option<String>,
+    /// Minimum seconds between two polls; grows by 5 on every `slow_down` (CIBA §7.3).
+    pub interval: i64,
+    pub last_poll_at: Option<i64>,
+}
+
+/// What a poll at the token endpoint found (CIBA Core §11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollOutcome {
+    /// No such request for this client.
+    Unknown,
+    /// Polled sooner than the interval allows; the interval has grown by 5 s.
+    SlowDown,
+    Pending,
+    Expired,
+    Denied {
+        error: String,
+    },
+    /// The phone approved; the request is now consumed (take-once).
+    Approved(Box<AuthSession>),
+    /// Its tokens were already handed out.
+    Consumed,
+}
+
+/// A notification to deliver (at least once, until it succeeds or the work gives up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: i64,
+    /// The session (back-channel request) the notification is about.
+    pub session_id: String,
+    /// Delivery attempts before this one.
+    pub attempts: u32,
+    /// The body built on the first attempt (sealed by the caller), so every retry sends
+    /// exactly the same thing.
+    pub payload: Option<Vec<u8>>,
+    pub created_at: i64,
+}
+
+/// How much notification work is waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxDepth {
+    pub items: u64,
+    /// `created_at` of the oldest waiting item.
+    pub oldest: Option<i64>,
 }
 
 /// An issued access token.

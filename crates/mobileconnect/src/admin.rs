@@ -151,6 +151,7 @@ pub async fn run(
                     redirect_uris,
                     scopes,
                     sector_identifier_uri,
+                    metadata: Default::default(),
                 };
                 let (record, secret) = registry::create_client(&store, &spec).await.map_err(e)?;
                 let mut v = serde_json::json!(ClientView::from(&record));
@@ -184,6 +185,7 @@ pub async fn run(
                     redirect_uris,
                     scopes,
                     sector_identifier_uri,
+                    metadata: Default::default(),
                 };
                 print(ClientView::from(
                     &registry::update_client(&store, &client_id, &spec)
@@ -289,6 +291,7 @@ fn toml_default() -> Settings {
             login: Default::default(),
             authenticators: Default::default(),
             admin: Default::default(),
+            backchannel: Default::default(),
         },
     }
 }

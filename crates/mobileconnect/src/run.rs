@@ -138,6 +138,7 @@ pub async fn serve(config: &Path) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("./data/kek.hex"));
     let state = build_state(&settings, &kek_path).await?;
+    mc_gateway::notify::spawn_workers(state.clone());
     tracing::info!(listen = %settings.listen, issuer = %settings.gateway.issuer, "gateway starting");
     listen(settings.listen, mc_gateway::app(state)).await
 }
@@ -179,6 +180,11 @@ pub async fn sandbox(
             admin: mc_gateway::config::AdminConfig {
                 token_sha256: Some(sha256_hex(&admin_token)),
             },
+            // Sandbox SPs poll every second: quick feedback for developers.
+            backchannel: mc_gateway::config::BackchannelConfig {
+                poll_interval_secs: 1,
+                ..Default::default()
+            },
         },
     };
     let mut settings = settings::from_defaults(base)?;
@@ -206,6 +212,7 @@ pub async fn sandbox(
     .await?;
     mc_sandbox::seed::write_info(&info_path, &info)
         .map_err(|e| format!("{}: {e}", info_path.display()))?;
+    mc_gateway::notify::spawn_workers(state.clone());
     let app = mc_gateway::with_layers(
         mc_gateway::routes(&state)
             .merge(mc_sandbox::phone::router())

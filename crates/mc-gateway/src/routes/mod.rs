@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod authorize;
+pub mod backchannel;
 pub mod metadata;
 pub mod token;
 pub mod userinfo;

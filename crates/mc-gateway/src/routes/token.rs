@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use mc_core::McError;
+use mc_core::grants;
 use mc_core::params::RawParams;
 use mc_core::token_request::check_code_grant;
 
@@ -57,12 +58,24 @@ async fn handle(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respon
         ))
     })?;
     let response = match grant_type {
-        "authorization_code" => {
-            if !record.grant_types.iter().any(|g| g == "authorization_code") {
-                return Err(with_corr(McError::UnauthorizedGrantType));
-            }
+        grants::AUTHORIZATION_CODE | grants::CIBA
+            if !record.grant_types.iter().any(|g| g == grant_type) =>
+        {
+            return Err(with_corr(McError::UnauthorizedGrantType));
+        }
+        grants::AUTHORIZATION_CODE => {
             let grant = check_code_grant(&p).map_err(with_corr)?;
             exchange_code(s, &client, &record, grant)
+                .await
+                .map_err(with_corr)?
+        }
+        grants::CIBA => {
+            let auth_req_id = p.get("auth_req_id").ok_or_else(|| {
+                with_corr(McError::InvalidTokenRequest(
+                    "MANDATORY parameter auth_req_id is missing",
+                ))
+            })?;
+            crate::backchannel::redeem(s, &client, &record, auth_req_id)
                 .await
                 .map_err(with_corr)?
         }

@@ -63,9 +63,13 @@ pub fn config(issuer: &str) -> GatewayConfig {
         admin: AdminConfig {
             token_sha256: Some(sha256_hex(ADMIN_TOKEN)),
         },
+        backchannel: Default::default(),
     };
-    // Headless polls are held 1 s so tests stay quick.
+    // Headless polls are held 1 s and back-channel clients may poll every second, so tests
+    // stay quick.
     c.login.headless_hold_secs = 1;
+    c.backchannel.poll_interval_secs = 1;
+    c.backchannel.worker_tick_millis = 50;
     c
 }
 
@@ -93,6 +97,7 @@ impl Gateway {
             .await
             .unwrap();
         let state = AppState::new(store, cfg, keys);
+        mc_gateway::notify::spawn_workers(state.clone());
         let app = mc_gateway::app(state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -124,6 +129,7 @@ impl Gateway {
                 "https://{}.example/sector.json",
                 short_name.to_lowercase()
             )),
+            metadata: Default::default(),
         };
         let (record, secret) = registry::create_client(self.store(), &spec).await.unwrap();
         Sp {
