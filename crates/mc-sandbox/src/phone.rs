@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/phone/{msisdn}/challenges", get(challenges))
         .route("/phone/{msisdn}/challenges/{id}", post(answer))
         .route("/demo-sp/callback", get(demo_callback))
+        .route("/demo-sp/jwks.json", get(demo_jwks))
 }
 
 #[derive(Template)]
@@ -127,6 +128,12 @@ async fn answer(
 #[template(path = "callback.html")]
 struct CallbackPage {
     pairs: Vec<(String, String)>,
+}
+
+/// The demo SP's (empty) key set: it authenticates with its secret, but CIBA requires
+/// pairwise clients to register a `jwks_uri`.
+async fn demo_jwks() -> Response {
+    axum::Json(json!({ "keys": [] })).into_response()
 }
 
 /// Where the demo service provider's logins land: shows what came back.

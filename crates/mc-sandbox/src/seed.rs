@@ -81,7 +81,13 @@ pub async fn seed(
         redirect_uris: redirect_uris.clone(),
         scopes: scopes.clone(),
         sector_identifier_uri: Some("https://onlineshopper.example/sector_identifier.json".into()),
-        metadata: Default::default(),
+        // The demo SP's back end may also start logins (CIBA poll with its secret); CIBA
+        // wants a registered jwks_uri from pairwise clients, served by the demo SP.
+        metadata: mc_store::ClientMetadata {
+            backchannel_token_delivery_mode: Some("poll".into()),
+            jwks_uri: Some(format!("{base_url}/demo-sp/jwks.json")),
+            ..Default::default()
+        },
     };
     let err = |e: registry::RegistryError| e.to_string();
     let known_secret = previous
@@ -215,6 +221,12 @@ impl SandboxInfo {
             out.push_str(&format!(
                 "\n  Try it: open the phone page of {}, then\n    {}/authorize?client_id={}&redirect_uri={}&response_type=code&scope=openid%20mc_authn&acr_values=2&version=mc_di_r2_v2.3&state=demo&nonce=demo&login_hint=MSISDN%3A{}\n",
                 sub.msisdn, op.issuer, sp.client_id, sp.redirect_uris[0], hint
+            ));
+            out.push_str(&format!(
+                "\n  Server-initiated (CIBA poll), from the SP's back end:\n    curl -u {id}:{secret} -d scope=openid -d login_hint=MSISDN:{hint} -d binding_message=AB12 {iss}/bc-authorize\n    curl -u {id}:{secret} -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=… {iss}/token\n",
+                id = sp.client_id,
+                secret = sp.client_secret,
+                iss = op.issuer
             ));
         }
         out.push_str(&format!(
