@@ -5,20 +5,18 @@
 //! through the durable outbox (`crate::notify`).
 
 use mc_authn::answer::denial;
-use mc_authn::authenticator::Challenge;
-use mc_authn::hub::Event;
 use mc_authn::router::require_active_subscriber;
 use mc_core::McError;
 use mc_core::backchannel::{BackchannelHint, BackchannelRequest};
 use mc_core::token_request::ClientAuthenticated;
 use mc_store::{
     AuthSession, BackchannelKind, BackchannelRecord, ClientRecord, DeliveryMode, PollOutcome,
-    Resolution, SessionStatus, StoreError,
+    SessionStatus, StoreError,
 };
 use serde::Serialize;
 
 use crate::error::store_failure;
-use crate::login::{HintRef, resolve_hint_ref};
+use crate::login::{HintRef, challenge, resolve_hint_ref};
 use crate::state::{AppState, now, random_token};
 use crate::tokens::{TokenResponse, issue_tokens};
 
@@ -168,28 +166,8 @@ async fn start_inner(
             StoreError::Busy => McError::UserBusy,
             other => store_failure(other),
         })?;
-    let challenge = Challenge {
-        session_id: session.id.clone(),
-        subscriber_id: subscriber.id.clone(),
-        loa: choice.loa,
-        client_name: session.client_name.clone(),
-        context: session.context.clone(),
-        binding_message: session.binding_message.clone(),
-        expires_at: session.expires_at,
-    };
-    tracing::info!(auth_req_id = %session.id, kind = kind.as_str(), mode = mode.as_str(),
-                   authenticator = choice.authenticator.name(), loa = choice.loa.as_str(), "back-channel request started");
-    if let Err(e) = choice.authenticator.start(&challenge).await {
-        let denied = Resolution::Denied {
-            error: denial::START_FAILED.into(),
-        };
-        s.store
-            .resolve_session(&session.id, &denied, now())
-            .await
-            .map_err(store_failure)?;
-        return Err(e);
-    }
-    s.hub.publish(Event::Challenged(subscriber.id.clone()));
+    tracing::info!(auth_req_id = %session.id, kind = kind.as_str(), mode = mode.as_str(), "back-channel request stored");
+    challenge(s, &session, &subscriber, choice).await?;
     Ok(Started {
         auth_req_id: session.id,
         expires_in,

@@ -67,7 +67,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(routes::backchannel::router(state))
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     if state.config.admin.token_sha256.is_some() {
-        r = r.merge(routes::admin::router());
+        r = r.merge(routes::admin::router(state));
     }
     // An issuer with a path (`https://host/mc`) serves everything under that path.
     if state.base_path.is_empty() {

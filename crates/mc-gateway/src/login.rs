@@ -136,7 +136,7 @@ pub async fn submit_number(
 
 /// Announces the challenge through the chosen authenticator; a failure to start ends the
 /// login.
-async fn challenge(
+pub(crate) async fn challenge(
     s: &AppState,
     session: &AuthSession,
     sub: &SubscriberRecord,

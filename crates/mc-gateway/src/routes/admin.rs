@@ -15,7 +15,7 @@ use crate::registry::{
 };
 use crate::state::{AppState, sha256_hex};
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/v1/clients", get(list_clients).post(create_client))
         .route(
@@ -38,6 +38,11 @@ pub fn router() -> Router<AppState> {
             "/admin/v1/subscribers/{msisdn}/pin",
             put(set_pin).delete(clear_pin),
         )
+        // Every admin route: the bearer token first.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_admin,
+        ))
 }
 
 impl IntoResponse for RegistryError {
@@ -91,6 +96,18 @@ impl IntoResponse for AdminError {
     }
 }
 
+/// The admin bearer token, checked before any admin handler runs.
+async fn require_admin(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authorized(&s, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Checks the admin bearer token in constant time.
 fn authorized(s: &AppState, h: &HeaderMap) -> Result<(), AdminError> {
     let expected = s.config.admin.token_sha256.as_deref().unwrap_or_default();
@@ -119,14 +136,12 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
     serde_json::from_slice(bytes).map_err(|e| RegistryError::Invalid(format!("body: {e}")).into())
 }
 
-async fn list_clients(State(s): State<AppState>, h: HeaderMap) -> Reply {
-    authorized(&s, &h)?;
+async fn list_clients(State(s): State<AppState>) -> Reply {
     let all = s.store.list_clients().await?;
     ok(json!(all.iter().map(ClientView::from).collect::<Vec<_>>()))
 }
 
-async fn create_client(State(s): State<AppState>, h: HeaderMap, b: axum::body::Bytes) -> Reply {
-    authorized(&s, &h)?;
+async fn create_client(State(s): State<AppState>, b: axum::body::Bytes) -> Reply {
     let spec: ClientSpec = body(&b)?;
     let (record, secret) = registry::create_client(&s.store, &spec).await?;
     let mut v = json!(ClientView::from(&record));
@@ -134,8 +149,7 @@ async fn create_client(State(s): State<AppState>, h: HeaderMap, b: axum::body::B
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-async fn get_client(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Reply {
-    authorized(&s, &h)?;
+async fn get_client(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
     let c = s.store.get_client(&id).await?;
     let c = c.ok_or(RegistryError::NotFound)?;
     ok(json!(ClientView::from(&c)))
@@ -143,11 +157,9 @@ async fn get_client(State(s): State<AppState>, h: HeaderMap, Path(id): Path<Stri
 
 async fn update_client(
     State(s): State<AppState>,
-    h: HeaderMap,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> Reply {
-    authorized(&s, &h)?;
     let spec: ClientSpec = body(&b)?;
     let c = registry::update_client(&s.store, &id, &spec).await?;
     ok(json!(ClientView::from(&c)))
@@ -161,11 +173,9 @@ struct ClientPatch {
 
 async fn patch_client(
     State(s): State<AppState>,
-    h: HeaderMap,
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> Reply {
-    authorized(&s, &h)?;
     let patch: ClientPatch = body(&b)?;
     let status = ClientStatus::parse(&patch.status)
         .ok_or_else(|| RegistryError::Invalid("status: active or disabled".into()))?;
@@ -173,33 +183,25 @@ async fn patch_client(
     ok(json!(ClientView::from(&c)))
 }
 
-async fn rotate_secret(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> Reply {
-    authorized(&s, &h)?;
+async fn rotate_secret(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
     let secret = registry::rotate_client_secret(&s.store, &id).await?;
     ok(json!({"client_id": id, "client_secret": secret}))
 }
 
-async fn list_subscribers(State(s): State<AppState>, h: HeaderMap) -> Reply {
-    authorized(&s, &h)?;
+async fn list_subscribers(State(s): State<AppState>) -> Reply {
     let all = s.store.list_subscribers().await?;
     ok(json!(
         all.iter().map(SubscriberView::from).collect::<Vec<_>>()
     ))
 }
 
-async fn create_subscriber(State(s): State<AppState>, h: HeaderMap, b: axum::body::Bytes) -> Reply {
-    authorized(&s, &h)?;
+async fn create_subscriber(State(s): State<AppState>, b: axum::body::Bytes) -> Reply {
     let spec: SubscriberSpec = body(&b)?;
     let sub = registry::create_subscriber(&s.store, &spec).await?;
     Ok((StatusCode::CREATED, Json(json!(SubscriberView::from(&sub)))).into_response())
 }
 
-async fn get_subscriber(
-    State(s): State<AppState>,
-    h: HeaderMap,
-    Path(msisdn): Path<String>,
-) -> Reply {
-    authorized(&s, &h)?;
+async fn get_subscriber(State(s): State<AppState>, Path(msisdn): Path<String>) -> Reply {
     let sub = registry::find_subscriber(&s.store, &msisdn).await?;
     ok(json!(SubscriberView::from(&sub)))
 }
@@ -213,11 +215,9 @@ struct SubscriberPatch {
 
 async fn patch_subscriber(
     State(s): State<AppState>,
-    h: HeaderMap,
     Path(msisdn): Path<String>,
     b: axum::body::Bytes,
 ) -> Reply {
-    authorized(&s, &h)?;
     let patch: SubscriberPatch = body(&b)?;
     let sub =
         registry::update_subscriber(&s.store, &msisdn, patch.status, patch.capabilities).await?;
@@ -233,18 +233,15 @@ struct PinBody {
 /// Sets a PIN; also the reset after a lockout.
 async fn set_pin(
     State(s): State<AppState>,
-    h: HeaderMap,
     Path(msisdn): Path<String>,
     b: axum::body::Bytes,
 ) -> Reply {
-    authorized(&s, &h)?;
     let pin: PinBody = body(&b)?;
     let sub = registry::set_subscriber_pin(&s.store, &msisdn, Some(&pin.pin)).await?;
     ok(json!(SubscriberView::from(&sub)))
 }
 
-async fn clear_pin(State(s): State<AppState>, h: HeaderMap, Path(msisdn): Path<String>) -> Reply {
-    authorized(&s, &h)?;
+async fn clear_pin(State(s): State<AppState>, Path(msisdn): Path<String>) -> Reply {
     let sub = registry::set_subscriber_pin(&s.store, &msisdn, None).await?;
     ok(json!(SubscriberView::from(&sub)))
 }
