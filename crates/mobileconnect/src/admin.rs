@@ -20,23 +20,52 @@ pub enum AdminCommand {
     Subscribers(SubscriberCommand),
 }
 
+/// What a service provider registers (shared by `create` and `update`).
+#[derive(clap::Args)]
+pub struct Registration {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    short_name: String,
+    #[arg(long = "redirect-uri", required = true)]
+    redirect_uris: Vec<String>,
+    /// Allowed scopes (repeat); default `openid mc_authn mc_authz`.
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    #[arg(long)]
+    sector_identifier_uri: Option<String>,
+    /// Back-channel and key metadata as JSON, e.g.
+    /// `{"backchannel_token_delivery_mode":"poll","jwks_uri":"https://sp.example/jwks"}`.
+    #[arg(long)]
+    metadata: Option<String>,
+}
+
+impl Registration {
+    fn spec(self, client_id: Option<String>) -> Result<ClientSpec, String> {
+        let metadata = match &self.metadata {
+            Some(json) => serde_json::from_str(json).map_err(|e| format!("--metadata: {e}"))?,
+            None => Default::default(),
+        };
+        Ok(ClientSpec {
+            client_id,
+            name: self.name,
+            short_name: self.short_name,
+            redirect_uris: self.redirect_uris,
+            scopes: self.scopes,
+            sector_identifier_uri: self.sector_identifier_uri,
+            metadata,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 pub enum ClientCommand {
     /// Register a service provider; prints its secret once.
     Create {
         #[arg(long)]
-        name: String,
-        #[arg(long)]
-        short_name: String,
-        #[arg(long = "redirect-uri", required = true)]
-        redirect_uris: Vec<String>,
-        /// Allowed scopes (repeat); default `openid mc_authn mc_authz`.
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        #[arg(long)]
         client_id: Option<String>,
-        #[arg(long)]
-        sector_identifier_uri: Option<String>,
+        #[command(flatten)]
+        registration: Registration,
     },
     List,
     Show {
@@ -45,16 +74,8 @@ pub enum ClientCommand {
     /// Replace a registration.
     Update {
         client_id: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        short_name: String,
-        #[arg(long = "redirect-uri", required = true)]
-        redirect_uris: Vec<String>,
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        #[arg(long)]
-        sector_identifier_uri: Option<String>,
+        #[command(flatten)]
+        registration: Registration,
     },
     Disable {
         client_id: String,
@@ -137,22 +158,10 @@ pub async fn run(
     match command {
         AdminCommand::Clients(c) => match c {
             ClientCommand::Create {
-                name,
-                short_name,
-                redirect_uris,
-                scopes,
                 client_id,
-                sector_identifier_uri,
+                registration,
             } => {
-                let spec = ClientSpec {
-                    client_id,
-                    name,
-                    short_name,
-                    redirect_uris,
-                    scopes,
-                    sector_identifier_uri,
-                    metadata: Default::default(),
-                };
+                let spec = registration.spec(client_id)?;
                 let (record, secret) = registry::create_client(&store, &spec).await.map_err(e)?;
                 let mut v = serde_json::json!(ClientView::from(&record));
                 v["client_secret"] = serde_json::json!(secret);
@@ -172,21 +181,9 @@ pub async fn run(
             }
             ClientCommand::Update {
                 client_id,
-                name,
-                short_name,
-                redirect_uris,
-                scopes,
-                sector_identifier_uri,
+                registration,
             } => {
-                let spec = ClientSpec {
-                    client_id: None,
-                    name,
-                    short_name,
-                    redirect_uris,
-                    scopes,
-                    sector_identifier_uri,
-                    metadata: Default::default(),
-                };
+                let spec = registration.spec(None)?;
                 print(ClientView::from(
                     &registry::update_client(&store, &client_id, &spec)
                         .await
