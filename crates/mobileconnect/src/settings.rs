@@ -31,7 +31,8 @@ fn default_listen() -> SocketAddr {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// `sqlite:PATH` (embedded). PostgreSQL arrives with the scale-out work.
+    /// `sqlite:PATH` (embedded, one process) or `postgres://user:pass@host/db` (PostgreSQL:
+    /// several gateway processes may share it).
     pub url: String,
 }
 
@@ -73,9 +74,11 @@ pub fn load(path: &Path) -> Result<Settings, String> {
     if !path.exists() {
         return Err(format!("config: file {} not found", path.display()));
     }
+    // Only the `MC_*` variables naming a section: `MC_TEST_POSTGRES_URL` (the test suites'
+    // database) or a shell's `MC_SID` must not stop the start as unknown keys.
     let fig = Figment::new()
         .merge(Toml::file(path))
-        .merge(Env::prefixed("MC_").split("__"));
+        .merge(env_overrides());
     let settings: Settings = fig
         .extract()
         .map_err(|e| format!("config: {}", one_line(&e)))?;
@@ -144,25 +147,43 @@ impl Settings {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err("config: log.format: must be text or json".into());
         }
-        self.sqlite_path()?;
+        self.database()?;
         Ok(())
     }
 
-    /// The SQLite file of `database.url`.
-    pub fn sqlite_path(&self) -> Result<PathBuf, String> {
+    /// The store `database.url` names.
+    pub fn database(&self) -> Result<Database, String> {
         let url = &self.database.url;
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            return Err("config: database.url: PostgreSQL is not available in this build yet; use sqlite:PATH".into());
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(
+                    "config: database.url: must be postgres://user:password@host:port/database"
+                        .into(),
+                );
+            }
+            return Ok(Database::Postgres(url.clone()));
         }
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| "config: database.url: must start with sqlite:".to_owned())?;
+            .ok_or_else(|| {
+                "config: database.url: must start with sqlite: or postgres://".to_owned()
+            })?;
         if path.is_empty() {
             return Err("config: database.url: empty path".into());
         }
-        Ok(PathBuf::from(path))
+        Ok(Database::Sqlite(PathBuf::from(path)))
     }
+}
+
+/// The store of `database.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// `sqlite:PATH`: the embedded store, one gateway process.
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…` (the whole URL): shared by every gateway process
+    /// configured with it.
+    Postgres(String),
 }
 
 #[cfg(test)]
@@ -183,8 +204,8 @@ mod tests {
         let s = load(&p).unwrap();
         assert_eq!(s.gateway.tokens.code_secs, 60);
         assert_eq!(
-            s.sqlite_path().unwrap(),
-            PathBuf::from("./data/mobileconnect.db")
+            s.database().unwrap(),
+            Database::Sqlite(PathBuf::from("./data/mobileconnect.db"))
         );
     }
 
@@ -208,10 +229,35 @@ mod tests {
         let e = load(&write("authn", "[gateway]\nissuer = \"https://id.example\"\n[gateway.authenticators]\nenabled = [\"carrier_pigeon\"]\n")).unwrap_err();
         assert!(e.contains("gateway.authenticators.enabled"), "{e}");
         let e = load(&write(
-            "pg",
-            "[database]\nurl = \"postgres://x\"\n[gateway]\nissuer = \"https://id.example\"\n",
+            "pg-bad",
+            "[database]\nurl = \"postgres:x\"\n[gateway]\nissuer = \"https://id.example\"\n",
         ))
         .unwrap_err();
         assert!(e.contains("database.url"), "{e}");
+        let e = load(&write(
+            "db-scheme",
+            "[database]\nurl = \"mysql://x\"\n[gateway]\nissuer = \"https://id.example\"\n",
+        ))
+        .unwrap_err();
+        assert!(e.contains("database.url"), "{e}");
+    }
+
+    #[test]
+    fn postgres_urls_select_postgresql() {
+        for url in [
+            "postgres://mc:pw@db.example:5432/mobileconnect",
+            "postgresql://mc@db.example/mobileconnect?sslmode=require",
+        ] {
+            let p = write(
+                "pg",
+                &format!(
+                    "[database]\nurl = \"{url}\"\n[gateway]\nissuer = \"https://id.example\"\n"
+                ),
+            );
+            assert_eq!(
+                load(&p).unwrap().database().unwrap(),
+                Database::Postgres(url.to_owned())
+            );
+        }
     }
 }
