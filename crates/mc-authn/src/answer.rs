@@ -103,10 +103,13 @@ pub async fn answer_challenge(
                         let denied = Resolution::Denied {
                             error: denial::PIN_LOCKED.into(),
                         };
-                        store
+                        if store
                             .resolve_session(session_id, &denied, now)
                             .await
-                            .map_err(backend)?;
+                            .map_err(backend)?
+                        {
+                            finished(authenticator, session_id, "locked");
+                        }
                         hub.publish(Event::SessionResolved(session_id.to_owned()));
                         return Ok(AnswerOutcome::Locked);
                     }
@@ -127,12 +130,32 @@ pub async fn answer_challenge(
     {
         return Ok(AnswerOutcome::NotPending);
     }
+    finished(
+        authenticator,
+        session_id,
+        if approved { "approved" } else { "denied" },
+    );
     hub.publish(Event::SessionResolved(session_id.to_owned()));
     Ok(if approved {
         AnswerOutcome::Approved
     } else {
         AnswerOutcome::Denied
     })
+}
+
+/// A login ended by the phone's answer: logged and counted (`logins_total`) here, where the
+/// answer is recorded take-once, so each login counts exactly once — whichever channel,
+/// flow (front or back channel) and gateway node received it. (Timeouts are counted by the
+/// gateway, which observes them.) Without an installed recorder the counter is a no-op.
+fn finished(authenticator: &dyn Authenticator, session_id: &str, outcome: &'static str) {
+    tracing::info!(
+        session = %session_id,
+        authenticator = authenticator.name(),
+        outcome,
+        "challenge answered"
+    );
+    metrics::counter!("logins_total", "authenticator" => authenticator.name(), "outcome" => outcome)
+        .increment(1);
 }
 
 enum PinCheck {

@@ -166,6 +166,7 @@ async fn start_inner(
             StoreError::Busy => McError::UserBusy,
             other => store_failure(other),
         })?;
+    crate::telemetry::note_auth_req_id(&session.id);
     tracing::info!(auth_req_id = %session.id, kind = kind.as_str(), mode = mode.as_str(), "back-channel request stored");
     challenge(s, &session, &subscriber, choice).await?;
     Ok(Started {
@@ -187,6 +188,7 @@ pub async fn redeem(
     if auth_req_id.len() > 128 {
         return Err(McError::InvalidGrant("auth_req_id is invalid"));
     }
+    crate::telemetry::note_auth_req_id(auth_req_id);
     // Push requests deliver their tokens by notification only (CIBA Core §10.3): polling one
     // must not take them.
     match s

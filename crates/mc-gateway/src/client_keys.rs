@@ -249,7 +249,13 @@ impl ClientKeys {
                 c.fetched_at = Some(Instant::now());
             }
             Err(why) => {
-                tracing::warn!(jwks_uri = uri, why, "client jwks_uri fetch failed");
+                // The host only: a registered URL may carry credentials in its userinfo
+                // or query.
+                let host = url::Url::parse(uri)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default();
+                tracing::warn!(jwks_host = %host, why, "client jwks_uri fetch failed");
             }
         }
         match usable(&c) {

@@ -19,6 +19,23 @@ pub struct GatewayConfig {
     pub admin: AdminConfig,
     #[serde(default)]
     pub backchannel: BackchannelConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Operating the gateway: what it exposes about itself.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Serve `/metrics` (Prometheus text format). Off: the route is not served and no
+    /// metric is recorded by this gateway.
+    pub metrics: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig { metrics: true }
+    }
 }
 
 /// Server-initiated login: OpenID CIBA and Mobile Connect SI.

@@ -28,16 +28,18 @@ pub mod pages;
 pub mod registry;
 pub mod routes;
 pub mod state;
+pub mod telemetry;
 pub mod tokens;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use mc_core::client::ClientPolicy;
 use mc_core::scope::Scope;
 use mc_store::ClientRecord;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -65,7 +67,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(routes::token::router())
         .merge(routes::userinfo::router())
         .merge(routes::backchannel::router(state))
-        .route("/healthz", axum::routing::get(|| async { "ok" }));
+        .merge(routes::ops::router(state));
     if state.config.admin.token_sha256.is_some() {
         r = r.merge(routes::admin::router(state));
     }
@@ -77,9 +79,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     }
 }
 
-/// Cross-cutting layers: body limit, panic safety net, timeout, security headers, and a
-/// request span that names the route template only (query strings may carry MSISDNs, so
-/// they are not logged).
+/// Cross-cutting layers: body limit, panic safety net, timeout, security headers, metrics,
+/// and a request span that names the route template only (query strings may carry MSISDNs,
+/// so they are not logged) and the request id (`x-request-id`: a given one is kept when it
+/// is short and printable, else one is generated; echoed in the response). See
+/// [`telemetry`].
 pub fn with_layers(r: Router) -> Router {
     use axum::http::{HeaderName, HeaderValue};
     use tower_http::set_header::SetResponseHeaderLayer;
@@ -100,14 +104,16 @@ pub fn with_layers(r: Router) -> Router {
             Duration::from_secs(60),
         ))
         .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map(|m| m.as_str().to_owned())
-                .unwrap_or_default();
-            tracing::info_span!("http", method = %req.method(), route)
-        }))
+        // Outside the panic net and the timeout: their 500s and 503s are counted too.
+        .layer(axum::middleware::from_fn(telemetry::track))
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        // Outermost: screen the incoming id, set one if missing, echo it.
+        .layer(PropagateRequestIdLayer::new(telemetry::REQUEST_ID))
+        .layer(SetRequestIdLayer::new(
+            telemetry::REQUEST_ID,
+            MakeRequestUuid,
+        ))
+        .layer(axum::middleware::from_fn(telemetry::screen_request_id))
 }
 
 /// The complete gateway application.

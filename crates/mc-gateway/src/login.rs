@@ -77,6 +77,7 @@ pub async fn start_login(
         created_at: t,
         expires_at: t + i64::from(s.config.login.timeout_secs),
     };
+    crate::telemetry::note_session(&session.id);
     match subscriber {
         None => {
             s.store
@@ -297,6 +298,11 @@ pub async fn wait_state(s: &AppState, session_id: &str) -> WaitState {
         }
         SessionStatus::Pending if session.expires_at > t => WaitState::Pending(Box::new(session)),
         SessionStatus::AwaitingNumber | SessionStatus::Pending => {
+            // The phone was asked and did not answer in time. Counted each time the waiting
+            // URL reports it (a browser follows the redirect once).
+            if session.status == SessionStatus::Pending {
+                crate::telemetry::count_login_timeouts(1);
+            }
             WaitState::Redirect(refusal(&session, McError::AuthenticationTimeout).location)
         }
         SessionStatus::Denied => {

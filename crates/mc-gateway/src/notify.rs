@@ -140,8 +140,15 @@ async fn round(s: &AppState, http: &reqwest::Client, permits: &Arc<Semaphore>, e
     if expire {
         for _ in 0..EXPIRE_ROUNDS {
             match s.store.expire_backchannel(t, EXPIRE_BATCH).await {
-                Ok(ids) if ids.len() >= EXPIRE_BATCH as usize => continue,
-                Ok(_) => break,
+                // The store expires each request once, on one node: counted exactly once.
+                Ok(ids) if ids.len() >= EXPIRE_BATCH as usize => {
+                    crate::telemetry::count_login_timeouts(ids.len() as u64);
+                    continue;
+                }
+                Ok(ids) => {
+                    crate::telemetry::count_login_timeouts(ids.len() as u64);
+                    break;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "expiring back-channel requests failed");
                     break;

@@ -41,8 +41,12 @@ pub async fn exchange_code(
         .await
         .map_err(store_failure)?
     {
-        Redemption::Fresh(session) => session,
+        Redemption::Fresh(session) => {
+            crate::telemetry::note_session(&session.id);
+            session
+        }
         Redemption::Replayed { session_id } => {
+            crate::telemetry::note_session(&session_id);
             let revoked = s
                 .store
                 .revoke_tokens_of_session(&session_id)

@@ -289,6 +289,7 @@ fn toml_default() -> Settings {
             authenticators: Default::default(),
             admin: Default::default(),
             backchannel: Default::default(),
+            telemetry: Default::default(),
         },
     }
 }

@@ -22,6 +22,7 @@ use crate::error::{error_page, redirect, store_failure};
 use crate::login::{self, Next, WaitState};
 use crate::pages::{NumberPage, WaitPage};
 use crate::state::AppState;
+use crate::telemetry::note_session;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -96,6 +97,7 @@ async fn authorize(s: &AppState, params: Result<RawParams, McError>) -> Response
 /// not ask for HTML is held for a few seconds and redirected to the same URL until the phone
 /// answers, then to the SP's redirect URI. No cookies, no JavaScript needed.
 async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    note_session(&id);
     let wants_html = header(&headers, "accept").is_some_and(|a| a.contains("text/html"));
     if !wants_html {
         login::hold_while_pending(
@@ -135,11 +137,13 @@ async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: Header
 /// Long poll for the waiting page: answers `{"done": true}` as soon as the session leaves
 /// `Pending` (or after 20 s with `false`).
 async fn wait_status(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    note_session(&id);
     let done = login::hold_while_pending(&s, &id, Duration::from_secs(20)).await;
     axum::Json(json!({ "done": done })).into_response()
 }
 
 async fn number_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    note_session(&id);
     match login::wait_state(&s, &id).await {
         WaitState::Redirect(to) if to == s.number_path(&id) => {}
         WaitState::Redirect(to) => return redirect(&to),
@@ -170,6 +174,7 @@ async fn number_submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    note_session(&id);
     let typed = if is_form(&headers) {
         RawParams::from_urlencoded(&body).ok()
     } else {

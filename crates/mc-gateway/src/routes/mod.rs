@@ -4,6 +4,7 @@ pub mod admin;
 pub mod authorize;
 pub mod backchannel;
 pub mod metadata;
+pub mod ops;
 pub mod token;
 pub mod userinfo;
 

@@ -64,6 +64,7 @@ pub fn config(issuer: &str) -> GatewayConfig {
             token_sha256: Some(sha256_hex(ADMIN_TOKEN)),
         },
         backchannel: Default::default(),
+        telemetry: Default::default(),
     };
     // Headless polls are held 1 s and back-channel clients may poll every second, so tests
     // stay quick.
