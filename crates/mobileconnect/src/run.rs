@@ -7,9 +7,10 @@ use std::sync::Arc;
 use mc_gateway::keys::{Kek, KeyRing};
 use mc_gateway::state::{AppState, now, random_token, sha256_hex};
 use mc_store::DynStore;
+use mc_store_postgres::PgStore;
 use mc_store_sqlite::SqliteStore;
 
-use crate::settings::{self, DatabaseSettings, KeySettings, LogSettings, Settings};
+use crate::settings::{self, Database, DatabaseSettings, KeySettings, LogSettings, Settings};
 
 fn init_logging(log: &LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -27,11 +28,21 @@ fn init_logging(log: &LogSettings) {
 
 /// Opens the configured store.
 pub async fn open_store(settings: &Settings) -> Result<DynStore, String> {
-    let path = settings.sqlite_path()?;
-    let store = SqliteStore::open(&path)
-        .await
-        .map_err(|e| format!("database {}: {e}", path.display()))?;
-    Ok(Arc::new(store))
+    match settings.database()? {
+        Database::Sqlite(path) => {
+            let store = SqliteStore::open(&path)
+                .await
+                .map_err(|e| format!("database {}: {e}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        // The URL may hold a password: not repeated in the error.
+        Database::Postgres(url) => {
+            let store = PgStore::connect(&url)
+                .await
+                .map_err(|e| format!("database (postgres): {e}"))?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// Reads the key-encryption key, creating it (owner-only) on first start.
@@ -185,6 +196,7 @@ pub async fn sandbox(
                 poll_interval_secs: 1,
                 ..Default::default()
             },
+            telemetry: Default::default(),
         },
     };
     let mut settings = settings::from_defaults(base)?;
