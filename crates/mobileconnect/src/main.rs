@@ -4,9 +4,11 @@
 //! * `mobileconnect sandbox` — gateway + virtual phones + demo data on an embedded store.
 //! * `mobileconnect serve --config FILE` — the production entry.
 //! * `mobileconnect admin …` — registry and provisioning on the configured store.
+//! * `mobileconnect bench …` — the gateway measured over loopback against the signing floor.
 #![forbid(unsafe_code)]
 
 mod admin;
+mod bench;
 mod run;
 mod settings;
 
@@ -57,6 +59,9 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Measure the gateway over loopback (throughput, p50/p99, peak RSS) against the RSA-2048
+    /// signing floor measured in the same run.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +89,7 @@ fn main() -> ExitCode {
                 data,
                 command,
             } => admin::run(config, data, command).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {
