@@ -75,6 +75,23 @@ pub async fn answer_challenge(
     answer: Answer,
     now: i64,
 ) -> Result<AnswerOutcome, McError> {
+    answer_challenge_consenting(ctx, authenticator, session_id, subscriber_id, answer, None, now)
+        .await
+}
+
+/// [`answer_challenge`] for a device that showed the requested attributes: on approval (PIN
+/// checked), `consent` — the consent items the subscriber agreed to share — is recorded for
+/// the session's client *before* the approval, so whoever sees the approved session sees
+/// the consent too.
+pub async fn answer_challenge_consenting(
+    ctx: &AnswerContext<'_>,
+    authenticator: &dyn Authenticator,
+    session_id: &str,
+    subscriber_id: &str,
+    answer: Answer,
+    consent: Option<&[String]>,
+    now: i64,
+) -> Result<AnswerOutcome, McError> {
     let AnswerContext { store, hub, policy } = *ctx;
     let backend = |e: mc_store::StoreError| {
         tracing::error!(error = %e, "store failure while answering a challenge");
@@ -123,6 +140,18 @@ pub async fn answer_challenge(
         }
     };
     let approved = matches!(resolution, Resolution::Approved { .. });
+    if approved && let Some(items) = consent.filter(|i| !i.is_empty()) {
+        store
+            .record_consent(
+                subscriber_id,
+                &session.client_id,
+                items,
+                mc_store::ConsentChannel::Phone,
+                now,
+            )
+            .await
+            .map_err(backend)?;
+    }
     if !store
         .resolve_session(session_id, &resolution, now)
         .await

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mc_core::acr::Loa;
+use mc_core::consent;
 use mc_core::error::McError;
 use mc_core::msisdn::Msisdn;
-use mc_store::{DynStore, SubscriberRecord};
+use mc_store::{AuthSession, DynStore, SubscriberRecord};
 use serde::Serialize;
 
 use crate::answer::{
-    Answer, AnswerContext, AnswerOutcome, PinPolicy, answer_challenge, requested_loa,
+    Answer, AnswerContext, AnswerOutcome, PinPolicy, answer_challenge_consenting, requested_loa,
 };
 use crate::authenticator::{Authenticator, Challenge, Eligibility};
 use crate::hub::{Event, Hub};
@@ -68,6 +69,22 @@ pub struct DeviceChallenge {
     /// `"2"` (tap OK) or `"3"` (enter PIN).
     pub loa: String,
     pub expires_at: i64,
+    /// The attributes the service provider asks for that the subscriber has not yet agreed
+    /// to share with it; absent when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentAsk>,
+}
+
+/// The consent question shown with a challenge.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ConsentAsk {
+    /// Consent items (`mc_core::consent`), as the answer's `share` refers to them.
+    pub items: Vec<String>,
+    /// What each item releases, in words for the screen (same order).
+    pub labels: Vec<String>,
+    /// Refusing ends the login (an identity product was asked): the device offers
+    /// "approve and share" or "deny", no "approve without sharing".
+    pub required: bool,
 }
 
 /// The device-facing API of the app-push authenticator.
@@ -114,17 +131,57 @@ impl PushChannel {
                 tracing::error!(error = %e, "store failure listing challenges");
                 McError::ServerError
             })?;
-        Ok(sessions
-            .into_iter()
-            .map(|s| DeviceChallenge {
+        let mut out = Vec::with_capacity(sessions.len());
+        for s in sessions {
+            let consent = self.consent_ask(&sub.id, &s).await?;
+            out.push(DeviceChallenge {
                 loa: requested_loa(&s).as_str().to_owned(),
                 id: s.id,
                 client_name: s.client_name,
                 context: s.context,
                 binding_message: s.binding_message,
                 expires_at: s.expires_at,
-            })
-            .collect())
+                consent,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The consent items of a session's request that the subscriber has not given its
+    /// client yet (none for an authentication-only request: no store read then).
+    async fn missing_consent(
+        &self,
+        subscriber_id: &str,
+        s: &AuthSession,
+    ) -> Result<Vec<String>, McError> {
+        let requested = consent::requested_items(&s.scope, s.claims.as_deref());
+        if requested.is_empty() {
+            return Ok(requested);
+        }
+        let given = self
+            .store
+            .consent_for(subscriber_id, &s.client_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "store failure reading consent");
+                McError::ServerError
+            })?
+            .map(|c| c.scopes)
+            .unwrap_or_default();
+        Ok(consent::missing_items(&requested, &given))
+    }
+
+    async fn consent_ask(
+        &self,
+        subscriber_id: &str,
+        s: &AuthSession,
+    ) -> Result<Option<ConsentAsk>, McError> {
+        let items = self.missing_consent(subscriber_id, s).await?;
+        Ok((!items.is_empty()).then(|| ConsentAsk {
+            labels: items.iter().map(|i| consent::label(i)).collect(),
+            required: consent::refusal_denies(&items),
+            items,
+        }))
     }
 
     /// Like [`PushChannel::pending`], but waits up to `timeout` for a first challenge (long
@@ -149,7 +206,8 @@ impl PushChannel {
         }
     }
 
-    /// The device's answer to one challenge.
+    /// The device's answer to one challenge. Approving a challenge that showed a consent
+    /// question shares what it asked for (see [`PushChannel::answer_sharing`]).
     pub async fn answer(
         &self,
         msisdn: &Msisdn,
@@ -157,15 +215,60 @@ impl PushChannel {
         answer: Answer,
         now: i64,
     ) -> Result<AnswerOutcome, McError> {
+        self.answer_sharing(msisdn, challenge_id, answer, true, now)
+            .await
+    }
+
+    /// The device's answer with the subscriber's consent decision. `share`: the requested
+    /// attributes are released to the service provider; consent is recorded with the
+    /// approval (after the PIN check). Approving with `share = false` grants the login
+    /// without the attributes, unless their release was the purpose of the request
+    /// ([`ConsentAsk::required`]): then it is a denial.
+    pub async fn answer_sharing(
+        &self,
+        msisdn: &Msisdn,
+        challenge_id: &str,
+        answer: Answer,
+        share: bool,
+        now: i64,
+    ) -> Result<AnswerOutcome, McError> {
         let Some(sub) = self.subscriber(msisdn).await? else {
             return Ok(AnswerOutcome::NotPending);
         };
+        let mut answer = answer;
+        let mut items: Option<Vec<String>> = None;
+        if matches!(answer, Answer::Approve { .. }) {
+            let session = self.store.get_session(challenge_id).await.map_err(|e| {
+                tracing::error!(error = %e, "store failure reading a challenge");
+                McError::ServerError
+            })?;
+            if let Some(session) = session.filter(|s| s.subscriber_id.as_deref() == Some(&sub.id)) {
+                if share {
+                    items = Some(consent::requested_items(
+                        &session.scope,
+                        session.claims.as_deref(),
+                    ));
+                } else if consent::refusal_denies(&self.missing_consent(&sub.id, &session).await?)
+                {
+                    answer = Answer::Deny;
+                }
+            }
+        }
         let ctx = AnswerContext {
             store: &*self.store,
             hub: &self.hub,
             policy: self.pin_policy,
         };
-        answer_challenge(&ctx, &AppPush, challenge_id, &sub.id, answer, now).await
+        answer_challenge_consenting(
+            &ctx,
+            &AppPush,
+            challenge_id,
+            &sub.id,
+            answer,
+            items.as_deref(),
+            now,
+        )
+        .await
     }
 }
 

@@ -20,6 +20,7 @@ pub mod acr;
 pub mod authorize;
 pub mod backchannel;
 pub mod client;
+pub mod consent;
 pub mod error;
 pub mod grants;
 pub mod id_token;

@@ -85,6 +85,8 @@
 //!   they are retried as above.
 #![forbid(unsafe_code)]
 
+mod consent;
+
 use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;

@@ -79,6 +79,8 @@
 //! used.
 #![forbid(unsafe_code)]
 
+mod consent;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -14,6 +14,8 @@
 //! status an expired pending session is moved to, the error for a duplicate session id, the
 //! answer to an unknown outbox item) the suite asserts nothing either.
 
+pub mod consent;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -61,6 +63,7 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_backchannel_creation(store).await;
     concurrent_polls(store).await;
     concurrent_outbox_leasing(store).await;
+    consent::run(store).await;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,11 +11,13 @@
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+mod consent;
 mod records;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use consent::{ConsentChannel, ConsentRecord, ConsentStore, merge_items};
 pub use records::*;
 
 /// Storage failures. `Busy` and `Conflict` are answers, not faults.
@@ -226,6 +228,7 @@ pub trait Store:
     + OutboxStore
     + TokenStore
     + KeyStore
+    + ConsentStore
 {
 }
 impl<
@@ -236,7 +239,8 @@ impl<
         + BackchannelStore
         + OutboxStore
         + TokenStore
-        + KeyStore,
+        + KeyStore
+        + ConsentStore,
 > Store for T
 {
 }
