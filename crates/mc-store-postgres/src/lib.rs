@@ -86,6 +86,7 @@
 #![forbid(unsafe_code)]
 
 mod consent;
+mod discovery;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -80,6 +80,7 @@
 #![forbid(unsafe_code)]
 
 mod consent;
+mod discovery;
 
 use std::path::Path;
 use std::time::Duration;

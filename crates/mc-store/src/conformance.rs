@@ -15,6 +15,7 @@
 //! answer to an unknown outbox item) the suite asserts nothing either.
 
 pub mod consent;
+pub mod discovery;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -64,6 +65,7 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_polls(store).await;
     concurrent_outbox_leasing(store).await;
     consent::run(store).await;
+    discovery::run(store).await;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,12 +12,17 @@
 
 pub mod conformance;
 mod consent;
+mod discovery;
 mod records;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use consent::{ConsentChannel, ConsentRecord, ConsentStore, merge_items};
+pub use discovery::{
+    DiscoveryAppRecord, DiscoveryGeneration, DiscoveryStore, IpRangeRecord, NumberEntry, NumberKind,
+    OperatorCredentialRecord, OperatorRecord,
+};
 pub use records::*;
 
 /// Storage failures. `Busy` and `Conflict` are answers, not faults.
@@ -229,6 +234,7 @@ pub trait Store:
     + TokenStore
     + KeyStore
     + ConsentStore
+    + DiscoveryStore
 {
 }
 impl<
@@ -240,7 +246,8 @@ impl<
         + OutboxStore
         + TokenStore
         + KeyStore
-        + ConsentStore,
+        + ConsentStore
+        + DiscoveryStore,
 > Store for T
 {
 }
