@@ -20,6 +20,7 @@ pub mod hub;
 pub mod pin;
 pub mod push;
 pub mod router;
+pub mod sms;
 
 pub use authenticator::{Authenticator, Challenge, Eligibility};
 pub use hub::Hub;

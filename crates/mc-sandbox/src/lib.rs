@@ -10,5 +10,6 @@
 
 pub mod phone;
 pub mod seed;
+pub mod smsc;
 
 pub use seed::{SandboxInfo, seed};
