@@ -1,13 +1,19 @@
 //! In-process wake-ups. Waiters re-read the store when woken *and* on a short timer, so a
 //! change made by another node (which cannot wake us) is still seen; the hub only makes the
 //! single-node case fast.
+//!
+//! Two ways to wait: [`Hub::watch`] wakes one waiter for one event (a login's hold, a
+//! phone's long poll: publishing costs one map lookup, however many wait), and
+//! [`Hub::subscribe`] / [`Hub::wait_for`] see every event (a worker that cares about all).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 /// Something changed that a waiter may care about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Event {
     /// A session was answered (approved or denied).
     SessionResolved(String),
@@ -15,24 +21,58 @@ pub enum Event {
     Challenged(String),
 }
 
+/// Waiters of one event each, keyed by the event.
+type Watchers = Arc<Mutex<HashMap<Event, Vec<Arc<Notify>>>>>;
+
 /// A cheap broadcast of [`Event`]s.
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<Event>,
+    watchers: Watchers,
 }
 
 impl Default for Hub {
     fn default() -> Self {
         Hub {
             tx: broadcast::channel(1024).0,
+            watchers: Arc::default(),
         }
     }
 }
 
 impl Hub {
     pub fn publish(&self, e: Event) {
+        if let Some(list) = self
+            .watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&e)
+        {
+            for w in list {
+                w.notify_one();
+            }
+        }
         // No receivers is fine: nobody is waiting.
         let _ = self.tx.send(e);
+    }
+
+    /// Watches for `event` from now on: [`Watch::wait`] returns as soon as it has been
+    /// published since the watch began (or since the last wait returned). Take the watch
+    /// *before* checking the store, so an event between check and wait is not lost. Only
+    /// this watch's publisher wakes it: many waiters cost nothing per unrelated event.
+    pub fn watch(&self, event: Event) -> Watch {
+        let notify = Arc::new(Notify::new());
+        self.watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(event.clone())
+            .or_default()
+            .push(notify.clone());
+        Watch {
+            watchers: self.watchers.clone(),
+            event,
+            notify,
+        }
     }
 
     /// Waits until `matches` accepts an event or `timeout` passes. Returns true when woken by
@@ -60,9 +100,75 @@ impl Hub {
     }
 }
 
+/// A registration for one event (see [`Hub::watch`]); unregisters on drop.
+pub struct Watch {
+    watchers: Watchers,
+    event: Event,
+    notify: Arc<Notify>,
+}
+
+impl Watch {
+    /// Waits until the event is published or `timeout` passes; true when it was published
+    /// (possibly before this call, after the watch began).
+    pub async fn wait(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.notify.notified())
+            .await
+            .is_ok()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut map = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = map.get_mut(&self.event) {
+            list.retain(|w| !Arc::ptr_eq(w, &self.notify));
+            if list.is_empty() {
+                map.remove(&self.event);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_watch_sees_its_event_published_before_the_wait_and_only_its_own() {
+        let hub = Hub::default();
+        let mine = hub.watch(Event::SessionResolved("a".into()));
+        let other = hub.watch(Event::SessionResolved("b".into()));
+        // Published between the watch and the wait (the store check): not lost.
+        hub.publish(Event::SessionResolved("a".into()));
+        hub.publish(Event::Challenged("a".into()));
+        assert!(mine.wait(Duration::from_secs(5)).await);
+        assert!(
+            !other.wait(Duration::from_millis(10)).await,
+            "not its event"
+        );
+        assert!(
+            !mine.wait(Duration::from_millis(10)).await,
+            "one publication, one wake-up"
+        );
+        drop(mine);
+        drop(other);
+        assert!(
+            hub.watchers.lock().unwrap().is_empty(),
+            "dropped watches unregister"
+        );
+    }
+
+    #[tokio::test]
+    async fn two_watches_of_one_event_both_wake() {
+        let hub = Hub::default();
+        let first = hub.watch(Event::Challenged("s".into()));
+        let second = hub.watch(Event::Challenged("s".into()));
+        hub.publish(Event::Challenged("s".into()));
+        assert!(first.wait(Duration::from_secs(5)).await);
+        assert!(second.wait(Duration::from_secs(5)).await);
+        drop(first);
+        assert_eq!(hub.watchers.lock().unwrap().len(), 1, "the other stays");
+    }
 
     #[tokio::test]
     async fn wakes_on_matching_event_and_times_out_otherwise() {

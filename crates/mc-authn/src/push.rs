@@ -185,7 +185,8 @@ impl PushChannel {
     }
 
     /// Like [`PushChannel::pending`], but waits up to `timeout` for a first challenge (long
-    /// poll). Re-reads the store on every wake-up and at least every `recheck`.
+    /// poll). Re-reads the store on every wake-up and at least every `recheck`; only this
+    /// number's challenges wake it.
     pub async fn wait_pending(
         &self,
         msisdn: &Msisdn,
@@ -194,15 +195,26 @@ impl PushChannel {
         now: impl Fn() -> i64,
     ) -> Result<Vec<DeviceChallenge>, McError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut watch: Option<crate::hub::Watch> = None;
         loop {
             let found = self.pending(msisdn, now()).await?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if !found.is_empty() || left.is_zero() {
                 return Ok(found);
             }
-            self.hub
-                .wait_for(left.min(recheck), |e| matches!(e, Event::Challenged(_)))
-                .await;
+            match &watch {
+                Some(w) => {
+                    w.wait(left.min(recheck)).await;
+                }
+                // First empty read: watch this subscriber's challenges, then read again (a
+                // challenge made between the read and the watch is found by that read).
+                None => {
+                    let Some(sub) = self.subscriber(msisdn).await? else {
+                        return Ok(found);
+                    };
+                    watch = Some(self.hub.watch(Event::Challenged(sub.id)));
+                }
+            }
         }
     }
 

@@ -352,12 +352,7 @@ pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) 
         if left.is_zero() {
             return false;
         }
-        let id = session_id.to_owned();
-        s.hub
-            .wait_for(left.min(Duration::from_millis(250)), move |e| {
-                *e == Event::SessionResolved(id.clone())
-            })
-            .await;
+        answered.wait(left.min(Duration::from_millis(250))).await;
     }
 }
 
