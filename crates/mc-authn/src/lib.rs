@@ -17,6 +17,7 @@
 pub mod answer;
 pub mod authenticator;
 pub mod hub;
+pub mod mssp;
 pub mod pin;
 pub mod push;
 pub mod router;
