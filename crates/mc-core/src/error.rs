@@ -24,6 +24,7 @@ pub enum ErrorCode {
     InvalidGrant,
     UnauthorizedClient,
     UnsupportedGrantType,
+    UnsupportedTokenType,
     InvalidToken,
     InsufficientScope,
     AuthorizationPending,
@@ -53,6 +54,7 @@ impl ErrorCode {
             ErrorCode::InvalidGrant => "invalid_grant",
             ErrorCode::UnauthorizedClient => "unauthorized_client",
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::AuthorizationPending => "authorization_pending",
@@ -165,6 +167,9 @@ pub enum McError {
     UnauthorizedGrantType,
     #[error("token request invalid: {0}")]
     InvalidTokenRequest(&'static str),
+    /// Revocation (RFC 7009 §2.2.1): a `token_type_hint` this server does not revoke.
+    #[error("token type unsupported")]
+    UnsupportedTokenType,
 
     // ---- protected resources
     #[error("no access token")]
@@ -266,6 +271,7 @@ impl McError {
             InvalidGrant(_) => ErrorCode::InvalidGrant,
             UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
             UnauthorizedGrantType => ErrorCode::UnauthorizedClient,
+            UnsupportedTokenType => ErrorCode::UnsupportedTokenType,
             InvalidTokenRequest(_) => ErrorCode::InvalidRequest,
             MissingAccessToken => ErrorCode::InvalidRequest,
             InvalidAccessToken => ErrorCode::InvalidToken,
@@ -331,6 +337,7 @@ impl McError {
             InvalidGrant(why) => why,
             UnsupportedGrantType => "The grant_type is not supported",
             UnauthorizedGrantType => "The client is not allowed to use this grant_type",
+            UnsupportedTokenType => "The token_type_hint is not supported",
             InvalidTokenRequest(why) => why,
             MissingAccessToken => "No Access Token",
             InvalidAccessToken => "The access token is invalid or expired",

@@ -33,6 +33,7 @@ pub mod pkce;
 pub mod scope;
 pub mod sector;
 pub mod token_request;
+pub mod token_manager;
 pub mod version;
 
 pub use error::{ErrorCode, McError};

@@ -47,7 +47,11 @@ pub fn provider_metadata(m: &MetadataInput<'_>) -> Value {
         .filter(|s| *s != "mc_atp")
         .collect();
     let backchannel = !m.ciba_modes.is_empty() || m.si;
-    let mut grants = vec![crate::grants::AUTHORIZATION_CODE];
+    let mut grants = vec![
+        crate::grants::AUTHORIZATION_CODE,
+        crate::grants::REFRESH_TOKEN,
+        crate::grants::CLIENT_CREDENTIALS,
+    ];
     let mut response_types = vec!["code"];
     let mut versions = versions;
     if backchannel {
@@ -62,6 +66,12 @@ pub fn provider_metadata(m: &MetadataInput<'_>) -> Value {
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
         "userinfo_endpoint": format!("{base}/userinfo"),
+        "introspection_endpoint": format!("{base}/introspect"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": crate::grants::CLIENT_JWS_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": crate::grants::CLIENT_JWS_ALGS,
         "jwks_uri": format!("{base}/jwks"),
         "response_types_supported": response_types,
         "response_modes_supported": ["query"],
@@ -160,6 +170,9 @@ mod tests {
         assert_eq!(m["acr_values_supported"], json!(["2"]));
         assert!(m.get("backchannel_authentication_endpoint").is_none());
         assert!(m.get("si_authorization_endpoint").is_none());
-        assert_eq!(m["grant_types_supported"], json!(["authorization_code"]));
+        assert_eq!(
+            m["grant_types_supported"],
+            json!(["authorization_code", "refresh_token", "client_credentials"])
+        );
     }
 }

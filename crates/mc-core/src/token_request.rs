@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::error::McError;
 use crate::params::RawParams;
+use crate::scope::Scope;
 
 /// How the client presented its credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +134,78 @@ pub fn check_code_grant(p: &RawParams) -> Result<CodeGrant, McError> {
     })
 }
 
+/// Scopes a client may hold on its own behalf (`client_credentials`): those whose answers
+/// name no signed-in subscriber. ATP (digest §8.4) asks about a number given in a header.
+pub const CLIENT_CREDENTIALS_SCOPES: &[&str] = &["mc_atp"];
+
+/// The `client_credentials` grant's scope (RFC 6749 §4.4.2): the requested values, each
+/// registered for the client and usable without a subscriber; `openid` is tolerated and
+/// dropped (no subscriber, so no id_token, digest §8.4's `scope=openid mc_atp`). Without a
+/// `scope`, every such value the client is registered for. Nothing left is `invalid_scope`.
+pub fn check_client_credentials_grant(p: &RawParams, allowed: &Scope) -> Result<Scope, McError> {
+    if !p.duplicated().is_empty() {
+        return Err(McError::InvalidTokenRequest("duplicate parameters"));
+    }
+    let requested = match p.get("scope") {
+        Some(raw) => Scope::parse(raw).map_err(|_| McError::InvalidScope)?,
+        None => Scope::from_values(
+            allowed
+                .iter()
+                .filter(|v| CLIENT_CREDENTIALS_SCOPES.contains(v)),
+        ),
+    };
+    let granted = Scope::from_values(requested.iter().filter(|v| *v != "openid"));
+    if granted.is_empty()
+        || !granted.is_subset_of(allowed)
+        || granted
+            .iter()
+            .any(|v| !CLIENT_CREDENTIALS_SCOPES.contains(&v))
+    {
+        return Err(McError::InvalidScope);
+    }
+    Ok(granted)
+}
+
+/// The `refresh_token` grant's parameters (RFC 6749 §6).
+#[derive(Debug, Clone)]
+pub struct RefreshGrant {
+    pub refresh_token: String,
+    /// A narrower scope for the new access token; `None` keeps the original.
+    pub scope: Option<Scope>,
+}
+
+/// `refresh_token` is required; `scope`, when given, must be known (the narrowing against
+/// the original grant is checked once the token is found).
+pub fn check_refresh_grant(p: &RawParams) -> Result<RefreshGrant, McError> {
+    if !p.duplicated().is_empty() {
+        return Err(McError::InvalidTokenRequest("duplicate parameters"));
+    }
+    let refresh_token = p.get("refresh_token").ok_or(McError::InvalidTokenRequest(
+        "MANDATORY parameter refresh_token is missing",
+    ))?;
+    if refresh_token.is_empty() || refresh_token.len() > 256 {
+        return Err(McError::InvalidGrant("Refresh token is invalid"));
+    }
+    let scope = p
+        .get("scope")
+        .map(|raw| Scope::parse(raw).map_err(|_| McError::InvalidScope))
+        .transpose()?;
+    Ok(RefreshGrant {
+        refresh_token: refresh_token.to_owned(),
+        scope,
+    })
+}
+
+/// The scope of a refreshed access token: the original, or a subset of it (RFC 6749 §6:
+/// "MUST NOT include any scope not originally granted").
+pub fn refreshed_scope(original: &Scope, requested: Option<&Scope>) -> Result<Scope, McError> {
+    match requested {
+        None => Ok(original.clone()),
+        Some(r) if !r.is_empty() && r.is_subset_of(original) => Ok(r.clone()),
+        Some(_) => Err(McError::InvalidScope),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +275,47 @@ mod tests {
         assert!(check_code_grant(&body("redirect_uri=r")).is_err());
         assert!(check_code_grant(&body("code=c")).is_err());
         assert!(check_code_grant(&body("code=c&code=d&redirect_uri=r")).is_err());
+    }
+
+    #[test]
+    fn client_credentials_scope_is_client_level_and_registered() {
+        let allowed = Scope::from_values(["openid", "mc_authn", "mc_atp"]);
+        let ok = |q: &str| {
+            check_client_credentials_grant(&body(q), &allowed).map(|s| s.to_string())
+        };
+        assert_eq!(ok("scope=mc_atp"), Ok("mc_atp".into()));
+        assert_eq!(ok("scope=openid%20mc_atp"), Ok("mc_atp".into()));
+        assert_eq!(ok(""), Ok("mc_atp".into()));
+        assert_eq!(ok("scope=mc_authn"), Err(McError::InvalidScope));
+        assert_eq!(ok("scope=openid"), Err(McError::InvalidScope));
+        assert_eq!(ok("scope=mc_bogus"), Err(McError::InvalidScope));
+        let no_atp = Scope::from_values(["openid", "mc_authn"]);
+        assert_eq!(
+            check_client_credentials_grant(&body("scope=mc_atp"), &no_atp),
+            Err(McError::InvalidScope)
+        );
+        assert_eq!(
+            check_client_credentials_grant(&body(""), &no_atp),
+            Err(McError::InvalidScope)
+        );
+        assert!(check_client_credentials_grant(&body("scope=mc_atp&scope=mc_atp"), &allowed).is_err());
+    }
+
+    #[test]
+    fn refresh_grant_and_scope_narrowing() {
+        assert!(check_refresh_grant(&body("")).is_err());
+        assert!(check_refresh_grant(&body("refresh_token=")).is_err());
+        let g = check_refresh_grant(&body("refresh_token=r&scope=openid")).unwrap();
+        let original = Scope::from_values(["openid", "mc_authn", "offline_access"]);
+        assert_eq!(
+            refreshed_scope(&original, g.scope.as_ref()).unwrap().to_string(),
+            "openid"
+        );
+        assert_eq!(refreshed_scope(&original, None).unwrap(), original);
+        let wider = Scope::from_values(["openid", "phone"]);
+        assert_eq!(
+            refreshed_scope(&original, Some(&wider)),
+            Err(McError::InvalidScope)
+        );
     }
 }

@@ -21,6 +21,9 @@ pub struct GatewayConfig {
     pub backchannel: BackchannelConfig,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Default per-SP quotas of the Access Gateway; see `crate::throttle`.
+    #[serde(default)]
+    pub throttle: crate::throttle::ThrottleConfig,
 }
 
 /// Operating the gateway: what it exposes about itself.
@@ -86,6 +89,10 @@ pub struct TokenLifetimes {
     pub code_secs: u32,
     pub access_token_secs: u32,
     pub id_token_secs: u32,
+    /// Access tokens of the `client_credentials` grant (ATP back ends).
+    pub client_credentials_secs: u32,
+    /// Refresh tokens (`offline_access`): each rotation issues a new one with this lifetime.
+    pub refresh_token_secs: u32,
 }
 
 impl Default for TokenLifetimes {
@@ -94,6 +101,8 @@ impl Default for TokenLifetimes {
             code_secs: 60,
             access_token_secs: 3600,
             id_token_secs: 300,
+            client_credentials_secs: 3600,
+            refresh_token_secs: 30 * 86_400,
         }
     }
 }
@@ -165,8 +174,15 @@ impl GatewayConfig {
         if self.tokens.code_secs == 0 || self.tokens.code_secs > 600 {
             return Err("tokens.code_secs: must be 1..=600".into());
         }
-        if self.tokens.access_token_secs == 0 || self.tokens.id_token_secs == 0 {
+        if self.tokens.access_token_secs == 0
+            || self.tokens.id_token_secs == 0
+            || self.tokens.client_credentials_secs == 0
+            || self.tokens.refresh_token_secs == 0
+        {
             return Err("tokens: lifetimes must be positive".into());
+        }
+        if self.tokens.refresh_token_secs < self.tokens.access_token_secs {
+            return Err("tokens.refresh_token_secs: must be at least access_token_secs".into());
         }
         if !(10..=600).contains(&self.login.timeout_secs) {
             return Err("login.timeout_secs: must be 10..=600".into());

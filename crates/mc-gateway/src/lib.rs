@@ -29,6 +29,7 @@ pub mod registry;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod throttle;
 pub mod tokens;
 
 use std::time::Duration;
@@ -65,9 +66,16 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(routes::metadata::router())
         .merge(routes::authorize::router())
         .merge(routes::token::router())
+        .merge(routes::introspect::router())
+        .merge(routes::revoke::router())
         .merge(routes::userinfo::router())
         .merge(routes::backchannel::router(state))
         .merge(routes::ops::router(state));
+    // Per-SP quotas on the SP-facing endpoints (the layer picks them by path).
+    r = r.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        throttle::layer,
+    ));
     if state.config.admin.token_sha256.is_some() {
         r = r.merge(routes::admin::router(state));
     }

@@ -141,7 +141,11 @@ fn checked(spec: &ClientSpec) -> Result<Checked, RegistryError> {
         .ok_or_else(|| {
             invalid("sector_identifier_uri: required when redirect_uris span several hosts")
         })?;
-    let grant_types = checked_metadata(&spec.metadata)?;
+    let mut grant_types = checked_metadata(&spec.metadata)?;
+    // Refresh tokens come with `offline_access` (docs/decisions.md, "Refresh tokens").
+    if scopes.iter().any(|s| s == "offline_access") {
+        grant_types.push(grants::REFRESH_TOKEN.to_owned());
+    }
     Ok(Checked {
         allowed_scopes: Scope::from_values(scopes.iter().map(String::as_str))
             .iter()
@@ -251,6 +255,33 @@ fn checked_metadata(m: &ClientMetadata) -> Result<Vec<String>, RegistryError> {
     if (m.jwks_uri.is_some() || m.jwks.is_some()) && !grant_types.iter().any(|g| g == grants::CIBA)
     {
         grant_types.push(grants::CIBA.to_owned());
+    }
+    // Grants asked for by name: `client_credentials` is opt-in; the others are derived
+    // (`refresh_token` from the `offline_access` scope): listing them changes nothing.
+    for g in &m.grant_types {
+        match g.as_str() {
+            grants::CLIENT_CREDENTIALS => {
+                if !grant_types.iter().any(|x| x == g) {
+                    grant_types.push(g.clone());
+                }
+            }
+            grants::AUTHORIZATION_CODE | grants::REFRESH_TOKEN => {}
+            grants::CIBA if grant_types.iter().any(|x| x == g) => {}
+            grants::CIBA => {
+                return Err(invalid(
+                    "metadata.grant_types: the CIBA grant needs backchannel_token_delivery_mode poll/ping or registered keys",
+                ));
+            }
+            other => {
+                return Err(invalid(format!(
+                    "metadata.grant_types: unsupported {other:?} (client_credentials, or the derived authorization_code, refresh_token, {})",
+                    grants::CIBA
+                )));
+            }
+        }
+    }
+    if m.quota_per_second.is_some_and(|q| q > 100_000) {
+        return Err(invalid("metadata.quota_per_second: at most 100000 (0: unlimited)"));
     }
     Ok(grant_types)
 }

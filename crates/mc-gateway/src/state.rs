@@ -39,6 +39,8 @@ pub struct Inner {
     pub jwks_json: String,
     /// The issuer's path, under which every route is served.
     pub base_path: String,
+    /// Per-SP quotas: this process's per-second buckets (`crate::throttle`).
+    pub throttle: crate::throttle::Throttle,
 }
 
 #[derive(Clone)]
@@ -91,6 +93,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             metadata_json: metadata.to_string(),
             base_path: config.base_path(),
+            throttle: crate::throttle::Throttle::default(),
             jwks_json: keys.jwks().to_string(),
             store,
             config,

@@ -45,6 +45,11 @@ pub const BACKCHANNEL_PENDING: &str = "backchannel_pending_requests";
 pub const OUTBOX_DEPTH: &str = "outbox_depth";
 /// Age of the oldest waiting notification, 0 when none (sampled at scrape time).
 pub const OUTBOX_OLDEST_AGE: &str = "outbox_oldest_age_seconds";
+/// `store_pool_connections{pool, state="idle"|"in_use"}`: this node's store connections
+/// (sampled at scrape time).
+pub const STORE_POOL_CONNECTIONS: &str = "store_pool_connections";
+/// `store_pool_max_connections{pool}`: the most connections the pool may open.
+pub const STORE_POOL_MAX: &str = "store_pool_max_connections";
 
 /// Request duration buckets, seconds. Long polls (waiting URL, phone) are held for up to 25 s.
 const DURATION_BUCKETS: &[f64] = &[
@@ -118,6 +123,14 @@ fn describe() {
         OUTBOX_OLDEST_AGE,
         Unit::Seconds,
         "Age of the oldest waiting notification"
+    );
+    describe_gauge!(
+        STORE_POOL_CONNECTIONS,
+        "This node's store connections by pool and state (idle, in_use)"
+    );
+    describe_gauge!(
+        STORE_POOL_MAX,
+        "The most connections each store pool of this node may open"
     );
 }
 
@@ -231,8 +244,18 @@ pub fn count_login_timeouts(n: u64) {
 }
 
 /// Sets the store gauges (pending back-channel requests, outbox depth and oldest age) from
-/// the store, now. Called at scrape time: the values are those of the scraped node's store.
+/// the store, now, and this node's pool use. Called at scrape time: the values are those of
+/// the scraped node's store (shared by every node of a PostgreSQL deployment) and pools
+/// (its own).
 pub async fn sample_store_gauges(s: &AppState) {
+    for p in s.store.pool_usage() {
+        let pool = p.pool;
+        metrics::gauge!(STORE_POOL_CONNECTIONS, "pool" => pool, "state" => "idle")
+            .set(f64::from(p.idle));
+        metrics::gauge!(STORE_POOL_CONNECTIONS, "pool" => pool, "state" => "in_use")
+            .set(f64::from(p.in_use()));
+        metrics::gauge!(STORE_POOL_MAX, "pool" => pool).set(f64::from(p.max));
+    }
     let t = crate::state::now();
     match tokio::time::timeout(STORE_SAMPLE_TIMEOUT, s.store.pending_backchannel_count(t)).await {
         Ok(Ok(n)) => metrics::gauge!(BACKCHANNEL_PENDING).set(n as f64),

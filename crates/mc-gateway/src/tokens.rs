@@ -1,12 +1,15 @@
-//! The Token Manager's first grant: `authorization_code` (RFC 6749 §4.1.3, digest §5–§6).
+//! The Token Manager's grants: `authorization_code` (RFC 6749 §4.1.3, digest §5–§6), the
+//! tokens of an approved back-channel request, and `client_credentials` (RFC 6749 §4.4,
+//! digest §8.4). Access tokens are opaque and stored by SHA-256 hash only.
 
 use mc_core::McError;
+use mc_core::grants;
 use mc_core::id_token::{IdTokenClaims, at_hash, displayed_data, hashed_login_hint};
 use mc_core::msisdn::Msisdn;
 use mc_core::pkce::{CodeChallenge, PkceVerified, verify_code_verifier};
 use mc_core::scope::Scope;
-use mc_core::token_request::{ClientAuthenticated, CodeGrant};
-use mc_store::{AccessTokenRecord, AuthSession, ClientRecord, Redemption};
+use mc_core::token_request::{ClientAuthenticated, CodeGrant, RefreshGrant, refreshed_scope};
+use mc_store::{AccessTokenRecord, AuthSession, ClientRecord, Redemption, RefreshTokenRecord, Rotation};
 use serde::Serialize;
 
 use crate::error::store_failure;
@@ -18,7 +21,11 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u32,
-    pub id_token: String,
+    /// Absent for `client_credentials` (no subscriber, RFC 6749 §4.4.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
@@ -51,7 +58,11 @@ pub async fn exchange_code(
                 .store
                 .revoke_tokens_of_session(&session_id)
                 .await
-                .map_err(store_failure)?;
+                .map_err(store_failure)?
+                + s.store
+                    .revoke_refresh_of_session(&session_id)
+                    .await
+                    .map_err(store_failure)?;
             tracing::warn!(session = %session_id, revoked, "authorization code replayed; tokens revoked");
             return Err(BAD_CODE);
         }
@@ -104,21 +115,59 @@ pub async fn issue_tokens(
         .pcr_for(&subscriber.id, &record.sector, &new_pcr())
         .await
         .map_err(store_failure)?;
+    // Attribute scopes only as far as the subscriber consented (docs/decisions.md "Consent").
+    let granted = crate::consent::granted_scope(
+        s,
+        &subscriber.id,
+        &record.client_id,
+        &session.scope,
+        t,
+    )
+    .await?;
     let access_token = random_token();
     let lifetimes = &s.config.tokens;
-    s.store
-        .insert_access_token(&AccessTokenRecord {
-            token_hash: sha256_hex(&access_token),
-            session_id: Some(session.id.clone()),
+    let scope = Scope::parse(&granted).unwrap_or_default();
+    let access = AccessTokenRecord {
+        token_hash: sha256_hex(&access_token),
+        session_id: Some(session.id.clone()),
+        client_id: record.client_id.clone(),
+        subscriber_id: Some(subscriber.id.clone()),
+        sub: Some(pcr.clone()),
+        scope: granted.clone(),
+        expires_at: t + i64::from(lifetimes.access_token_secs),
+        issued_at: t,
+        family_id: None,
+    };
+    // A refresh token only for `offline_access` granted to a client with the grant
+    // (docs/decisions.md, "Refresh tokens").
+    let refresh_token = if scope.contains("offline_access")
+        && record.grant_types.iter().any(|g| g == grants::REFRESH_TOKEN)
+    {
+        let refresh_token = random_token();
+        let family_id = random_token();
+        let refresh = RefreshTokenRecord {
+            token_hash: sha256_hex(&refresh_token),
+            family_id,
             client_id: record.client_id.clone(),
+            session_id: Some(session.id.clone()),
             subscriber_id: Some(subscriber.id.clone()),
             sub: Some(pcr.clone()),
-            scope: session.scope.clone(),
-            expires_at: t + i64::from(lifetimes.access_token_secs),
-        })
-        .await
-        .map_err(store_failure)?;
-    let scope = Scope::parse(&session.scope).unwrap_or_default();
+            scope: granted.clone(),
+            issued_at: t,
+            expires_at: t + i64::from(lifetimes.refresh_token_secs),
+        };
+        s.store
+            .insert_token_pair(&access, &refresh)
+            .await
+            .map_err(store_failure)?;
+        Some(refresh_token)
+    } else {
+        s.store
+            .insert_access_token(&access)
+            .await
+            .map_err(store_failure)?;
+        None
+    };
     let claims = IdTokenClaims {
         iss: s.config.issuer.clone(),
         sub: pcr,
@@ -156,10 +205,125 @@ pub async fn issue_tokens(
         access_token,
         token_type: "Bearer",
         expires_in: lifetimes.access_token_secs,
-        id_token,
-        scope: session.scope.clone(),
+        id_token: Some(id_token),
+        refresh_token,
+        scope: granted.clone(),
         correlation_id: session.correlation_id.clone(),
     })
+}
+
+/// `client_credentials`: an access token for the client itself — no subscriber, no
+/// session, no id_token, no refresh token (RFC 6749 §4.4.3). `scope` was checked against
+/// the registration (`check_client_credentials_grant`).
+pub async fn client_credentials(
+    s: &AppState,
+    client: &ClientAuthenticated,
+    scope: &Scope,
+    correlation_id: Option<String>,
+) -> Result<TokenResponse, McError> {
+    let t = now();
+    let access_token = random_token();
+    let lifetime = s.config.tokens.client_credentials_secs;
+    s.store
+        .insert_access_token(&AccessTokenRecord {
+            token_hash: sha256_hex(&access_token),
+            session_id: None,
+            client_id: client.client_id().to_owned(),
+            subscriber_id: None,
+            sub: None,
+            scope: scope.to_string(),
+            expires_at: t + i64::from(lifetime),
+            issued_at: t,
+            family_id: None,
+        })
+        .await
+        .map_err(store_failure)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime,
+        id_token: None,
+        refresh_token: None,
+        scope: scope.to_string(),
+        correlation_id,
+    })
+}
+
+const BAD_REFRESH: McError = McError::InvalidGrant("Refresh token is invalid");
+
+/// `refresh_token` (RFC 6749 §6): the presented token is rotated — a new refresh token and
+/// a new access token in the same family — atomically in the store. A token that is not
+/// active any more (rotated, revoked, expired) revokes its family: a rotated one presented
+/// again means two parties hold it (RFC 9700 §4.14.2). No id_token is issued on refresh
+/// (the subscriber did not authenticate again).
+pub async fn refresh(
+    s: &AppState,
+    client: &ClientAuthenticated,
+    record: &ClientRecord,
+    grant: RefreshGrant,
+    correlation_id: Option<String>,
+) -> Result<TokenResponse, McError> {
+    let t = now();
+    let old_hash = sha256_hex(&grant.refresh_token);
+    let current = s
+        .store
+        .find_refresh_token(&old_hash, t)
+        .await
+        .map_err(store_failure)?;
+    let Some(current) = current.filter(|r| r.client_id == client.client_id()) else {
+        let revoked = s
+            .store
+            .revoke_refresh_family(&old_hash, client.client_id())
+            .await
+            .map_err(store_failure)?;
+        if revoked {
+            tracing::warn!(client = %record.client_id, "inactive refresh token presented; its family is revoked");
+        }
+        return Err(BAD_REFRESH);
+    };
+    let original = Scope::parse(&current.scope).unwrap_or_default();
+    let scope = refreshed_scope(&original, grant.scope.as_ref())?;
+    let lifetimes = &s.config.tokens;
+    let refresh_token = random_token();
+    let access_token = random_token();
+    let next = RefreshTokenRecord {
+        token_hash: sha256_hex(&refresh_token),
+        issued_at: t,
+        expires_at: t + i64::from(lifetimes.refresh_token_secs),
+        ..current.clone()
+    };
+    let next_access = AccessTokenRecord {
+        token_hash: sha256_hex(&access_token),
+        session_id: current.session_id.clone(),
+        client_id: current.client_id.clone(),
+        subscriber_id: current.subscriber_id.clone(),
+        sub: current.sub.clone(),
+        scope: scope.to_string(),
+        expires_at: t + i64::from(lifetimes.access_token_secs),
+        issued_at: t,
+        family_id: Some(current.family_id.clone()),
+    };
+    match s
+        .store
+        .rotate_refresh_token(&old_hash, client.client_id(), &next, &next_access, t)
+        .await
+        .map_err(store_failure)?
+    {
+        Rotation::Rotated => Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: lifetimes.access_token_secs,
+            id_token: None,
+            refresh_token: Some(refresh_token),
+            scope: scope.to_string(),
+            correlation_id,
+        }),
+        Rotation::Reused { family_id } => {
+            tracing::warn!(client = %record.client_id, family = %family_id, "refresh token reused; family revoked");
+            Err(BAD_REFRESH)
+        }
+        Rotation::Invalid => Err(BAD_REFRESH),
+    }
 }
 
 /// A PCR: a random 128-bit identifier formatted as an upper-case GUID, like the reference

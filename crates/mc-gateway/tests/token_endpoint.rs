@@ -227,16 +227,18 @@ async fn malformed_token_requests_are_400_invalid_request_or_unsupported_grant_t
             "The grant_type is not supported",
         ),
         (
+            // Served, but not registered for this client (tests/token_manager.rs).
             "grant_type client_credentials",
             vec![("grant_type", "client_credentials"), ("scope", "mc_atp")],
-            "unsupported_grant_type",
-            "The grant_type is not supported",
+            "unauthorized_client",
+            "The client is not allowed to use this grant_type",
         ),
         (
+            // Served, but not registered for this client (tests/token_manager.rs).
             "grant_type refresh_token",
             vec![("grant_type", "refresh_token"), ("refresh_token", "x")],
-            "unsupported_grant_type",
-            "The grant_type is not supported",
+            "unauthorized_client",
+            "The client is not allowed to use this grant_type",
         ),
         (
             "grant_type in another case",

@@ -44,6 +44,8 @@ pub struct SubscriberInfo {
 
 /// The demo service provider's client id.
 pub const DEMO_CLIENT_ID: &str = "onlineshopper";
+/// The demo SP's daily quota (other sandbox SPs: 100, the sandbox default).
+pub const DEMO_SP_CALLS_PER_DAY: u64 = 100_000;
 
 const SUBSCRIBERS: &[(&str, Option<&str>, &str)] = &[
     ("447700900301", None, "active"),
@@ -86,6 +88,10 @@ pub async fn seed(
         metadata: mc_store::ClientMetadata {
             backchannel_token_delivery_mode: Some("poll".into()),
             jwks_uri: Some(format!("{base_url}/demo-sp/jwks.json")),
+            // SPs registered in the sandbox get the operator-demo default of 100 calls a
+            // day; the demo SP, which the README, the examples and the test suites drive,
+            // gets a day's worth of development (docs/decisions.md, "Throttling").
+            quota_per_day: Some(DEMO_SP_CALLS_PER_DAY),
             ..Default::default()
         },
     };

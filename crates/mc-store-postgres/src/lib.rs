@@ -78,15 +78,18 @@
 //! * `FOR UPDATE SKIP LOCKED` (outbox leasing) is in CockroachDB since 23.1 and in
 //!   YugabyteDB; on older CockroachDB versions the leasing statement fails.
 //! * partial indexes are in CockroachDB since 20.2 and in YugabyteDB.
-//! * `sqlx` takes a PostgreSQL advisory lock around migrations; CockroachDB has none, so
-//!   when the server reports itself as CockroachDB the migrations run without the lock:
-//!   start the first node alone there (later starts find nothing to apply).
+//! * `sqlx` takes a PostgreSQL advisory lock around migrations; CockroachDB has none (nor
+//!   YugabyteDB before recent releases), so when the server reports itself as CockroachDB
+//!   or YugabyteDB the migrations run without the lock: start the first node alone there
+//!   (later starts find nothing to apply).
 //! * CockroachDB and YugabyteDB may also report retryable errors under contention (40001);
 //!   they are retried as above.
 #![forbid(unsafe_code)]
 
 mod consent;
 mod discovery;
+mod pool;
+mod token_manager;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -213,8 +216,9 @@ async fn migrate(options: PgConnectOptions) -> StoreResult<()> {
         .await
         .map_err(backend)?;
     let mut migrator = sqlx::migrate!();
-    if version.contains("CockroachDB") {
-        // No advisory locks there (see the crate docs).
+    if version.contains("CockroachDB") || version.contains("-YB-") {
+        // No advisory locks in CockroachDB, nor in YugabyteDB before recent releases (its
+        // `version()` reads `PostgreSQL 11.2-YB-…`); see the crate docs.
         migrator.set_locking(false);
     }
     let applied = migrator.run(&mut conn).await;
@@ -267,7 +271,7 @@ macro_rules! backchannel_columns {
     };
 }
 
-mod sql {
+pub(crate) mod sql {
     pub const INSERT_CLIENT: &str = concat!(
         "INSERT INTO clients (",
         client_columns!(),
@@ -435,10 +439,10 @@ mod sql {
         VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING";
 
     pub const INSERT_TOKEN: &str = "INSERT INTO access_tokens \
-        (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, issued_at, family_id) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     pub const FIND_TOKEN: &str = "SELECT token_hash, session_id, client_id, subscriber_id, sub, \
-        scope, expires_at FROM access_tokens \
+        scope, expires_at, issued_at, family_id FROM access_tokens \
         WHERE token_hash = $1 AND NOT revoked AND expires_at > $2";
     pub const REVOKE_TOKENS_OF_SESSION: &str =
         "UPDATE access_tokens SET revoked = TRUE WHERE session_id = $1 AND NOT revoked";
@@ -732,6 +736,8 @@ fn token_from_row(row: &PgRow) -> StoreResult<AccessTokenRecord> {
         sub: col(row, "sub")?,
         scope: col(row, "scope")?,
         expires_at: col(row, "expires_at")?,
+        issued_at: col(row, "issued_at")?,
+        family_id: col(row, "family_id")?,
     })
 }
 
@@ -1573,6 +1579,8 @@ impl TokenStore for PgStore {
                 .bind(&t.sub)
                 .bind(&t.scope)
                 .bind(t.expires_at)
+                .bind(t.issued_at)
+                .bind(&t.family_id)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;

@@ -81,6 +81,8 @@
 
 mod consent;
 mod discovery;
+mod pool;
+mod token_manager;
 
 use std::path::Path;
 use std::time::Duration;
@@ -220,7 +222,7 @@ macro_rules! backchannel_columns {
     };
 }
 
-mod sql {
+pub(crate) mod sql {
     pub const INSERT_CLIENT: &str = concat!(
         "INSERT INTO clients (",
         client_columns!(),
@@ -377,10 +379,10 @@ mod sql {
         VALUES (?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING";
 
     pub const INSERT_TOKEN: &str = "INSERT INTO access_tokens \
-        (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at) \
-        VALUES (?, ?, ?, ?, ?, ?, ?)";
-    pub const FIND_TOKEN: &str = "SELECT token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at \
-        FROM access_tokens WHERE token_hash = ? AND revoked = 0 AND expires_at > ?";
+        (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, issued_at, family_id) \
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    pub const FIND_TOKEN: &str = "SELECT token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, \
+        issued_at, family_id FROM access_tokens WHERE token_hash = ? AND revoked = 0 AND expires_at > ?";
     pub const REVOKE_TOKENS_OF_SESSION: &str =
         "UPDATE access_tokens SET revoked = 1 WHERE session_id = ? AND revoked = 0";
 
@@ -588,6 +590,8 @@ fn token_from_row(row: &SqliteRow) -> StoreResult<AccessTokenRecord> {
         sub: col(row, "sub")?,
         scope: col(row, "scope")?,
         expires_at: col(row, "expires_at")?,
+        issued_at: col(row, "issued_at")?,
+        family_id: col(row, "family_id")?,
     })
 }
 
@@ -1326,6 +1330,8 @@ impl TokenStore for SqliteStore {
             .bind(&t.sub)
             .bind(&t.scope)
             .bind(t.expires_at)
+            .bind(t.issued_at)
+            .bind(&t.family_id)
             .execute(&self.write)
             .await
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;
@@ -1517,6 +1523,8 @@ mod tests {
             sub: None,
             scope: "openid".into(),
             expires_at: 10,
+            issued_at: 0,
+            family_id: None,
         };
         assert!(matches!(
             store.insert_access_token(&t).await,

@@ -16,6 +16,8 @@
 
 pub mod consent;
 pub mod discovery;
+pub mod pool;
+pub mod token_manager;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -64,8 +66,10 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_backchannel_creation(store).await;
     concurrent_polls(store).await;
     concurrent_outbox_leasing(store).await;
+    pool::run(store).await;
     consent::run(store).await;
     discovery::run(store).await;
+    token_manager::run(store).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -328,6 +332,8 @@ fn token(
         sub: None,
         scope: "openid".to_string(),
         expires_at,
+        issued_at: expires_at - 3600,
+        family_id: None,
     }
 }
 
@@ -1863,6 +1869,9 @@ pub async fn client_metadata(store: &dyn Store) {
         backchannel_user_code_parameter: true,
         notification_uris: strings(&["https://sp.example/si/1", "https://sp.example/si/2"]),
         request_object_signing_alg: Some("RS256".to_string()),
+        grant_types: strings(&["client_credentials"]),
+        quota_per_second: Some(20),
+        quota_per_day: Some(0),
     };
     ok(store.insert_client(&c).await, "insert client with metadata");
     assert_eq!(

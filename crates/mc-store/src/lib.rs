@@ -13,7 +13,10 @@
 pub mod conformance;
 mod consent;
 mod discovery;
+mod quota;
+mod pool;
 mod records;
+mod token_manager;
 
 use std::sync::Arc;
 
@@ -23,7 +26,10 @@ pub use discovery::{
     DiscoveryAppRecord, DiscoveryGeneration, DiscoveryStore, IpRangeRecord, NumberEntry, NumberKind,
     OperatorCredentialRecord, OperatorRecord,
 };
+pub use quota::QuotaStore;
+pub use pool::{PoolStats, PoolUsage};
 pub use records::*;
+pub use token_manager::{RefreshTokenRecord, Rotation, TokenManagerStore};
 
 /// Storage failures. `Busy` and `Conflict` are answers, not faults.
 #[derive(Debug, thiserror::Error)]
@@ -233,8 +239,11 @@ pub trait Store:
     + OutboxStore
     + TokenStore
     + KeyStore
+    + PoolStats
     + ConsentStore
     + DiscoveryStore
+    + TokenManagerStore
+    + QuotaStore
 {
 }
 impl<
@@ -246,8 +255,11 @@ impl<
         + OutboxStore
         + TokenStore
         + KeyStore
+        + PoolStats
         + ConsentStore
-        + DiscoveryStore,
+        + DiscoveryStore
+        + TokenManagerStore
+        + QuotaStore,
 > Store for T
 {
 }

@@ -54,6 +54,18 @@ pub struct ClientMetadata {
     /// Mobile Connect SI: the request-object signing algorithm (`RS256` recommended).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_object_signing_alg: Option<String>,
+    /// Grants the client asks for beyond the derived ones (`client_credentials`;
+    /// `refresh_token` comes with the `offline_access` scope).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grant_types: Vec<String>,
+    /// Access Gateway quota: calls per second to the SP-facing endpoints (per gateway
+    /// node). `None`: the configured default; `0`: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_per_second: Option<u32>,
+    /// Access Gateway quota: calls per UTC day to the SP-facing endpoints (across nodes).
+    /// `None`: the configured default; `0`: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_per_day: Option<u64>,
 }
 
 /// Subscriber status (digest: suspended is the stolen-phone case; retired is a number that
@@ -332,6 +344,10 @@ pub struct AccessTokenRecord {
     pub sub: Option<String>,
     pub scope: String,
     pub expires_at: i64,
+    /// When it was issued (introspection's `iat`; 0 for tokens stored before 0003).
+    pub issued_at: i64,
+    /// The refresh-token family it was issued in, if any: revoked with the family.
+    pub family_id: Option<String>,
 }
 
 /// A JOSE key; `private_sealed` is the private key encrypted with the key-encryption key.

@@ -290,6 +290,7 @@ fn toml_default() -> Settings {
             admin: Default::default(),
             backchannel: Default::default(),
             telemetry: Default::default(),
+            throttle: Default::default(),
         },
     }
 }

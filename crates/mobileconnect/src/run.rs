@@ -197,6 +197,12 @@ pub async fn sandbox(
                 ..Default::default()
             },
             telemetry: Default::default(),
+            // Like operators' demo environments: 100 calls a day per SP unless its
+            // registration says otherwise (the demo SP's does; docs/decisions.md).
+            throttle: mc_gateway::throttle::ThrottleConfig {
+                default_per_day: 100,
+                ..Default::default()
+            },
         },
     };
     let mut settings = settings::from_defaults(base)?;

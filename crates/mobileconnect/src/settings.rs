@@ -243,6 +243,25 @@ mod tests {
     }
 
     #[test]
+    fn token_lifetimes_and_quotas_load() {
+        let s = load(&write(
+            "tm",
+            "[gateway]\nissuer = \"https://id.example\"\n[gateway.tokens]\nrefresh_token_secs = 86400\nclient_credentials_secs = 500\n[gateway.throttle]\ndefault_per_second = 10\ndefault_per_day = 100\n",
+        ))
+        .unwrap();
+        assert_eq!(s.gateway.tokens.refresh_token_secs, 86_400);
+        assert_eq!(s.gateway.tokens.client_credentials_secs, 500);
+        assert_eq!(s.gateway.throttle.default_per_second, 10);
+        assert_eq!(s.gateway.throttle.default_per_day, 100);
+        let e = load(&write(
+            "tm-bad",
+            "[gateway]\nissuer = \"https://id.example\"\n[gateway.tokens]\nrefresh_token_secs = 60\n",
+        ))
+        .unwrap_err();
+        assert!(e.contains("refresh_token_secs"), "{e}");
+    }
+
+    #[test]
     fn postgres_urls_select_postgresql() {
         for url in [
             "postgres://mc:pw@db.example:5432/mobileconnect",

@@ -3,8 +3,10 @@
 pub mod admin;
 pub mod authorize;
 pub mod backchannel;
+pub mod introspect;
 pub mod metadata;
 pub mod ops;
+pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
