@@ -149,6 +149,7 @@ pub async fn run(
             let mut s: Settings = toml_default();
             s.database = DatabaseSettings {
                 url: format!("sqlite:{}", data.join("mobileconnect.db").display()),
+                ..Default::default()
             };
             s
         }
@@ -292,5 +293,6 @@ fn toml_default() -> Settings {
             telemetry: Default::default(),
             throttle: Default::default(),
         },
+        sandbox: Default::default(),
     }
 }

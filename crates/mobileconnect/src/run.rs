@@ -7,10 +7,12 @@ use std::sync::Arc;
 use mc_gateway::keys::{Kek, KeyRing};
 use mc_gateway::state::{AppState, now, random_token, sha256_hex};
 use mc_store::DynStore;
-use mc_store_postgres::PgStore;
+use mc_store_postgres::{PgStore, PgStoreOptions};
 use mc_store_sqlite::SqliteStore;
 
-use crate::settings::{self, Database, DatabaseSettings, KeySettings, LogSettings, Settings};
+use crate::settings::{
+    self, Database, DatabaseSettings, KeySettings, LogSettings, SandboxSettings, Settings,
+};
 
 fn init_logging(log: &LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -37,7 +39,11 @@ pub async fn open_store(settings: &Settings) -> Result<DynStore, String> {
         }
         // The URL may hold a password: not repeated in the error.
         Database::Postgres(url) => {
-            let store = PgStore::connect(&url)
+            let mut options = PgStoreOptions::default();
+            if let Some(n) = settings.database.max_connections {
+                options.max_connections = n;
+            }
+            let store = PgStore::connect_with(&url, options)
                 .await
                 .map_err(|e| format!("database (postgres): {e}"))?;
             Ok(Arc::new(store))
@@ -151,7 +157,20 @@ pub async fn serve(config: &Path) -> Result<(), String> {
     let state = build_state(&settings, &kek_path).await?;
     mc_gateway::notify::spawn_workers(state.clone());
     tracing::info!(listen = %settings.listen, issuer = %settings.gateway.issuer, "gateway starting");
-    listen(settings.listen, mc_gateway::app(state)).await
+    let app = if settings.sandbox.virtual_phones {
+        tracing::warn!(
+            "sandbox.virtual_phones is on: anyone who reaches /phone/... can approve any login \
+             (test and staging only)"
+        );
+        mc_gateway::with_layers(
+            mc_gateway::routes(&state)
+                .merge(mc_sandbox::phone::router())
+                .with_state(state),
+        )
+    } else {
+        mc_gateway::app(state)
+    };
+    listen(settings.listen, app).await
 }
 
 /// `mobileconnect sandbox`.
@@ -178,6 +197,7 @@ pub async fn sandbox(
         listen: listen_addr,
         database: DatabaseSettings {
             url: format!("sqlite:{}", data.join("mobileconnect.db").display()),
+            ..Default::default()
         },
         keys: KeySettings {
             kek_file: Some(data.join("kek.hex")),
@@ -203,6 +223,9 @@ pub async fn sandbox(
                 default_per_day: 100,
                 ..Default::default()
             },
+        },
+        sandbox: SandboxSettings {
+            virtual_phones: true,
         },
     };
     let mut settings = settings::from_defaults(base)?;

@@ -22,6 +22,18 @@ pub struct Settings {
     #[serde(default)]
     pub log: LogSettings,
     pub gateway: GatewayConfig,
+    #[serde(default)]
+    pub sandbox: SandboxSettings,
+}
+
+/// Test and staging aids of `serve` (the `sandbox` command turns them on itself).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSettings {
+    /// Serve the sandbox's virtual phones (`/phone/{msisdn}` and its device API): anyone who
+    /// can reach the gateway can approve any login. For test and staging deployments only
+    /// (e.g. a multi-node staging cluster on PostgreSQL); logged as a warning at start.
+    pub virtual_phones: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -34,12 +46,17 @@ pub struct DatabaseSettings {
     /// `sqlite:PATH` (embedded, one process) or `postgres://user:pass@host/db` (PostgreSQL:
     /// several gateway processes may share it).
     pub url: String,
+    /// PostgreSQL: connections of this process's pool (default 8). Every node holds up to
+    /// this many; their sum must stay below the server's `max_connections` (see
+    /// docs/scaling.md). Ignored for SQLite.
+    pub max_connections: Option<u32>,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {
             url: "sqlite:./data/mobileconnect.db".into(),
+            max_connections: None,
         }
     }
 }
@@ -110,7 +127,7 @@ fn env_overrides() -> Env {
         .split("__")
 }
 
-const SECTIONS: [&str; 5] = ["listen", "database", "keys", "log", "gateway"];
+const SECTIONS: [&str; 6] = ["listen", "database", "keys", "log", "gateway", "sandbox"];
 
 /// One line per problem, naming the full path of the field.
 fn one_line(e: &figment::Error) -> String {
@@ -144,6 +161,13 @@ impl Settings {
         self.gateway
             .validate()
             .map_err(|e| format!("config: gateway.{e}"))?;
+        if self
+            .database
+            .max_connections
+            .is_some_and(|n| !(1..=1000).contains(&n))
+        {
+            return Err("config: database.max_connections: must be 1..=1000".into());
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err("config: log.format: must be text or json".into());
         }
