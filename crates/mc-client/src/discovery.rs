@@ -31,9 +31,9 @@
 //! match discovery.discover(&DiscoveryRequest::msisdn(msisdn)).await? {
 //!     DiscoveryOutcome::Operator(found) => {
 //!         let operator = mc.operator_from_discovery(&found).await?;
-//!         # let _ = operator;
+//!         println!("{operator:?}");
 //!     }
-//!     DiscoveryOutcome::OperatorSelection { url } => { /* redirect the browser to url */ # let _ = url; }
+//!     DiscoveryOutcome::OperatorSelection { url } => println!("redirect the browser to {url}"),
 //! }
 //! # Ok(()) }
 //! ```

@@ -39,7 +39,7 @@
 //!         println!("logged in: {}", login.id_token.pcr());
 //!         // answer 204
 //!     }
-//!     Err(e) => { /* answer e.http_status() */ # let _ = e; }
+//!     Err(e) => println!("answer HTTP {}", e.http_status()),
 //! }
 //! # Ok(()) }
 //! ```
