@@ -343,6 +343,9 @@ pub async fn wait_state(s: &AppState, session_id: &str) -> WaitState {
 /// wake-up and at least every 250 ms (another node may have recorded the answer).
 pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + hold;
+    // Watched before the first read: an answer recorded between the read and the wait
+    // still wakes us at once (not at the next re-check). Only this session's answer does.
+    let answered = s.hub.watch(Event::SessionResolved(session_id.to_owned()));
     loop {
         match s.store.get_session(session_id).await {
             Ok(Some(sess)) if sess.status == SessionStatus::Pending && sess.expires_at > now() => {}
