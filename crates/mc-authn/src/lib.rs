@@ -16,6 +16,7 @@
 
 pub mod answer;
 pub mod authenticator;
+pub mod chain;
 pub mod hub;
 pub mod mssp;
 pub mod pin;
