@@ -44,13 +44,13 @@ summary() {
 
 # ---- tools ---------------------------------------------------------------------------------
 # Node also drives the sandbox harness below (free port, readiness), so without it every
-# suite is skipped (4: openid-client code, openid-client CIBA, browser, authlib SI).
+# suite is skipped (5: openid-client code, openid-client CIBA, openid-client token manager, browser, authlib SI).
 have_node=true
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  missing 4 "node/npm not found: the openid-client, browser and sandbox harness need Node 20"
+  missing 5 "node/npm not found: the openid-client, browser and sandbox harness need Node 20"
   have_node=false
 elif ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
-  missing 4 "Node $(node --version) is older than 20: the openid-client, browser and sandbox harness need Node 20"
+  missing 5 "Node $(node --version) is older than 20: the openid-client, browser and sandbox harness need Node 20"
   have_node=false
 fi
 if ! $have_node; then
@@ -61,7 +61,7 @@ fi
 if [[ ! -d "$NODE_DIR/node_modules/openid-client" || ! -d "$NODE_DIR/node_modules/playwright-core" ]]; then
   say "installing the npm packages (npm ci) in tests/interop/node"
   if ! (cd "$NODE_DIR" && npm ci --ignore-scripts --no-audit --no-fund); then
-    missing 4 "npm ci failed in tests/interop/node: the Node suites and the sandbox harness need openid-client and playwright-core"
+    missing 5 "npm ci failed in tests/interop/node: the Node suites and the sandbox harness need openid-client and playwright-core"
     summary
     exit 0
   fi
@@ -76,10 +76,10 @@ fi
 # Python: a venv under the run's temp folder (created once the folder exists, below).
 have_python=true
 if ! command -v python3 >/dev/null 2>&1; then
-  missing 1 "python3 not found: the authlib SI suite needs Python 3 with venv"
+  missing 2 "python3 not found: the authlib suites (SI, userinfo) need Python 3 with venv"
   have_python=false
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-  missing 1 "python3 has no venv/ensurepip: the authlib SI suite needs it (apt-get install python3-venv)"
+  missing 2 "python3 has no venv/ensurepip: the authlib suites (SI, userinfo) need it (apt-get install python3-venv)"
   have_python=false
 fi
 
@@ -180,6 +180,7 @@ run_suite() {
 
 run_suite "openid-client (code + PKCE)" node oidc-client.mjs "$DATA/sandbox.json" "$BASE"
 run_suite "openid-client (CIBA poll)" node ciba.mjs "$DATA/sandbox.json" "$BASE"
+run_suite "openid-client (introspection, refresh, revocation, quotas)" node introspect.mjs "$DATA/sandbox.json" "$BASE"
 if $have_chromium; then
   run_suite "browser (playwright-core + chromium)" env CHROMIUM="$CHROMIUM" node browser.mjs "$DATA/sandbox.json" "$BASE"
 fi
@@ -190,8 +191,9 @@ if $have_python; then
     "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
       -r "$PY_DIR/requirements.txt"; then
     run_suite "authlib + joserfc (Mobile Connect SI)" "$PY_VENV/bin/python" "$PY_DIR/si_authlib.py" "$DATA/sandbox.json" "$BASE"
+    run_suite "authlib (userinfo, premiuminfo, KYC match)" "$PY_VENV/bin/python" "$PY_DIR/userinfo_authlib.py" "$DATA/sandbox.json" "$BASE"
   else
-    missing 1 "the Python venv or pip install failed: the authlib SI suite needs authlib, joserfc and requests from PyPI"
+    missing 2 "the Python venv or pip install failed: the authlib suites (SI, userinfo) need authlib, joserfc and requests from PyPI"
   fi
 fi
 
