@@ -12,7 +12,12 @@ use crate::pin::verify_pin_blocking;
 /// What the phone said.
 #[derive(Debug, Clone)]
 pub enum Answer {
-    Approve { pin: Option<String> },
+    Approve {
+        pin: Option<String>,
+    },
+    /// Approved on a channel that checked the subscriber's PIN itself (the SIM applet
+    /// verifies the SIM PIN on the card); no stored PIN is consulted.
+    ApproveVerified,
     Deny,
 }
 
@@ -75,8 +80,16 @@ pub async fn answer_challenge(
     answer: Answer,
     now: i64,
 ) -> Result<AnswerOutcome, McError> {
-    answer_challenge_consenting(ctx, authenticator, session_id, subscriber_id, answer, None, now)
-        .await
+    answer_challenge_consenting(
+        ctx,
+        authenticator,
+        session_id,
+        subscriber_id,
+        answer,
+        None,
+        now,
+    )
+    .await
 }
 
 /// [`answer_challenge`] for a device that showed the requested attributes: on approval (PIN
@@ -108,6 +121,11 @@ pub async fn answer_challenge_consenting(
     let resolution = match answer {
         Answer::Deny => Resolution::Denied {
             error: denial::USER_DENIED.into(),
+        },
+        Answer::ApproveVerified => Resolution::Approved {
+            acr: loa.as_str().into(),
+            amr: vec![authenticator.amr(loa).into()],
+            auth_time: now,
         },
         Answer::Approve { pin } => {
             if loa == Loa::Three {

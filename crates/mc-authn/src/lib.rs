@@ -22,6 +22,7 @@ pub mod mssp;
 pub mod pin;
 pub mod push;
 pub mod router;
+pub mod sim_applet;
 pub mod sms;
 
 pub use authenticator::{Authenticator, Challenge, Eligibility};

@@ -247,7 +247,11 @@ impl PushChannel {
         let Some(sub) = self.subscriber(msisdn).await? else {
             return Ok(AnswerOutcome::NotPending);
         };
-        let mut answer = answer;
+        // A device cannot vouch for a PIN check of its own: its approvals go through ours.
+        let mut answer = match answer {
+            Answer::ApproveVerified => Answer::Approve { pin: None },
+            other => other,
+        };
         let mut items: Option<Vec<String>> = None;
         if matches!(answer, Answer::Approve { .. }) {
             let session = self.store.get_session(challenge_id).await.map_err(|e| {
@@ -260,8 +264,7 @@ impl PushChannel {
                         &session.scope,
                         session.claims.as_deref(),
                     ));
-                } else if consent::refusal_denies(&self.missing_consent(&sub.id, &session).await?)
-                {
+                } else if consent::refusal_denies(&self.missing_consent(&sub.id, &session).await?) {
                     answer = Answer::Deny;
                 }
             }

@@ -9,6 +9,7 @@ use mc_core::error::McError;
 use mc_store::{SubscriberRecord, SubscriberStatus};
 
 use crate::authenticator::{Authenticator, Eligibility};
+use crate::chain::{ChainConfig, Plan};
 
 /// The router's pick.
 #[derive(Clone)]
@@ -20,6 +21,10 @@ pub struct Choice {
 /// Ordered authenticator chains per level of assurance.
 pub struct AuthnRouter {
     chains: BTreeMap<Loa, Vec<Arc<dyn Authenticator>>>,
+    /// Every configured authenticator, in configuration order.
+    all: Vec<Arc<dyn Authenticator>>,
+    /// The operator's chain order per level ([`crate::chain`]).
+    chain: ChainConfig,
 }
 
 /// Only an active subscriber can be asked. Unknown, suspended (stolen phone) and retired
@@ -36,6 +41,11 @@ impl AuthnRouter {
     /// Builds the chains: for each level, the authenticators in the given order that can
     /// reach it.
     pub fn new(authenticators: Vec<Arc<dyn Authenticator>>) -> Self {
+        Self::with_chains(authenticators, ChainConfig::default())
+    }
+
+    /// As [`AuthnRouter::new`], with the operator's chain order per level.
+    pub fn with_chains(authenticators: Vec<Arc<dyn Authenticator>>, chain: ChainConfig) -> Self {
         let mut chains: BTreeMap<Loa, Vec<Arc<dyn Authenticator>>> = BTreeMap::new();
         for loa in [Loa::Two, Loa::Three] {
             chains.insert(
@@ -47,7 +57,22 @@ impl AuthnRouter {
                     .collect(),
             );
         }
-        AuthnRouter { chains }
+        AuthnRouter {
+            chains,
+            all: authenticators,
+            chain,
+        }
+    }
+
+    /// Every authenticator usable for this subscriber at `loa`, in chain order (the first
+    /// is the one [`AuthnRouter::choose`] picks; the rest are the fallbacks).
+    pub fn plan_at(&self, subscriber: &SubscriberRecord, loa: Loa) -> Option<Plan> {
+        let steps: Vec<_> = crate::chain::ordered(&self.all, loa, &self.chain, None)
+            .into_iter()
+            .filter(|a| a.eligibility(subscriber, loa) == Eligibility::Usable)
+            .cloned()
+            .collect();
+        (!steps.is_empty()).then_some(Plan { loa, steps })
     }
 
     /// Picks the authenticator for a subscriber: the first eligible one in the target level's
@@ -57,28 +82,11 @@ impl AuthnRouter {
         subscriber: &SubscriberRecord,
         acr: &AcrValues,
     ) -> Result<Choice, McError> {
-        let mut pin_locked = false;
-        for loa in acr.acceptable() {
-            for a in self.chains.get(&loa).into_iter().flatten() {
-                match a.eligibility(subscriber, loa) {
-                    Eligibility::Usable => {
-                        tracing::info!(authenticator = a.name(), loa = loa.as_str(), subscriber = %subscriber.id, "router: taken");
-                        return Ok(Choice {
-                            authenticator: a.clone(),
-                            loa,
-                        });
-                    }
-                    Eligibility::Skip(why) => {
-                        pin_locked |= why == PIN_LOCKED;
-                        tracing::info!(authenticator = a.name(), loa = loa.as_str(), subscriber = %subscriber.id, reason = why, "router: skipped");
-                    }
-                }
-            }
-        }
-        Err(if pin_locked {
-            McError::PinLocked
-        } else {
-            McError::LoaUnavailable
+        let plan = crate::chain::plan(&self.all, subscriber, acr, &self.chain, None)?;
+        let first = plan.steps.first().cloned().ok_or(McError::LoaUnavailable)?;
+        Ok(Choice {
+            authenticator: first,
+            loa: plan.loa,
         })
     }
 

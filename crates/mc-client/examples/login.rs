@@ -37,7 +37,9 @@ async fn main() -> Res<()> {
     let info: Value = serde_json::from_slice(&std::fs::read(&sandbox_path).map_err(|e| {
         format!("{sandbox_path}: {e} (start `mobileconnect sandbox` first, or pass --sandbox)")
     })?)?;
-    let issuer = info["operators"][0]["issuer"].as_str().ok_or("no operator")?;
+    let issuer = info["operators"][0]["issuer"]
+        .as_str()
+        .ok_or("no operator")?;
     let sp = &info["service_providers"][0];
     let (client_id, secret) = (
         sp["client_id"].as_str().ok_or("no client_id")?,
@@ -63,7 +65,11 @@ async fn main() -> Res<()> {
     let credentials = ClientCredentials::secret_basic(client_id, secret)
         .with_client_name(sp["short_name"].as_str().unwrap_or("OnlineShopper"));
     let operator = mc.operator_from_issuer(issuer, credentials).await?;
-    println!("operator {} (versions {:?})", operator.issuer(), operator.metadata().mc_version);
+    println!(
+        "operator {} (versions {:?})",
+        operator.issuer(),
+        operator.metadata().mc_version
+    );
 
     // 2. The authorization request: state, nonce, PKCE and version are the SDK's job.
     let req = if flag("--authz") {
@@ -97,7 +103,9 @@ async fn main() -> Res<()> {
     if let Some(shown) = &t.displayed_data {
         println!("the phone showed: {shown}");
     }
-    let info = operator.userinfo(&login.tokens.access_token, Some(t)).await?;
+    let info = operator
+        .userinfo(&login.tokens.access_token, Some(t))
+        .await?;
     println!("userinfo: {}", Value::Object(info));
     Ok(())
 }

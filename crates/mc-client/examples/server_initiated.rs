@@ -40,8 +40,12 @@ async fn main() -> Res<()> {
         .trim_end_matches('/')
         .to_owned();
     let admin = info["admin_token"].as_str().ok_or("no admin_token")?;
-    let msisdn = Msisdn::parse(info["subscribers"][0]["msisdn"].as_str().ok_or("no number")?)
-        .ok_or("not an MSISDN")?;
+    let msisdn = Msisdn::parse(
+        info["subscribers"][0]["msisdn"]
+            .as_str()
+            .ok_or("no number")?,
+    )
+    .ok_or("not an MSISDN")?;
 
     // The SP's signing key; its public half is registered with the operator.
     let key = SigningKey::generate_rsa("si-example-1", Algorithm::RS256)?;
@@ -79,7 +83,11 @@ async fn main() -> Res<()> {
             &key,
         )
         .await?;
-    println!("started {} (expires in {} s)", pending.auth_req_id, pending.expires_at - mc.now());
+    println!(
+        "started {} (expires in {} s)",
+        pending.auth_req_id,
+        pending.expires_at - mc.now()
+    );
 
     let phone = format!("{issuer}/phone/{}", msisdn.as_str());
     if args.iter().any(|a| a == "--manual") {

@@ -258,11 +258,8 @@ impl Operator {
             scope.insert(0, "openid");
         }
         let scope = scope.join(" ");
-        let version = crate::version::select_version(
-            req.version,
-            &scope,
-            &self.metadata.versions(),
-        )?;
+        let version =
+            crate::version::select_version(req.version, &scope, &self.metadata.versions())?;
         if AcrValues::parse(&req.acr_values).is_none() {
             return Err(Error::InvalidRequest(format!(
                 "acr_values {:?} names no supported level (2, 3)",
@@ -274,7 +271,10 @@ impl Operator {
         let authz = has("mc_authz") || (!has("mc_authn") && req.context.is_some());
         let state = random_token(24);
         let nonce = random_token(24);
-        let correlation_id = req.correlation_id.clone().unwrap_or_else(|| random_token(16));
+        let correlation_id = req
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| random_token(16));
         let mut q: Vec<(String, String)> = vec![
             ("client_id".into(), self.credentials.client_id.clone()),
             ("redirect_uri".into(), req.redirect_uri.clone()),
@@ -440,7 +440,10 @@ mod tests {
             LoginHint::EncryptedMsisdn("ab".into()).to_param(),
             ("login_hint", "ENCR_MSISDN:ab".into())
         );
-        assert_eq!(LoginHint::Pcr("p".into()).to_param(), ("login_hint", "PCR:p".into()));
+        assert_eq!(
+            LoginHint::Pcr("p".into()).to_param(),
+            ("login_hint", "PCR:p".into())
+        );
         assert_eq!(
             LoginHint::Token("t".into()).to_param(),
             ("login_hint_token", "t".into())

@@ -320,13 +320,13 @@ impl DiscoveryClient {
                 }
                 Ok(out)
             }
-            Redirect::Error { error, description, .. } => Err(DiscoveryError::Selection(
-                if description.is_empty() {
-                    error.clone()
-                } else {
-                    format!("{error}: {description}")
-                },
-            )
+            Redirect::Error {
+                error, description, ..
+            } => Err(DiscoveryError::Selection(if description.is_empty() {
+                error.clone()
+            } else {
+                format!("{error}: {description}")
+            })
             .into()),
             Redirect::Code { .. } => Err(Error::InvalidRequest(
                 "an authorization-code redirect is not an operator selection".into(),

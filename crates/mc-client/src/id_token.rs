@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::Operator;
 use crate::error::IdTokenError;
-use crate::jose::{Jws, JwkSet};
+use crate::jose::{JwkSet, Jws};
 
 /// What a particular login's id_token must satisfy (beyond issuer, audience and time).
 #[derive(Debug, Clone, Default)]
@@ -177,7 +177,10 @@ fn check_claims(
     };
     let at_hash = str_claim(&c, "at_hash")?;
     let hashed_login_hint = str_claim(&c, "hashed_login_hint")?;
-    if expect.version.is_some_and(McVersion::requires_full_id_token) {
+    if expect
+        .version
+        .is_some_and(McVersion::requires_full_id_token)
+    {
         // digest §6.3.1 (and the Java SDK's bug of checking acr twice, fixed).
         if at_hash.is_none() {
             return Err(IdTokenError::MissingClaim("at_hash"));
@@ -297,12 +300,22 @@ mod tests {
         }
     }
 
-    fn check(edit: impl FnOnce(&mut Value), e: &Expectations, now: i64) -> Result<IdToken, IdTokenError> {
+    fn check(
+        edit: impl FnOnce(&mut Value),
+        e: &Expectations,
+        now: i64,
+    ) -> Result<IdToken, IdTokenError> {
         let key = SigningKey::generate_rsa("k", Algorithm::RS256).unwrap();
         let keys: JwkSet = serde_json::from_value(key.public_jwks()).unwrap();
         let mut c = claims();
         edit(&mut c);
-        let ctx = Context { issuer: ISS, client_id: CLIENT, allowed_algs: &[], now, skew: 60 };
+        let ctx = Context {
+            issuer: ISS,
+            client_id: CLIENT,
+            allowed_algs: &[],
+            now,
+            skew: 60,
+        };
         validate(&key.sign(&c).unwrap(), &keys, &ctx, e)
     }
 
@@ -320,9 +333,18 @@ mod tests {
 
     #[test]
     fn each_claim_check_has_its_error() {
-        assert!(matches!(fails(|c| c["iss"] = json!("https://evil")), IdTokenError::InvalidIssuer { .. }));
-        assert_eq!(fails(|c| c["aud"] = json!(["other"])), IdTokenError::InvalidAudience);
-        assert_eq!(fails(|c| c["azp"] = json!("other")), IdTokenError::InvalidAuthorizedParty);
+        assert!(matches!(
+            fails(|c| c["iss"] = json!("https://evil")),
+            IdTokenError::InvalidIssuer { .. }
+        ));
+        assert_eq!(
+            fails(|c| c["aud"] = json!(["other"])),
+            IdTokenError::InvalidAudience
+        );
+        assert_eq!(
+            fails(|c| c["azp"] = json!("other")),
+            IdTokenError::InvalidAuthorizedParty
+        );
         assert_eq!(
             fails(|c| {
                 c["aud"] = json!([CLIENT, "x"]);
@@ -330,14 +352,31 @@ mod tests {
             }),
             IdTokenError::InvalidAuthorizedParty
         );
-        assert_eq!(fails(|c| c["nonce"] = json!("n-2")), IdTokenError::InvalidNonce);
-        assert_eq!(fails(|c| c["at_hash"] = json!("AAAAAAAAAAAAAAAAAAAAAA")), IdTokenError::InvalidAtHash);
+        assert_eq!(
+            fails(|c| c["nonce"] = json!("n-2")),
+            IdTokenError::InvalidNonce
+        );
+        assert_eq!(
+            fails(|c| c["at_hash"] = json!("AAAAAAAAAAAAAAAAAAAAAA")),
+            IdTokenError::InvalidAtHash
+        );
         assert_eq!(
             fails(|c| c["hashed_login_hint"] = json!("00")),
             IdTokenError::InvalidHashedLoginHint
         );
-        assert_eq!(fails(|c| c["auth_time"] = json!(NOW - 4000)), IdTokenError::MaxAgePassed);
-        for claim in ["at_hash", "acr", "amr", "hashed_login_hint", "auth_time", "sub", "exp"] {
+        assert_eq!(
+            fails(|c| c["auth_time"] = json!(NOW - 4000)),
+            IdTokenError::MaxAgePassed
+        );
+        for claim in [
+            "at_hash",
+            "acr",
+            "amr",
+            "hashed_login_hint",
+            "auth_time",
+            "sub",
+            "exp",
+        ] {
             assert_eq!(
                 fails(|c| {
                     c.as_object_mut().unwrap().remove(claim);
@@ -357,18 +396,33 @@ mod tests {
     fn clock_skew_is_sixty_seconds_each_way() {
         // exp 300 s ahead: fine until now = exp + 60.
         assert!(check(|_| {}, &expect(), NOW + 360).is_ok());
-        assert!(matches!(check(|_| {}, &expect(), NOW + 361), Err(IdTokenError::Expired { .. })));
+        assert!(matches!(
+            check(|_| {}, &expect(), NOW + 361),
+            Err(IdTokenError::Expired { .. })
+        ));
         assert!(check(|_| {}, &expect(), NOW - 60).is_ok());
-        assert!(matches!(check(|_| {}, &expect(), NOW - 61), Err(IdTokenError::IssuedInFuture { .. })));
+        assert!(matches!(
+            check(|_| {}, &expect(), NOW - 61),
+            Err(IdTokenError::IssuedInFuture { .. })
+        ));
     }
 
     #[test]
     fn acr_must_reach_the_lowest_accepted_level() {
         let mut e = expect();
         e.acr_values = Some("3".into());
-        assert!(matches!(check(|_| {}, &e, NOW), Err(IdTokenError::AcrTooLow { required: Loa::Three, .. })));
+        assert!(matches!(
+            check(|_| {}, &e, NOW),
+            Err(IdTokenError::AcrTooLow {
+                required: Loa::Three,
+                ..
+            })
+        ));
         e.acr_values = Some("3 2".into());
-        assert!(check(|_| {}, &e, NOW).is_ok(), "the fallback 2 was accepted");
+        assert!(
+            check(|_| {}, &e, NOW).is_ok(),
+            "the fallback 2 was accepted"
+        );
         e.acr_values = Some("3".into());
         assert!(check(|c| c["acr"] = json!("3"), &e, NOW).is_ok());
     }
@@ -378,12 +432,19 @@ mod tests {
         let mut e = expect();
         e.version = Some(McVersion::V1_1);
         e.acr_values = None;
-        assert!(check(|c| {
-            let o = c.as_object_mut().unwrap();
-            for k in ["at_hash", "acr", "amr", "hashed_login_hint"] {
-                o.remove(k);
-            }
-        }, &e, NOW).is_ok());
+        assert!(
+            check(
+                |c| {
+                    let o = c.as_object_mut().unwrap();
+                    for k in ["at_hash", "acr", "amr", "hashed_login_hint"] {
+                        o.remove(k);
+                    }
+                },
+                &e,
+                NOW
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -391,7 +452,13 @@ mod tests {
         let key = SigningKey::generate_ec("e").unwrap();
         let keys: JwkSet = serde_json::from_value(key.public_jwks()).unwrap();
         let rs_only = ["RS256".to_owned()];
-        let ctx = Context { issuer: ISS, client_id: CLIENT, allowed_algs: &rs_only, now: NOW, skew: 60 };
+        let ctx = Context {
+            issuer: ISS,
+            client_id: CLIENT,
+            allowed_algs: &rs_only,
+            now: NOW,
+            skew: 60,
+        };
         assert_eq!(
             validate(&key.sign(&claims()).unwrap(), &keys, &ctx, &expect()).unwrap_err(),
             IdTokenError::UnsupportedAlgorithm("ES256".into())

@@ -95,7 +95,10 @@ impl Jws {
             _ => Err(IdTokenError::Malformed(what)),
         };
         Ok(Jws {
-            header: object(decode(h, "header is not base64url")?, "header is not a JSON object")?,
+            header: object(
+                decode(h, "header is not base64url")?,
+                "header is not a JSON object",
+            )?,
             claims: object(
                 decode(p, "payload is not base64url")?,
                 "payload is not a JSON object",
@@ -141,7 +144,10 @@ impl Jws {
         let msg = self.signing_input.as_bytes();
         let ok = match alg {
             Algorithm::RS256 | Algorithm::PS256 => {
-                let (n, e) = (field("n").ok_or_else(mismatch)?, field("e").ok_or_else(mismatch)?);
+                let (n, e) = (
+                    field("n").ok_or_else(mismatch)?,
+                    field("e").ok_or_else(mismatch)?,
+                );
                 let params = if alg == Algorithm::RS256 {
                     &RSA_PKCS1_2048_8192_SHA256
                 } else {
@@ -155,7 +161,10 @@ impl Jws {
                 if key.get("crv").and_then(Value::as_str) != Some("P-256") {
                     return Err(mismatch());
                 }
-                let (x, y) = (field("x").ok_or_else(mismatch)?, field("y").ok_or_else(mismatch)?);
+                let (x, y) = (
+                    field("x").ok_or_else(mismatch)?,
+                    field("y").ok_or_else(mismatch)?,
+                );
                 if x.len() != 32 || y.len() != 32 {
                     return Err(mismatch());
                 }
@@ -184,9 +193,11 @@ pub struct JwkSet {
 
 impl JwkSet {
     fn signing_keys(&self) -> impl Iterator<Item = &Map<String, Value>> {
-        self.keys
-            .iter()
-            .filter(|k| k.get("use").and_then(Value::as_str).is_none_or(|u| u == "sig"))
+        self.keys.iter().filter(|k| {
+            k.get("use")
+                .and_then(Value::as_str)
+                .is_none_or(|u| u == "sig")
+        })
     }
 
     /// The key a token signed with `alg` under `kid` must verify against.
@@ -204,7 +215,11 @@ impl JwkSet {
                 });
                 let first = fitting.next();
                 // Ambiguity is refused rather than guessed.
-                if fitting.next().is_some() { None } else { first }
+                if fitting.next().is_some() {
+                    None
+                } else {
+                    first
+                }
             }
         }
     }
@@ -269,7 +284,9 @@ impl SigningKey {
     pub fn from_pkcs8_der(der: &[u8], alg: Algorithm, kid: &str) -> Result<SigningKey, Error> {
         let bad = |_| Error::InvalidRequest(format!("not a PKCS#8 key for {}", alg.as_str()));
         let pair = match alg {
-            Algorithm::RS256 | Algorithm::PS256 => Pair::Rsa(RsaKeyPair::from_pkcs8(der).map_err(bad)?),
+            Algorithm::RS256 | Algorithm::PS256 => {
+                Pair::Rsa(RsaKeyPair::from_pkcs8(der).map_err(bad)?)
+            }
             Algorithm::ES256 => Pair::Ec(
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(bad)?,
             ),
@@ -349,10 +366,15 @@ impl SigningKey {
                     &RSA_PSS_SHA256
                 };
                 let mut sig = vec![0u8; p.public_modulus_len()];
-                p.sign(padding, &rng, input.as_bytes(), &mut sig).map_err(failed)?;
+                p.sign(padding, &rng, input.as_bytes(), &mut sig)
+                    .map_err(failed)?;
                 sig
             }
-            Pair::Ec(p) => p.sign(&rng, input.as_bytes()).map_err(failed)?.as_ref().to_vec(),
+            Pair::Ec(p) => p
+                .sign(&rng, input.as_bytes())
+                .map_err(failed)?
+                .as_ref()
+                .to_vec(),
         };
         Ok(format!("{input}.{}", b64url(&sig)))
     }
@@ -364,7 +386,10 @@ mod tests {
     use super::*;
 
     fn set(keys: &[&SigningKey]) -> JwkSet {
-        serde_json::from_value(json!({"keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>()})).unwrap()
+        serde_json::from_value(
+            json!({"keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>()}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -386,7 +411,10 @@ mod tests {
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = b64url(br#"{"sub":"b"}"#);
         let tampered = Jws::parse(&parts.join(".")).unwrap();
-        assert_eq!(tampered.verify(&set(&[&key])), Err(IdTokenError::InvalidSignature));
+        assert_eq!(
+            tampered.verify(&set(&[&key])),
+            Err(IdTokenError::InvalidSignature)
+        );
 
         let other = SigningKey::generate_rsa("k2", Algorithm::RS256).unwrap();
         let jws = Jws::parse(&token).unwrap();
@@ -397,14 +425,21 @@ mod tests {
 
         let mut enc = set(&[&key]);
         enc.keys[0].insert("use".into(), json!("enc"));
-        assert!(matches!(jws.verify(&enc), Err(IdTokenError::NoMatchingKey(_))));
+        assert!(matches!(
+            jws.verify(&enc),
+            Err(IdTokenError::NoMatchingKey(_))
+        ));
 
         let none = format!("{}.{}.", b64url(br#"{"alg":"none"}"#), b64url(b"{}"));
         assert_eq!(
             Jws::parse(&none).unwrap().verify(&set(&[&key])),
             Err(IdTokenError::UnsupportedAlgorithm("none".into()))
         );
-        let hs = format!("{}.{}.c2ln", b64url(br#"{"alg":"HS256","kid":"k1"}"#), b64url(b"{}"));
+        let hs = format!(
+            "{}.{}.c2ln",
+            b64url(br#"{"alg":"HS256","kid":"k1"}"#),
+            b64url(b"{}")
+        );
         assert_eq!(
             Jws::parse(&hs).unwrap().verify(&set(&[&key])),
             Err(IdTokenError::UnsupportedAlgorithm("HS256".into()))
@@ -432,7 +467,9 @@ mod tests {
     #[test]
     fn pem_keys_load() {
         let key = SigningKey::generate_ec("x").unwrap();
-        let Pair::Ec(p) = &key.pair else { unreachable!() };
+        let Pair::Ec(p) = &key.pair else {
+            unreachable!()
+        };
         let der = p.to_pkcs8v1().unwrap();
         let pem = format!(
             "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",

@@ -440,7 +440,10 @@ mod tests {
     #[test]
     fn challenge_params_are_read() {
         let c = r#"Bearer error="invalid_token", error_description="The access token expired""#;
-        assert_eq!(challenge_param(c, "error").as_deref(), Some("invalid_token"));
+        assert_eq!(
+            challenge_param(c, "error").as_deref(),
+            Some("invalid_token")
+        );
         assert_eq!(
             challenge_param(c, "error_description").as_deref(),
             Some("The access token expired")

@@ -117,13 +117,27 @@ mod tests {
     #[test]
     fn errors_in_every_spelling() {
         for (q, want) in [
-            ("error=access_denied&error_description=no&state=s", ("access_denied", "no")),
-            ("error=access_denied&description=no", ("access_denied", "no")),
+            (
+                "error=access_denied&error_description=no&state=s",
+                ("access_denied", "no"),
+            ),
+            (
+                "error=access_denied&description=no",
+                ("access_denied", "no"),
+            ),
             ("err_msg=MSISDNNotFound", ("MSISDNNotFound", "")),
-            ("", ("invalid_request", "the redirect carries neither code, mcc_mnc nor error")),
+            (
+                "",
+                (
+                    "invalid_request",
+                    "the redirect carries neither code, mcc_mnc nor error",
+                ),
+            ),
         ] {
             match parse_redirect(q).unwrap() {
-                Redirect::Error { error, description, .. } => {
+                Redirect::Error {
+                    error, description, ..
+                } => {
                     assert_eq!((error.as_str(), description.as_str()), want, "{q}")
                 }
                 other => panic!("{q}: {other:?}"),
@@ -145,7 +159,12 @@ mod tests {
 
     #[test]
     fn malformed_mcc_mnc_is_refused() {
-        for bad in ["mcc_mnc=90101", "mcc_mnc=9a1_01", "mcc_mnc=901_1", "mcc_mnc=901_0123"] {
+        for bad in [
+            "mcc_mnc=90101",
+            "mcc_mnc=9a1_01",
+            "mcc_mnc=901_1",
+            "mcc_mnc=901_0123",
+        ] {
             assert!(parse_redirect(bad).is_err(), "{bad}");
         }
         assert!(matches!(

@@ -187,7 +187,10 @@ pub enum SiPoll {
 pub enum SiResult {
     Tokens(Box<TokenResponse>),
     /// `authorization_error`, `access_denied`, … (digest §9.4).
-    Error { error: String, description: String },
+    Error {
+        error: String,
+        description: String,
+    },
 }
 
 /// A verified notification.
@@ -202,15 +205,16 @@ impl Operator {
     /// Starts a server-initiated login (digest §9.2), signing the request object with
     /// `key` (whose public half the operator has registered for this client).
     pub async fn si_start(&self, req: SiRequest, key: &SigningKey) -> Result<SiPending, Error> {
-        let endpoint = self
-            .endpoints
-            .si_authorization
-            .clone()
-            .ok_or_else(|| Error::Unsupported("server-initiated (no si_authorization_endpoint)".into()))?;
+        let endpoint = self.endpoints.si_authorization.clone().ok_or_else(|| {
+            Error::Unsupported("server-initiated (no si_authorization_endpoint)".into())
+        })?;
         let client_id = self.credentials.client_id.clone();
         let now = self.now();
         let nonce = random_token(24);
-        let correlation_id = req.correlation_id.clone().unwrap_or_else(|| random_token(16));
+        let correlation_id = req
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| random_token(16));
         let (hint_param, hint_value) = req.login_hint.to_param();
         let mut claims = json!({
             "response_type": "mc_si_async_code",
@@ -246,7 +250,10 @@ impl Operator {
             }
             claims["client_name"] = json!(name);
         }
-        for (k, v) in [("context", &req.context), ("binding_message", &req.binding_message)] {
+        for (k, v) in [
+            ("context", &req.context),
+            ("binding_message", &req.binding_message),
+        ] {
             if let Some(v) = v {
                 claims[k] = json!(v);
             }
@@ -291,7 +298,10 @@ impl Operator {
                 received,
             });
         }
-        let expires_in = body.get("expires_in").and_then(Value::as_i64).unwrap_or(120);
+        let expires_in = body
+            .get("expires_in")
+            .and_then(Value::as_i64)
+            .unwrap_or(120);
         Ok(SiPending {
             issuer: self.metadata.issuer.clone(),
             client_id,
@@ -320,7 +330,9 @@ impl Operator {
             .await?;
         match outcome {
             TokenOutcome::Tokens(tokens) => {
-                let id_token = self.validate_tokens(&tokens, &pending.expectations()).await?;
+                let id_token = self
+                    .validate_tokens(&tokens, &pending.expectations())
+                    .await?;
                 Ok(SiPoll::Complete(Box::new(Login { tokens, id_token })))
             }
             TokenOutcome::Refused {
@@ -331,7 +343,9 @@ impl Operator {
                 "authorization_pending" => Ok(SiPoll::Pending),
                 "slow_down" => Ok(SiPoll::SlowDown),
                 "expired_token" => Err(Error::Expired),
-                "access_denied" | "authorization_error" => Err(Error::Denied { error, description }),
+                "access_denied" | "authorization_error" => {
+                    Err(Error::Denied { error, description })
+                }
                 _ => Err(Error::Protocol {
                     endpoint: "token",
                     status,
@@ -382,7 +396,9 @@ impl Operator {
         }
         match notification.result {
             SiResult::Tokens(tokens) => {
-                let id_token = self.validate_tokens(&tokens, &pending.expectations()).await?;
+                let id_token = self
+                    .validate_tokens(&tokens, &pending.expectations())
+                    .await?;
                 Ok(Login {
                     tokens: *tokens,
                     id_token,
@@ -437,7 +453,10 @@ fn read_body(body: &[u8]) -> Result<(String, Map<String, Value>), NotificationEr
     Ok((id, body))
 }
 
-fn notification(auth_req_id: String, body: Map<String, Value>) -> Result<SiNotification, NotificationError> {
+fn notification(
+    auth_req_id: String,
+    body: Map<String, Value>,
+) -> Result<SiNotification, NotificationError> {
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
     let correlation_id = text("correlation_id");
     let result = match text("error") {
@@ -445,10 +464,11 @@ fn notification(auth_req_id: String, body: Map<String, Value>) -> Result<SiNotif
             description: text("error_description").unwrap_or_default(),
             error,
         },
-        None => SiResult::Tokens(Box::new(
-            TokenResponse::from_json(body)
-                .map_err(|_| NotificationError::Malformed("neither tokens nor an error"))?,
-        )),
+        None => {
+            SiResult::Tokens(Box::new(TokenResponse::from_json(body).map_err(|_| {
+                NotificationError::Malformed("neither tokens nor an error")
+            })?))
+        }
     };
     Ok(SiNotification {
         auth_req_id,
@@ -535,15 +555,24 @@ mod tests {
 
     #[test]
     fn the_bearer_must_be_the_requests_token() {
-        let body = br#"{"auth_req_id":"req-1","access_token":"a","token_type":"Bearer","id_token":"x"}"#;
+        let body =
+            br#"{"auth_req_id":"req-1","access_token":"a","token_type":"Bearer","id_token":"x"}"#;
         let n = SiNotifications::default();
         n.insert(pending());
-        assert_eq!(n.handle(None, body).unwrap_err(), NotificationError::MissingBearer);
+        assert_eq!(
+            n.handle(None, body).unwrap_err(),
+            NotificationError::MissingBearer
+        );
         assert_eq!(
             n.handle(Some("Bearer tok-124"), body).unwrap_err(),
             NotificationError::WrongBearer
         );
-        assert_eq!(n.handle(Some("Bearer tok-124"), body).unwrap_err().http_status(), 401);
+        assert_eq!(
+            n.handle(Some("Bearer tok-124"), body)
+                .unwrap_err()
+                .http_status(),
+            401
+        );
         let (p, got) = n.handle(Some("bearer tok-123"), body).unwrap();
         assert_eq!(p.auth_req_id, "req-1");
         assert!(matches!(got.result, SiResult::Tokens(_)));
@@ -558,7 +587,10 @@ mod tests {
     fn errors_and_malformed_bodies() {
         let p = pending();
         let denied = br#"{"auth_req_id":"req-1","error":"authorization_error","error_description":"Subscriber denied the request"}"#;
-        match parse_notification(Some("Bearer tok-123"), denied, &p).unwrap().result {
+        match parse_notification(Some("Bearer tok-123"), denied, &p)
+            .unwrap()
+            .result
+        {
             SiResult::Error { error, .. } => assert_eq!(error, "authorization_error"),
             other => panic!("{other:?}"),
         }
@@ -568,8 +600,12 @@ mod tests {
             assert_eq!(e.http_status(), 400);
         }
         assert_eq!(
-            parse_notification(Some("Bearer tok-123"), br#"{"auth_req_id":"other","error":"x"}"#, &p)
-                .unwrap_err(),
+            parse_notification(
+                Some("Bearer tok-123"),
+                br#"{"auth_req_id":"other","error":"x"}"#,
+                &p
+            )
+            .unwrap_err(),
             NotificationError::UnknownRequest("other".into())
         );
     }

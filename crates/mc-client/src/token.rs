@@ -138,15 +138,20 @@ impl Operator {
     ) -> Result<TokenOutcome, Error> {
         let c = &self.credentials;
         let secret = || {
-            c.client_secret.as_ref().map(|s| s.expose().to_owned()).ok_or_else(|| {
-                Error::InvalidRequest("client_secret authentication without a secret".into())
-            })
+            c.client_secret
+                .as_ref()
+                .map(|s| s.expose().to_owned())
+                .ok_or_else(|| {
+                    Error::InvalidRequest("client_secret authentication without a secret".into())
+                })
         };
         let mut req = self.ctx.http.post(&self.endpoints.token);
         match &c.auth {
             TokenAuth::ClientSecretBasic => {
                 // RFC 6749 §2.3.1: form-encode both before base64.
-                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
                 req = req.basic_auth(enc(&c.client_id), Some(enc(&secret()?)));
             }
             TokenAuth::ClientSecretPost => {
@@ -177,10 +182,11 @@ impl Operator {
         let status = resp.status().as_u16();
         if resp.status().is_success() {
             // The Java fixtures answer 202; any 2xx with a token body is accepted.
-            let body: Map<String, Value> = resp.json().await.map_err(|e| Error::InvalidResponse {
-                endpoint: "token",
-                detail: e.without_url().to_string(),
-            })?;
+            let body: Map<String, Value> =
+                resp.json().await.map_err(|e| Error::InvalidResponse {
+                    endpoint: "token",
+                    detail: e.without_url().to_string(),
+                })?;
             return TokenResponse::from_json(body)
                 .map(TokenOutcome::Tokens)
                 .map_err(|detail| Error::InvalidResponse {

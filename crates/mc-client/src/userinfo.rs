@@ -4,11 +4,11 @@
 
 use serde_json::{Map, Value};
 
+use crate::Operator;
 use crate::error::{Error, transport};
 use crate::id_token::IdToken;
 use crate::jose::Jws;
 use crate::operator::protocol_error;
-use crate::Operator;
 
 impl Operator {
     /// The userinfo endpoint's claims.

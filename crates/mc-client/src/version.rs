@@ -103,20 +103,29 @@ mod tests {
         );
         let no_v3 = &ALL_DI[..4];
         assert_eq!(pick("openid mc_authz", no_v3), Some(McVersion::DiR2V2_3));
-        assert_eq!(pick("openid mc_kyc_plain", no_v3), Some(McVersion::DiR2V2_3));
+        assert_eq!(
+            pick("openid mc_kyc_plain", no_v3),
+            Some(McVersion::DiR2V2_3)
+        );
         assert_eq!(
             pick("openid mc_authn", &[McVersion::V1_1, McVersion::V2_0]),
             Some(McVersion::V2_0)
         );
         assert_eq!(pick("openid", &ALL_DI), Some(McVersion::V1_1));
-        assert_eq!(pick("openid mc_authn", &[McVersion::V1_2]), Some(McVersion::V1_2));
+        assert_eq!(
+            pick("openid mc_authn", &[McVersion::V1_2]),
+            Some(McVersion::V1_2)
+        );
     }
 
     #[test]
     fn an_operator_without_mc_version_is_v1_1_only() {
         let sup = supported_versions(None);
         assert_eq!(sup, vec![McVersion::V1_1]);
-        assert_eq!(select_version(None, "openid", &sup).unwrap(), McVersion::V1_1);
+        assert_eq!(
+            select_version(None, "openid", &sup).unwrap(),
+            McVersion::V1_1
+        );
         assert!(matches!(
             select_version(None, "openid mc_authn", &sup),
             Err(Error::NoVersion { .. })

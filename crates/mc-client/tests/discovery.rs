@@ -106,7 +106,9 @@ async fn fake_handler(
         Answer::Ok(ttl) => axum::Json(ok_body(ttl, &corr)).into_response(),
         Answer::Selection202 => (
             StatusCode::ACCEPTED,
-            axum::Json(json!({"links": [{"rel": "operatorSelection", "href": "/select?session_id=s1"}]})),
+            axum::Json(
+                json!({"links": [{"rel": "operatorSelection", "href": "/select?session_id=s1"}]}),
+            ),
         )
             .into_response(),
         Answer::Redirect302 => (
@@ -220,7 +222,10 @@ async fn msisdn_lookup_posts_a_form_with_basic_auth_and_caches_until_ttl() {
     assert_eq!(seen.method, Method::POST);
     assert_eq!(seen.params["MSISDN"], ALICE, "no '+'");
     assert_eq!(seen.params["Redirect_URL"], "https://shop.example/cb");
-    assert_eq!(Some(&seen.params["correlation_id"]), op.correlation_id.as_ref());
+    assert_eq!(
+        Some(&seen.params["correlation_id"]),
+        op.correlation_id.as_ref()
+    );
     use base64::Engine as _;
     assert_eq!(
         seen.authorization.as_deref(),
@@ -239,7 +244,11 @@ async fn msisdn_lookup_posts_a_form_with_basic_auth_and_caches_until_ttl() {
 
     let again = operator(b.client.discover(&alice()).await.unwrap());
     assert!(again.from_cache && !again.stale);
-    assert_eq!(again.subscriber_id.as_deref(), Some("00ff"), "a per-MSISDN entry keeps it");
+    assert_eq!(
+        again.subscriber_id.as_deref(),
+        Some("00ff"),
+        "a per-MSISDN entry keeps it"
+    );
     assert_eq!(b.fake.hits(), 1);
     b.offset.store(3601, Ordering::SeqCst);
     let fresh = operator(b.client.discover(&alice()).await.unwrap());
@@ -261,12 +270,23 @@ async fn ttl_in_the_past_is_cached_five_minutes_and_far_future_180_days() {
 
     // A ttl read as a duration by the Java SDK (small number) or absent: the floor too.
     b.fake.set(Answer::Ok(None));
-    let op = operator(b.client.discover(&DiscoveryRequest::identified("901", "01")).await.unwrap());
+    let op = operator(
+        b.client
+            .discover(&DiscoveryRequest::identified("901", "01"))
+            .await
+            .unwrap(),
+    );
     assert_eq!(op.expires_at, b.mc.now() + MIN_TTL_SECS);
 
     // Ten years: 180 days.
-    b.fake.set(Answer::Ok(Some(ms(b.mc.now() + 10 * 365 * 86_400))));
-    let op = operator(b.client.discover(&DiscoveryRequest::identified("234", "15")).await.unwrap());
+    b.fake
+        .set(Answer::Ok(Some(ms(b.mc.now() + 10 * 365 * 86_400))));
+    let op = operator(
+        b.client
+            .discover(&DiscoveryRequest::identified("234", "15"))
+            .await
+            .unwrap(),
+    );
     assert_eq!(op.expires_at, b.mc.now() + MAX_TTL_SECS);
 }
 
@@ -278,7 +298,10 @@ async fn discovery_down_serves_the_stale_entry_and_without_one_is_a_typed_error(
     b.offset.store(601, Ordering::SeqCst);
 
     // Discovery answers 503: the expired entry stands in.
-    b.fake.set(Answer::Status(503, json!({"error": "temporarily_unavailable"})));
+    b.fake.set(Answer::Status(
+        503,
+        json!({"error": "temporarily_unavailable"}),
+    ));
     let stale = operator(b.client.discover(&alice()).await.unwrap());
     assert!(stale.stale && stale.from_cache);
     assert_eq!(stale.client_id, "shop-at-op");
@@ -309,20 +332,32 @@ async fn definitive_errors_are_typed_and_never_answered_from_the_cache() {
     b.offset.store(601, Ordering::SeqCst);
     let cases = [
         (
-            Answer::Status(401, json!({"error": "invalid_client", "description": "bad credentials"})),
+            Answer::Status(
+                401,
+                json!({"error": "invalid_client", "description": "bad credentials"}),
+            ),
             "unauthorized",
         ),
         (
-            Answer::Status(404, json!({"error": "Not_Found_Entity", "description": "Operator Not Found"})),
+            Answer::Status(
+                404,
+                json!({"error": "Not_Found_Entity", "description": "Operator Not Found"}),
+            ),
             "not found",
         ),
         // The Java fixture's "not found" comes with HTTP 200.
         (
-            Answer::Status(200, json!({"error": "Not_Found_Entity", "description": "Operator Not Found"})),
+            Answer::Status(
+                200,
+                json!({"error": "Not_Found_Entity", "description": "Operator Not Found"}),
+            ),
             "not found",
         ),
         (
-            Answer::Status(400, json!({"error": "invalid_request", "description": "Redirect_URL is missing"})),
+            Answer::Status(
+                400,
+                json!({"error": "invalid_request", "description": "Redirect_URL is missing"}),
+            ),
             "rejected",
         ),
         (Answer::WrongCorrelation, "correlation"),
@@ -355,14 +390,25 @@ async fn operator_selection_by_202_and_302_and_the_way_back() {
     let b = bed(Answer::Selection202).await;
     match b.client.discover(&DiscoveryRequest::none()).await.unwrap() {
         DiscoveryOutcome::OperatorSelection { url } => {
-            assert_eq!(url, format!("{}/select?session_id=s1", b.fake.url.trim_end_matches("/v2/discovery")));
+            assert_eq!(
+                url,
+                format!(
+                    "{}/select?session_id=s1",
+                    b.fake.url.trim_end_matches("/v2/discovery")
+                )
+            );
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(b.fake.last().method, Method::GET);
     assert!(!b.fake.last().params.contains_key("MSISDN"));
     b.fake.set(Answer::Redirect302);
-    match b.client.discover(&DiscoveryRequest::none().source_ip("10.64.1.2")).await.unwrap() {
+    match b
+        .client
+        .discover(&DiscoveryRequest::none().source_ip("10.64.1.2"))
+        .await
+        .unwrap()
+    {
         DiscoveryOutcome::OperatorSelection { url } => {
             assert_eq!(url, "https://discovery.example/select?session_id=s2")
         }
@@ -374,8 +420,18 @@ async fn operator_selection_by_202_and_302_and_the_way_back() {
     let back = parse_redirect("https://shop.example/cb?mcc_mnc=901_01&subscriber_id=abc").unwrap();
     let op = operator(b.client.after_selection(&back).await.unwrap());
     let seen = b.fake.last();
-    assert_eq!((seen.params["Selected-MCC"].as_str(), seen.params["Selected-MNC"].as_str()), ("901", "01"));
-    assert_eq!(op.subscriber_id.as_deref(), Some("00ff"), "the answer's own wins");
+    assert_eq!(
+        (
+            seen.params["Selected-MCC"].as_str(),
+            seen.params["Selected-MNC"].as_str()
+        ),
+        ("901", "01")
+    );
+    assert_eq!(
+        op.subscriber_id.as_deref(),
+        Some("00ff"),
+        "the answer's own wins"
+    );
     // Another user of the same network: served from the MCC/MNC entry, which never keeps
     // the previous user's subscriber_id.
     let back = parse_redirect("mcc_mnc=901_01&subscriber_id=def").unwrap();
@@ -385,7 +441,11 @@ async fn operator_selection_by_202_and_302_and_the_way_back() {
     assert_eq!(op.mcc_mnc, Some(("901".into(), "01".into())));
 
     // The page's own errors.
-    match b.client.after_selection(&parse_redirect("err_msg=MSISDNNotFound").unwrap()).await {
+    match b
+        .client
+        .after_selection(&parse_redirect("err_msg=MSISDNNotFound").unwrap())
+        .await
+    {
         Err(Error::Discovery(DiscoveryError::Selection(m))) => assert_eq!(m, "MSISDNNotFound"),
         other => panic!("{other:?}"),
     }
@@ -408,7 +468,11 @@ const DISCO_SECRET: &str = "discovery-secret-0123456789abcdef";
 async fn real_discovery(sbx: &Sandbox) -> RealDiscovery {
     use mc_discovery::registry::{self, AppSpec, CredentialSpec, OperatorSpec};
     use mc_store::{DiscoveryStore, NumberEntry, NumberKind};
-    let store = Arc::new(mc_store_sqlite::SqliteStore::open_in_memory().await.unwrap());
+    let store = Arc::new(
+        mc_store_sqlite::SqliteStore::open_in_memory()
+            .await
+            .unwrap(),
+    );
     let s: &dyn DiscoveryStore = &*store;
     let jwks: Value = reqwest::get(format!("{}/jwks", sbx.base))
         .await
@@ -530,7 +594,11 @@ async fn msisdn_discovery_then_an_encr_msisdn_login_against_the_real_services() 
         )
         .unwrap();
     assert!(start.url.contains("ENCR_MSISDN"));
-    assert_eq!(start.pending.msisdn.as_deref(), Some(ALICE), "known from discovery");
+    assert_eq!(
+        start.pending.msisdn.as_deref(),
+        Some(ALICE),
+        "known from discovery"
+    );
     let phone = sbx.approve_next(ALICE, None);
     let back = browser(&start.url, &sbx.shop_redirect()).await;
     phone.await.unwrap();
@@ -544,10 +612,16 @@ async fn msisdn_discovery_then_an_encr_msisdn_login_against_the_real_services() 
     // Unknown number and wrong credentials: the documented errors, typed.
     let stranger = DiscoveryRequest::msisdn(Msisdn::parse("33612345678").unwrap());
     match client.discover(&stranger).await {
-        Err(Error::Discovery(DiscoveryError::NotFound(_))) | Ok(DiscoveryOutcome::OperatorSelection { .. }) => {}
+        Err(Error::Discovery(DiscoveryError::NotFound(_)))
+        | Ok(DiscoveryOutcome::OperatorSelection { .. }) => {}
         other => panic!("{other:?}"),
     }
-    let wrong = mc.discovery(DiscoveryConfig::new(&disco.url, DISCO_ID, "wrong", sbx.shop_redirect()));
+    let wrong = mc.discovery(DiscoveryConfig::new(
+        &disco.url,
+        DISCO_ID,
+        "wrong",
+        sbx.shop_redirect(),
+    ));
     assert!(matches!(
         wrong.discover(&alice()).await,
         Err(Error::Discovery(DiscoveryError::Unauthorized(_)))
@@ -585,15 +659,20 @@ async fn the_operator_selection_page_round_trip_against_the_real_services() {
     assert_eq!(html.status(), 200);
     let resp = http
         .post(page.as_str().split('?').next().unwrap())
-        .form(&[("session_id", session_id.as_str()), ("msisdn", "+44 7700 900301")])
+        .form(&[
+            ("session_id", session_id.as_str()),
+            ("msisdn", "+44 7700 900301"),
+        ])
         .send()
         .await
         .unwrap();
     let back = resp.headers()["location"].to_str().unwrap().to_owned();
     assert!(back.starts_with(&sbx.shop_redirect()), "{back}");
     let redirect = parse_redirect(&back).unwrap();
-    assert!(matches!(&redirect, Redirect::OperatorSelected { mcc, mnc, subscriber_id: Some(_), .. }
-        if mcc == "901" && mnc == "01"));
+    assert!(
+        matches!(&redirect, Redirect::OperatorSelected { mcc, mnc, subscriber_id: Some(_), .. }
+        if mcc == "901" && mnc == "01")
+    );
     let found = operator(client.after_selection(&redirect).await.unwrap());
     let op = mc.operator_from_discovery(&found).await.unwrap();
     let start = op

@@ -33,9 +33,10 @@ async fn a_stock_oidc_client_with_only_the_issuer_logs_in_through_the_gateway() 
         .unwrap();
 
     // 1. Configuration: the issuer URL, the client id and secret. Nothing else.
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(sbx.base.clone()).unwrap(), &http)
-        .await
-        .expect("OpenID Connect Discovery from the issuer");
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(sbx.base.clone()).unwrap(), &http)
+            .await
+            .expect("OpenID Connect Discovery from the issuer");
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(shop.client_id.clone()),
@@ -56,7 +57,10 @@ async fn a_stock_oidc_client_with_only_the_issuer_logs_in_through_the_gateway() 
     let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
     assert_eq!(query["scope"], "openid");
     for mc_param in ["version", "acr_values", "login_hint"] {
-        assert!(!query.contains_key(mc_param), "{mc_param} is not sent by a stock client");
+        assert!(
+            !query.contains_key(mc_param),
+            "{mc_param} is not sent by a stock client"
+        );
     }
 
     // 3. The browser: the gateway asks for the number on its own page.
@@ -77,14 +81,17 @@ async fn a_stock_oidc_client_with_only_the_issuer_logs_in_through_the_gateway() 
         .await
         .unwrap();
     assert!(typed.status().is_redirection(), "{}", typed.status());
-    let wait = page.join(typed.headers()["location"].to_str().unwrap()).unwrap();
+    let wait = page
+        .join(typed.headers()["location"].to_str().unwrap())
+        .unwrap();
     let back = browser(wait.as_str(), &redirect_uri).await;
     let shown = phone.await.unwrap();
     assert_eq!(shown["client_name"], shop.short_name.as_str());
 
     // 4. Back at the relying party: the library's own checks.
     let back = url::Url::parse(&back).unwrap();
-    let params: std::collections::HashMap<String, String> = back.query_pairs().into_owned().collect();
+    let params: std::collections::HashMap<String, String> =
+        back.query_pairs().into_owned().collect();
     assert_eq!(params.get("state"), Some(state.secret()), "{back}");
     let response = client
         .exchange_code(AuthorizationCode::new(params["code"].clone()))
@@ -103,7 +110,10 @@ async fn a_stock_oidc_client_with_only_the_issuer_logs_in_through_the_gateway() 
         "a plain OIDC request defaults to LoA2"
     );
     let sub = claims.subject().clone();
-    assert!(!sub.as_str().contains(ALICE), "sub is a PCR, not the number");
+    assert!(
+        !sub.as_str().contains(ALICE),
+        "sub is a PCR, not the number"
+    );
     let userinfo: openidconnect::core::CoreUserInfoClaims = client
         .user_info(response.access_token().clone(), Some(sub.clone()))
         .expect("userinfo endpoint from discovery")
@@ -111,5 +121,8 @@ async fn a_stock_oidc_client_with_only_the_issuer_logs_in_through_the_gateway() 
         .await
         .expect("userinfo");
     assert_eq!(userinfo.subject(), &sub);
-    assert!(userinfo.phone_number().is_none(), "scope openid releases no number");
+    assert!(
+        userinfo.phone_number().is_none(),
+        "scope openid releases no number"
+    );
 }

@@ -31,7 +31,11 @@ async fn login(
     req: AuthorizationRequest,
     who: &str,
     pin: Option<&str>,
-) -> (mc_client::Operator, mc_client::authorize::Login, serde_json::Value) {
+) -> (
+    mc_client::Operator,
+    mc_client::authorize::Login,
+    serde_json::Value,
+) {
     let op = sbx.shop_operator(mc).await;
     let start = op.authorize(req).unwrap();
     let phone = sbx.approve_next(who, pin);
@@ -54,7 +58,10 @@ async fn authn_login_end_to_end_with_pkce_and_userinfo() {
         .query_pairs()
         .into_owned()
         .collect();
-    assert_eq!(q["version"], "mc_di_v3.0", "highest version the gateway lists for mc_authn");
+    assert_eq!(
+        q["version"], "mc_di_v3.0",
+        "highest version the gateway lists for mc_authn"
+    );
     assert_eq!(q["login_hint"], "MSISDN:447700900301");
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["acr_values"], "2");
@@ -68,7 +75,10 @@ async fn authn_login_end_to_end_with_pkce_and_userinfo() {
     let t = &login.id_token;
     assert_eq!(t.iss, sbx.base);
     assert_eq!(t.acr.as_deref(), Some("2"));
-    assert!(!t.pcr().is_empty() && !t.pcr().contains(ALICE), "sub is a PCR");
+    assert!(
+        !t.pcr().is_empty() && !t.pcr().contains(ALICE),
+        "sub is a PCR"
+    );
     assert_eq!(
         t.hashed_login_hint.as_deref(),
         Some(mc_core::id_token::hashed_login_hint(&Msisdn::parse(ALICE).unwrap()).as_str())
@@ -92,7 +102,9 @@ async fn authn_login_end_to_end_with_pkce_and_userinfo() {
     }
     // A bad access token is the gateway's 401 challenge, typed.
     match op.userinfo("not-a-token", None).await {
-        Err(Error::Protocol { status: 401, error, .. }) => assert_eq!(error, "invalid_token"),
+        Err(Error::Protocol {
+            status: 401, error, ..
+        }) => assert_eq!(error, "invalid_token"),
         other => panic!("{other:?}"),
     }
 }
@@ -120,17 +132,30 @@ async fn authz_without_a_context_or_short_name_is_refused_before_any_request() {
     let mc = MobileConnect::new(Default::default());
     let s = sbx.shop();
     let anonymous = mc
-        .operator_from_issuer(&sbx.base, ClientCredentials::secret_basic(&s.client_id, &s.client_secret))
+        .operator_from_issuer(
+            &sbx.base,
+            ClientCredentials::secret_basic(&s.client_id, &s.client_secret),
+        )
         .await
         .unwrap();
     let err = anonymous
         .authorize(AuthorizationRequest::authz(&sbx.shop_redirect(), "Pay"))
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidRequest(ref m) if m.contains("client_name")), "{err}");
+    assert!(
+        matches!(err, Error::InvalidRequest(ref m) if m.contains("client_name")),
+        "{err}"
+    );
     let mut req = AuthorizationRequest::authz(&sbx.shop_redirect(), "Pay");
     req.context = None;
-    let err = sbx.shop_operator(&mc).await.authorize(req.scope("openid mc_authz")).unwrap_err();
-    assert!(matches!(err, Error::InvalidRequest(ref m) if m.contains("context")), "{err}");
+    let err = sbx
+        .shop_operator(&mc)
+        .await
+        .authorize(req.scope("openid mc_authz"))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidRequest(ref m) if m.contains("context")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -193,7 +218,10 @@ async fn real_tokens_fail_each_check_with_its_typed_error() {
     // Wrong nonce.
     let mut e = expect.clone();
     e.nonce = Some("another-nonce".into());
-    assert_eq!(op.validate_id_token(&jwt, &e).await.unwrap_err(), IdTokenError::InvalidNonce);
+    assert_eq!(
+        op.validate_id_token(&jwt, &e).await.unwrap_err(),
+        IdTokenError::InvalidNonce
+    );
 
     // Wrong audience: the same token presented to another client of the operator.
     let other = op.with_credentials(ClientCredentials::secret_basic("another-client", "x"));
@@ -236,13 +264,19 @@ async fn real_tokens_fail_each_check_with_its_typed_error() {
     // at_hash bound to the access token.
     let mut e = expect.clone();
     e.access_token = Some("another-access-token".into());
-    assert_eq!(op.validate_id_token(&jwt, &e).await.unwrap_err(), IdTokenError::InvalidAtHash);
+    assert_eq!(
+        op.validate_id_token(&jwt, &e).await.unwrap_err(),
+        IdTokenError::InvalidAtHash
+    );
 
     // Expired: the clock moves past exp + 60 s of skew; within the skew it still passes.
     let exp = login.id_token.exp;
     let now = mc.now();
     offset.store(exp - now + 59, Ordering::SeqCst);
-    assert!(op.validate_id_token(&jwt, &expect).await.is_ok(), "inside the 60 s skew");
+    assert!(
+        op.validate_id_token(&jwt, &expect).await.is_ok(),
+        "inside the 60 s skew"
+    );
     offset.store(exp - now + 61, Ordering::SeqCst);
     assert!(matches!(
         op.validate_id_token(&jwt, &expect).await.unwrap_err(),
@@ -281,7 +315,10 @@ async fn metadata_for_another_issuer_is_refused() {
     let mc = MobileConnect::new(Default::default());
     // The same server reached by another name: its metadata names 127.0.0.1.
     let alias = sbx.base.replace("127.0.0.1", "localhost");
-    match mc.operator_from_issuer(&alias, sbx.shop_credentials()).await {
+    match mc
+        .operator_from_issuer(&alias, sbx.shop_credentials())
+        .await
+    {
         Err(Error::Metadata(m)) => assert!(m.contains("issuer"), "{m}"),
         Err(Error::Transport { .. }) => {} // no "localhost" resolution on this machine
         other => panic!("{other:?}"),
@@ -298,7 +335,8 @@ async fn state_mismatch_and_error_redirects_are_typed() {
         .unwrap();
     let cb = sbx.shop_redirect();
     assert!(matches!(
-        op.complete(&start.pending, &format!("{cb}?code=x&state=forged")).await,
+        op.complete(&start.pending, &format!("{cb}?code=x&state=forged"))
+            .await,
         Err(Error::StateMismatch)
     ));
     assert!(matches!(
@@ -307,7 +345,11 @@ async fn state_mismatch_and_error_redirects_are_typed() {
     ));
     let st = &start.pending.state;
     assert!(matches!(
-        op.complete(&start.pending, &format!("{cb}?code=x&state={st}&correlation_id=other")).await,
+        op.complete(
+            &start.pending,
+            &format!("{cb}?code=x&state={st}&correlation_id=other")
+        )
+        .await,
         Err(Error::CorrelationIdMismatch { .. })
     ));
 
@@ -335,7 +377,10 @@ async fn client_secret_post_works_too() {
     let op = sbx
         .shop_operator(&mc)
         .await
-        .with_credentials(ClientCredentials::secret_post(&s.client_id, &s.client_secret));
+        .with_credentials(ClientCredentials::secret_post(
+            &s.client_id,
+            &s.client_secret,
+        ));
     let start = op
         .authorize(AuthorizationRequest::authn(&sbx.shop_redirect()).login_hint(msisdn(ALICE)))
         .unwrap();
@@ -359,5 +404,7 @@ fn base64_url(b: &[u8]) -> String {
 
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
 }

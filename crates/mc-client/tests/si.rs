@@ -59,9 +59,18 @@ impl Receiver {
         let url = format!("http://{}/mc/notify", listener.local_addr().unwrap());
         let app = axum::Router::new()
             .route("/mc/notify", axum::routing::post(notify))
-            .with_state(Rs { handler, tx, refused });
+            .with_state(Rs {
+                handler,
+                tx,
+                refused,
+            });
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, rx, refusals, _server: server }
+        Receiver {
+            url,
+            rx,
+            refusals,
+            _server: server,
+        }
     }
 
     async fn next(&mut self) -> (SiPending, SiNotification) {
@@ -145,7 +154,14 @@ async fn notification_variant_with_mc_authz_texts() {
     assert!(handler.is_empty(), "taken out once");
     let login = op.si_complete(&taken, notification).await.unwrap();
     assert_eq!(login.id_token.acr.as_deref(), Some("2"));
-    assert!(login.id_token.displayed_data.as_deref().unwrap().contains("TX-4410"));
+    assert!(
+        login
+            .id_token
+            .displayed_data
+            .as_deref()
+            .unwrap()
+            .contains("TX-4410")
+    );
     // The SDK sent MSISDN:, so it checked hashed_login_hint against that number.
     assert_eq!(
         login.id_token.hashed_login_hint.as_deref(),
@@ -180,7 +196,11 @@ async fn a_notification_with_the_wrong_bearer_is_refused_and_the_real_one_still_
         .unwrap();
     assert_eq!(forged.status(), 401);
     assert_eq!(rx.refusals.recv().await, Some(401));
-    assert_eq!(handler.len(), 1, "a refused notification does not consume the request");
+    assert_eq!(
+        handler.len(),
+        1,
+        "a refused notification does not consume the request"
+    );
 
     sbx.approve_next(ALICE, None).await.unwrap();
     let (taken, notification) = rx.next().await;
@@ -216,7 +236,10 @@ async fn polling_variant_with_private_key_jwt() {
             assert_eq!(sbx.answer(ALICE, &c, "deny", None).await, "denied");
         })
     };
-    let err = op.si_wait(&pending, Duration::from_secs(1)).await.unwrap_err();
+    let err = op
+        .si_wait(&pending, Duration::from_secs(1))
+        .await
+        .unwrap_err();
     deny.await.unwrap();
     assert!(matches!(err, Error::Denied { .. }), "{err:?}");
 }

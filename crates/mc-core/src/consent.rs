@@ -203,7 +203,10 @@ mod tests {
                 "mc_identity_phonenumber"
             ])
         );
-        assert_eq!(requested_items("openid", Some("not json")), Vec::<String>::new());
+        assert_eq!(
+            requested_items("openid", Some("not json")),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

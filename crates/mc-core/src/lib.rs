@@ -32,8 +32,8 @@ pub mod params;
 pub mod pkce;
 pub mod scope;
 pub mod sector;
-pub mod token_request;
 pub mod token_manager;
+pub mod token_request;
 pub mod version;
 
 pub use error::{ErrorCode, McError};

@@ -66,6 +66,7 @@ pub fn provider_metadata(m: &MetadataInput<'_>) -> Value {
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
         "userinfo_endpoint": format!("{base}/userinfo"),
+        "premiuminfo_endpoint": format!("{base}/premiuminfo"),
         "introspection_endpoint": format!("{base}/introspect"),
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
@@ -145,6 +146,10 @@ mod tests {
             assert!(m.get(key).is_some(), "{key}");
         }
         assert_eq!(m["token_endpoint"], "http://127.0.0.1:8080/token");
+        assert_eq!(
+            m["premiuminfo_endpoint"],
+            "http://127.0.0.1:8080/premiuminfo"
+        );
         let hints = m["login_hint_methods_supported"].as_array().unwrap();
         assert!(
             hints.contains(&json!("ENCR_MSISDN")) && hints.contains(&json!("ENCRYPTED_MSISDN"))

@@ -49,9 +49,12 @@ pub fn check_token_query(p: &RawParams) -> Result<TokenQuery, McError> {
     if p.is_duplicated("token") || p.is_duplicated("token_type_hint") {
         return Err(McError::InvalidTokenRequest("duplicate parameters"));
     }
-    let token = p.get("token").filter(|t| !t.is_empty()).ok_or(
-        McError::InvalidTokenRequest("MANDATORY parameter token is missing"),
-    )?;
+    let token = p
+        .get("token")
+        .filter(|t| !t.is_empty())
+        .ok_or(McError::InvalidTokenRequest(
+            "MANDATORY parameter token is missing",
+        ))?;
     let hint = match p.get("token_type_hint") {
         None | Some("") => None,
         Some(h) => Some(TokenTypeHint::parse(h).ok_or(McError::UnsupportedTokenType)?),

@@ -280,9 +280,8 @@ mod tests {
     #[test]
     fn client_credentials_scope_is_client_level_and_registered() {
         let allowed = Scope::from_values(["openid", "mc_authn", "mc_atp"]);
-        let ok = |q: &str| {
-            check_client_credentials_grant(&body(q), &allowed).map(|s| s.to_string())
-        };
+        let ok =
+            |q: &str| check_client_credentials_grant(&body(q), &allowed).map(|s| s.to_string());
         assert_eq!(ok("scope=mc_atp"), Ok("mc_atp".into()));
         assert_eq!(ok("scope=openid%20mc_atp"), Ok("mc_atp".into()));
         assert_eq!(ok(""), Ok("mc_atp".into()));
@@ -298,7 +297,9 @@ mod tests {
             check_client_credentials_grant(&body(""), &no_atp),
             Err(McError::InvalidScope)
         );
-        assert!(check_client_credentials_grant(&body("scope=mc_atp&scope=mc_atp"), &allowed).is_err());
+        assert!(
+            check_client_credentials_grant(&body("scope=mc_atp&scope=mc_atp"), &allowed).is_err()
+        );
     }
 
     #[test]
@@ -308,7 +309,9 @@ mod tests {
         let g = check_refresh_grant(&body("refresh_token=r&scope=openid")).unwrap();
         let original = Scope::from_values(["openid", "mc_authn", "offline_access"]);
         assert_eq!(
-            refreshed_scope(&original, g.scope.as_ref()).unwrap().to_string(),
+            refreshed_scope(&original, g.scope.as_ref())
+                .unwrap()
+                .to_string(),
             "openid"
         );
         assert_eq!(refreshed_scope(&original, None).unwrap(), original);

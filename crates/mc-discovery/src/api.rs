@@ -340,16 +340,15 @@ pub fn links(op: &Operator, short_name: &str) -> Vec<Value> {
     out
 }
 
-/// The 200 body (digest §2.4).
+/// The 200 body (digest §2.4); `ttl` is the absolute expiry in epoch milliseconds.
 pub fn success_body(
-    s: &DiscoveryState,
     app: &DiscoveryAppRecord,
     op: &Operator,
     cred: &OperatorCredentialRecord,
     client_secret: &str,
     subscriber_id: Option<&str>,
     correlation_id: Option<&str>,
-    now_ms: u64,
+    ttl: u64,
 ) -> Value {
     let client_name = cred.client_name.as_deref().unwrap_or(&app.short_name);
     let mut response = json!({
@@ -362,7 +361,7 @@ pub fn success_body(
         "apis": {"operatorid": {"link": links(op, client_name)}},
     });
     let mut body = json!({
-        "ttl": now_ms + s.config().ttl_secs * 1000,
+        "ttl": ttl,
     });
     if let Some(sub) = subscriber_id {
         // Top level (what the SDKs read) and inside `response` (J's older fixture).
@@ -484,14 +483,13 @@ async fn answer(
                 tracing::debug!(msisdn = %m, operator = %op.record.id, "discovered");
             }
             let body = success_body(
-                s,
                 &app,
                 &op,
                 &cred,
                 &secret,
                 sub.as_deref(),
                 correlation_id,
-                now_ms(),
+                now_ms() + s.config().ttl_secs * 1000,
             );
             Ok((
                 StatusCode::OK,

@@ -315,7 +315,7 @@ mod tests {
             (Ported, 447_700_900_302, "op-c"),
         ]);
         assert_eq!(ix.lookup(447_800_000_000), None);
-        assert_eq!(ix.lookup(1_202_555_0100), None);
+        assert_eq!(ix.lookup(12_025_550_100), None);
         assert_eq!(ix.lookup(4_477_009), None, "shorter than the prefix");
         assert_eq!(NumberIndex::default().lookup(447_700_900_301), None);
     }

@@ -463,7 +463,8 @@ mod tests {
     #[test]
     fn operator_checks() {
         assert!(check_operator(&spec()).is_ok());
-        let bad: Vec<Box<dyn Fn(&mut OperatorSpec)>> = vec![
+        type Edit = Box<dyn Fn(&mut OperatorSpec)>;
+        let bad: Vec<Edit> = vec![
             Box::new(|s| s.id = "Op A".into()),
             Box::new(|s| s.mcc = "23".into()),
             Box::new(|s| s.mnc = "1".into()),

@@ -123,9 +123,7 @@ async fn session_of(
         .verify_session(token, now())
         .ok_or_else(broken_link)?;
     match s.store().get_discovery_app(&session.app).await {
-        Ok(Some(app))
-            if app.enabled && app.redirect_uris.iter().any(|r| *r == session.redirect_url) =>
-        {
+        Ok(Some(app)) if app.enabled && app.redirect_uris.contains(&session.redirect_url) => {
             Ok((session, app))
         }
         Ok(_) => Err(broken_link()),

@@ -24,6 +24,15 @@ pub struct GatewayConfig {
     /// Default per-SP quotas of the Access Gateway; see `crate::throttle`.
     #[serde(default)]
     pub throttle: crate::throttle::ThrottleConfig,
+    /// The signing-key lifecycle (rotation, publish-ahead); see `crate::keys`.
+    #[serde(default)]
+    pub keys: crate::keys::KeysConfig,
+    /// How long finished data is kept; see `crate::retention`.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
+    /// The Data Gateway: attribute sources, their precedence, ATP defaults.
+    #[serde(default)]
+    pub datagw: mc_datagw::DatagwConfig,
 }
 
 /// Operating the gateway: what it exposes about itself.
@@ -229,6 +238,9 @@ impl GatewayConfig {
         {
             return Err("backchannel: notify_retry_base_secs must be positive and worker_tick_millis 10..=10000".into());
         }
+        self.datagw.validate()?;
+        self.keys.validate()?;
+        self.retention.validate()?;
         if self.authenticators.enabled.is_empty() {
             return Err("authenticators.enabled: at least one authenticator must be on".into());
         }

@@ -20,12 +20,15 @@ pub mod backchannel;
 pub mod client_auth;
 pub mod client_keys;
 pub mod config;
+pub mod consent;
+pub mod datagw;
 pub mod error;
 pub mod keys;
 pub mod login;
 pub mod notify;
 pub mod pages;
 pub mod registry;
+pub mod retention;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
@@ -65,10 +68,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let mut r = Router::new()
         .merge(routes::metadata::router())
         .merge(routes::authorize::router())
+        .merge(consent::router())
+        .merge(routes::account::router())
         .merge(routes::token::router())
         .merge(routes::introspect::router())
         .merge(routes::revoke::router())
         .merge(routes::userinfo::router())
+        .merge(routes::premiuminfo::router())
+        .merge(routes::atp::router())
         .merge(routes::backchannel::router(state))
         .merge(routes::ops::router(state));
     // Per-SP quotas on the SP-facing endpoints (the layer picks them by path).
@@ -78,6 +85,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     ));
     if state.config.admin.token_sha256.is_some() {
         r = r.merge(routes::admin::router(state));
+        r = r.merge(routes::openapi::router());
     }
     // An issuer with a path (`https://host/mc`) serves everything under that path.
     if state.base_path.is_empty() {

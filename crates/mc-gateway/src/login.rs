@@ -309,33 +309,43 @@ pub async fn wait_state(s: &AppState, session_id: &str) -> WaitState {
             let e = denial::to_error(session.error.as_deref().unwrap_or_default());
             WaitState::Redirect(refusal(&session, e).location)
         }
+        // Attributes the phone could not ask about are asked in the browser first.
         SessionStatus::Approved => {
-            let code = random_token();
-            let expires = t + i64::from(s.config.tokens.code_secs);
-            match s
-                .store
-                .issue_code(&session.id, &sha256_hex(&code), expires)
-                .await
-            {
-                Ok(true) => {
-                    let echo = Echo {
-                        state: Some(&session.state),
-                        correlation_id: session.correlation_id.as_deref(),
-                    };
-                    WaitState::Redirect(
-                        VerifiedRedirectUri::from_stored(session.redirect_uri.clone())
-                            .with_code(&code, &echo),
-                    )
+            match crate::consent::browser_consent_needed(s, &session).await {
+                Ok(missing) if !missing.is_empty() => {
+                    WaitState::Redirect(crate::consent::consent_path(s, &session.id))
                 }
-                Ok(false) => {
-                    WaitState::Gone(McError::InvalidGrant("This login has already completed"))
-                }
-                Err(e) => WaitState::Gone(store_failure(e)),
+                Ok(_) => deliver_code(s, &session).await,
+                Err(e) => WaitState::Gone(e),
             }
         }
         SessionStatus::CodeIssued | SessionStatus::Consumed => {
             WaitState::Gone(McError::InvalidGrant("This login has already completed"))
         }
+    }
+}
+
+/// Mints the code of an approved session (once) and redirects to the SP with it.
+pub(crate) async fn deliver_code(s: &AppState, session: &AuthSession) -> WaitState {
+    let code = random_token();
+    let expires = now() + i64::from(s.config.tokens.code_secs);
+    match s
+        .store
+        .issue_code(&session.id, &sha256_hex(&code), expires)
+        .await
+    {
+        Ok(true) => {
+            let echo = Echo {
+                state: Some(&session.state),
+                correlation_id: session.correlation_id.as_deref(),
+            };
+            WaitState::Redirect(
+                VerifiedRedirectUri::from_stored(session.redirect_uri.clone())
+                    .with_code(&code, &echo),
+            )
+        }
+        Ok(false) => WaitState::Gone(McError::InvalidGrant("This login has already completed")),
+        Err(e) => WaitState::Gone(store_failure(e)),
     }
 }
 

@@ -54,7 +54,13 @@ const WAKE_COALESCE: Duration = Duration::from_millis(10);
 ///
 /// The worker holds the state weakly: it stops when every other holder is gone (the server
 /// stopped), or when the returned handle is aborted.
+///
+/// Also starts the key worker (`keys::spawn_key_worker`: rotation on schedule, reload from
+/// the store) and the retention purge (`retention::spawn_retention_worker`), which stop
+/// the same way.
 pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
+    crate::keys::spawn_key_worker(state.clone());
+    crate::retention::spawn_retention_worker(state.clone());
     let weak = Arc::downgrade(&state.0);
     let tick = Duration::from_millis(u64::from(state.config.backchannel.worker_tick_millis));
     // Subscribed before the first round, so no answer between the round and the wait is lost.

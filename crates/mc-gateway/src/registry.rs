@@ -217,6 +217,13 @@ fn checked_metadata(m: &ClientMetadata) -> Result<Vec<String>, RegistryError> {
         "metadata.request_object_signing_alg",
         &m.request_object_signing_alg,
     )?;
+    // Userinfo answers are signed with the gateway's RSA key (OIDC Registration §2).
+    if m.userinfo_signed_response_alg
+        .as_deref()
+        .is_some_and(|a| a != "RS256")
+    {
+        return Err(invalid("metadata.userinfo_signed_response_alg: only RS256"));
+    }
     if let Some(mode) = &m.backchannel_token_delivery_mode {
         let mode = DeliveryMode::parse(mode).ok_or_else(|| {
             invalid("metadata.backchannel_token_delivery_mode: poll, ping or push")
@@ -281,7 +288,9 @@ fn checked_metadata(m: &ClientMetadata) -> Result<Vec<String>, RegistryError> {
         }
     }
     if m.quota_per_second.is_some_and(|q| q > 100_000) {
-        return Err(invalid("metadata.quota_per_second: at most 100000 (0: unlimited)"));
+        return Err(invalid(
+            "metadata.quota_per_second: at most 100000 (0: unlimited)",
+        ));
     }
     Ok(grant_types)
 }

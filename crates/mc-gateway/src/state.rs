@@ -34,13 +34,15 @@ pub struct Inner {
     pub hub: Hub,
     pub profile: ProfileOptions,
     pub pin_policy: PinPolicy,
-    /// Serialized once: metadata and JWKS do not change while running.
+    /// Serialized once: metadata does not change while running (the JWKS does, with the
+    /// key lifecycle: `keys.jwks_body()`).
     pub metadata_json: String,
-    pub jwks_json: String,
     /// The issuer's path, under which every route is served.
     pub base_path: String,
     /// Per-SP quotas: this process's per-second buckets (`crate::throttle`).
     pub throttle: crate::throttle::Throttle,
+    /// Attribute sources for userinfo, premiuminfo, KYC match and ATP.
+    pub datagw: mc_datagw::DataGateway,
 }
 
 #[derive(Clone)]
@@ -74,7 +76,7 @@ impl AppState {
         } else {
             vec![]
         };
-        let metadata = provider_metadata(&MetadataInput {
+        let mut metadata = provider_metadata(&MetadataInput {
             issuer: &config.issuer,
             base_url: config.base_url(),
             amr_values: &amr,
@@ -82,6 +84,7 @@ impl AppState {
             ciba_modes: &ciba_modes,
             si: config.backchannel.si,
         });
+        crate::datagw::publish(&mut metadata);
         let profile = ProfileOptions {
             max_context_bytes: config.login.max_context_bytes,
             max_binding_message_bytes: config.login.max_binding_message_bytes,
@@ -94,7 +97,11 @@ impl AppState {
             metadata_json: metadata.to_string(),
             base_path: config.base_path(),
             throttle: crate::throttle::Throttle::default(),
-            jwks_json: keys.jwks().to_string(),
+            datagw: crate::datagw::build(
+                &config.datagw,
+                store.clone(),
+                Arc::new(mc_datagw::clock::SystemClock::new()),
+            ),
             store,
             config,
             keys,

@@ -94,17 +94,21 @@ pub enum Exceeded {
 impl Throttle {
     /// Takes one call from `client_id`'s bucket at `at`; the wait until one is available
     /// when the bucket is empty.
-    pub fn take_second(&self, client_id: &str, per_second: u32, at: Instant) -> Result<(), Duration> {
+    pub fn take_second(
+        &self,
+        client_id: &str,
+        per_second: u32,
+        at: Instant,
+    ) -> Result<(), Duration> {
         let rate = f64::from(per_second);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > 100_000 {
             // Clients idle for over a second are full again; forgetting them changes nothing.
             buckets.retain(|_, b| at.duration_since(b.at) < Duration::from_secs(1));
         }
-        let b = buckets.entry(client_id.to_owned()).or_insert(Bucket {
-            tokens: rate,
-            at,
-        });
+        let b = buckets
+            .entry(client_id.to_owned())
+            .or_insert(Bucket { tokens: rate, at });
         let elapsed = at.saturating_duration_since(b.at).as_secs_f64();
         b.tokens = (b.tokens + elapsed * rate).min(rate);
         b.at = at;
@@ -181,7 +185,9 @@ pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
         return next.run(req).await;
     }
     if limits.per_second > 0
-        && let Err(wait) = s.throttle.take_second(&client_id, limits.per_second, Instant::now())
+        && let Err(wait) = s
+            .throttle
+            .take_second(&client_id, limits.per_second, Instant::now())
     {
         let secs = wait.as_secs_f64().ceil().max(1.0) as i64;
         return too_many(Exceeded::PerSecond, secs, &client_id);
@@ -190,7 +196,11 @@ pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
     let day = t.div_euclid(86_400);
     let mut counted_day = false;
     if limits.per_day > 0 {
-        match s.store.take_daily_call(&client_id, day, limits.per_day).await {
+        match s
+            .store
+            .take_daily_call(&client_id, day, limits.per_day)
+            .await
+        {
             Ok(Some(_)) => counted_day = true,
             Ok(None) => {
                 if limits.per_second > 0 {
@@ -204,8 +214,8 @@ pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
     }
     let resp = next.run(req).await;
     let status = resp.status();
-    let unattributed = status == StatusCode::UNAUTHORIZED
-        || (authorize && status == StatusCode::BAD_REQUEST);
+    let unattributed =
+        status == StatusCode::UNAUTHORIZED || (authorize && status == StatusCode::BAD_REQUEST);
     if unattributed {
         if limits.per_second > 0 {
             s.throttle.give_back_second(&client_id, limits.per_second);
@@ -318,7 +328,11 @@ async fn named_client(
     }
     if !body.is_empty() {
         if is_form(headers) {
-            if let Some(id) = RawParams::from_urlencoded(body).ok().as_ref().and_then(from) {
+            if let Some(id) = RawParams::from_urlencoded(body)
+                .ok()
+                .as_ref()
+                .and_then(from)
+            {
                 return Some(id);
             }
         } else if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice(body)
@@ -383,12 +397,27 @@ mod tests {
             assert!(t.take_second("c", 3, start).is_ok());
         }
         let wait = t.take_second("c", 3, start).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(334), "{wait:?}");
-        assert!(t.take_second("other", 3, start).is_ok(), "buckets are per client");
-        assert!(t.take_second("c", 3, start + Duration::from_millis(340)).is_ok());
-        assert!(t.take_second("c", 3, start + Duration::from_millis(340)).is_err());
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(334),
+            "{wait:?}"
+        );
+        assert!(
+            t.take_second("other", 3, start).is_ok(),
+            "buckets are per client"
+        );
+        assert!(
+            t.take_second("c", 3, start + Duration::from_millis(340))
+                .is_ok()
+        );
+        assert!(
+            t.take_second("c", 3, start + Duration::from_millis(340))
+                .is_err()
+        );
         t.give_back_second("c", 3);
-        assert!(t.take_second("c", 3, start + Duration::from_millis(340)).is_ok());
+        assert!(
+            t.take_second("c", 3, start + Duration::from_millis(340))
+                .is_ok()
+        );
         // Idle for long: full again, never more than the rate.
         let later = start + Duration::from_secs(60);
         for _ in 0..3 {

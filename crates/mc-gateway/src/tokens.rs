@@ -9,7 +9,9 @@ use mc_core::msisdn::Msisdn;
 use mc_core::pkce::{CodeChallenge, PkceVerified, verify_code_verifier};
 use mc_core::scope::Scope;
 use mc_core::token_request::{ClientAuthenticated, CodeGrant, RefreshGrant, refreshed_scope};
-use mc_store::{AccessTokenRecord, AuthSession, ClientRecord, Redemption, RefreshTokenRecord, Rotation};
+use mc_store::{
+    AccessTokenRecord, AuthSession, ClientRecord, Redemption, RefreshTokenRecord, Rotation,
+};
 use serde::Serialize;
 
 use crate::error::store_failure;
@@ -116,14 +118,9 @@ pub async fn issue_tokens(
         .await
         .map_err(store_failure)?;
     // Attribute scopes only as far as the subscriber consented (docs/decisions.md "Consent").
-    let granted = crate::consent::granted_scope(
-        s,
-        &subscriber.id,
-        &record.client_id,
-        &session.scope,
-        t,
-    )
-    .await?;
+    let granted =
+        crate::consent::granted_scope(s, &subscriber.id, &record.client_id, &session.scope, t)
+            .await?;
     let access_token = random_token();
     let lifetimes = &s.config.tokens;
     let scope = Scope::parse(&granted).unwrap_or_default();
@@ -141,7 +138,10 @@ pub async fn issue_tokens(
     // A refresh token only for `offline_access` granted to a client with the grant
     // (docs/decisions.md, "Refresh tokens").
     let refresh_token = if scope.contains("offline_access")
-        && record.grant_types.iter().any(|g| g == grants::REFRESH_TOKEN)
+        && record
+            .grant_types
+            .iter()
+            .any(|g| g == grants::REFRESH_TOKEN)
     {
         let refresh_token = random_token();
         let family_id = random_token();

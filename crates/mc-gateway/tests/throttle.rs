@@ -45,7 +45,13 @@ struct Answer {
 
 /// One cheap SP-facing call: an introspection of a token that does not exist.
 async fn call(g: &Gateway, client_id: &str, secret: &str) -> Answer {
-    call_at(g.http(), g.base.clone(), client_id.to_owned(), secret.to_owned()).await
+    call_at(
+        g.http(),
+        g.base.clone(),
+        client_id.to_owned(),
+        secret.to_owned(),
+    )
+    .await
 }
 
 async fn call_at(http: reqwest::Client, base: String, client_id: String, secret: String) -> Answer {
@@ -131,7 +137,12 @@ async fn per_day_quota_gives_429_until_midnight() {
 
     // Raising the quota in the registry applies (after the limits cache's few seconds:
     // polled, not slept).
-    let mut spec = support::spec(&g, "Daily", &["openid", "mc_authn", "mc_atp"], quota(None, Some(10)));
+    let mut spec = support::spec(
+        &g,
+        "Daily",
+        &["openid", "mc_authn", "mc_atp"],
+        quota(None, Some(10)),
+    );
     spec.redirect_uris = vec![sp.redirect_uri.clone()];
     mc_gateway::registry::update_client(g.store(), &sp.client_id, &spec)
         .await
@@ -188,7 +199,9 @@ async fn the_configured_default_applies_to_sps_without_a_quota() {
     assert_throttled(&call(&g, &plain.client_id, &plain.secret).await, "per_day");
     for _ in 0..5 {
         assert_eq!(
-            call(&g, &unlimited.client_id, &unlimited.secret).await.status,
+            call(&g, &unlimited.client_id, &unlimited.secret)
+                .await
+                .status,
             200,
             "0 is unlimited"
         );

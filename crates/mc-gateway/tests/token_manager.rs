@@ -136,7 +136,10 @@ async fn client_credentials_issues_a_session_less_token() {
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["scope"], "mc_atp");
     assert_eq!(body["expires_in"], 3600);
-    assert!(body.get("id_token").is_none(), "no id_token without a subscriber");
+    assert!(
+        body.get("id_token").is_none(),
+        "no id_token without a subscriber"
+    );
     assert!(body.get("refresh_token").is_none(), "RFC 6749 §4.4.3");
     let token = body["access_token"].as_str().unwrap();
 
@@ -154,7 +157,11 @@ async fn client_credentials_issues_a_session_less_token() {
         (None, None, None)
     );
     assert!(
-        g.store().find_access_token(token, now()).await.unwrap().is_none(),
+        g.store()
+            .find_access_token(token, now())
+            .await
+            .unwrap()
+            .is_none(),
         "the raw token is not a key"
     );
 
@@ -204,7 +211,10 @@ async fn client_credentials_issues_a_session_less_token() {
         .await
         .unwrap();
     let (status, body) = json_of(resp).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 
     let introspected = introspect(&g, &sp, token).await;
     assert_eq!(introspected["active"], true);
@@ -231,7 +241,11 @@ async fn client_credentials_errors() {
     .await;
 
     let (status, body) = client_credentials(&g, &shop, Some("mc_atp")).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "{body}"
+    );
     for scope in ["mc_authn", "openid", "mc_bogus", "mc_atp mc_authn"] {
         let (status, body) = client_credentials(&g, &atp, Some(scope)).await;
         assert_eq!(
@@ -241,9 +255,17 @@ async fn client_credentials_errors() {
         );
     }
     let (status, body) = client_credentials(&g, &no_atp, Some("mc_atp")).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{body}"
+    );
     let (status, body) = client_credentials(&g, &no_atp, None).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{body}"
+    );
 
     let resp = post_token(
         &g,
@@ -253,7 +275,10 @@ async fn client_credentials_errors() {
     .await;
     assert!(resp.headers().contains_key("www-authenticate"));
     let (status, body) = json_of(resp).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     let (status, body) = json_of(
         post_token(
             &g,
@@ -263,7 +288,10 @@ async fn client_credentials_errors() {
         .await,
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
 
     // Registering the grant for an unknown name is refused.
     let bad = mc_gateway::registry::create_client(
@@ -299,7 +327,10 @@ async fn introspection_answers_only_the_owner_about_live_tokens() {
     assert_eq!(body["client_id"], shop.client_id.as_str());
     assert_eq!(body["scope"], "mc_authn openid");
     assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["sub"], id_claims["sub"], "sub is the PCR of the id_token");
+    assert_eq!(
+        body["sub"], id_claims["sub"],
+        "sub is the PCR of the id_token"
+    );
     assert_eq!(body["acr"], "2");
     assert_eq!(body["amr"], id_claims["amr"]);
     assert_eq!(body["iss"], g.base.as_str());
@@ -335,12 +366,27 @@ async fn introspection_answers_only_the_owner_about_live_tokens() {
     assert_eq!(introspect(&g, &shop, at).await, inactive());
 
     // Request errors: client authentication first, then the parameters.
-    let (status, body) = post_with(&g, "/introspect", Some((&shop.client_id, "wrong")), &[("token", at)]).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    let (status, body) = post_with(
+        &g,
+        "/introspect",
+        Some((&shop.client_id, "wrong")),
+        &[("token", at)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     let (status, body) = post_with(&g, "/introspect", None, &[("token", at)]).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     let (status, body) = post_as(&g, "/introspect", &shop, &[]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
     let (status, body) = post_as(
         &g,
         "/introspect",
@@ -392,8 +438,17 @@ async fn revocation_of_access_tokens() {
     assert_eq!(revoke(&g, &other, &[("token", at)]).await, 200);
     assert_eq!(introspect(&g, &shop, at).await["active"], true);
     // Bad client authentication and an unknown hint are errors.
-    let (status, body) = post_with(&g, "/revoke", Some((&shop.client_id, "wrong")), &[("token", at)]).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    let (status, body) = post_with(
+        &g,
+        "/revoke",
+        Some((&shop.client_id, "wrong")),
+        &[("token", at)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     let (status, body) = post_as(
         &g,
         "/revoke",
@@ -407,7 +462,10 @@ async fn revocation_of_access_tokens() {
     );
     assert_eq!(introspect(&g, &shop, at).await["active"], true);
     let (status, body) = post_as(&g, "/revoke", &shop, &[]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 
     // A wrong hint does not stop the search (RFC 7009 §2.1).
     let (status, body) = post_as(
@@ -470,7 +528,10 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 
     // Another client cannot use it, and its attempt revokes nothing.
     let (status, body) = refresh(&g, &other, &rt0, None).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 
     let (status, second) = refresh(&g, &sp, &rt0, None).await;
     assert_eq!(status, 200, "{second}");
@@ -483,7 +544,10 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert!(second.get("id_token").is_none());
     assert_eq!(second["scope"], "mc_authn offline_access openid");
     let body = introspect(&g, &sp, &at1).await;
-    assert_eq!((body["active"].clone(), body["sub"].clone()), (json!(true), sub));
+    assert_eq!(
+        (body["active"].clone(), body["sub"].clone()),
+        (json!(true), sub)
+    );
     let body = introspect(&g, &sp, &rt1).await;
     assert_eq!(body["token_type"], "refresh_token");
     assert_eq!(introspect(&g, &sp, &rt0).await, inactive(), "rotated");
@@ -495,14 +559,28 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let rt2 = third["refresh_token"].as_str().unwrap().to_owned();
     let at2 = third["access_token"].as_str().unwrap().to_owned();
     let (status, body) = refresh(&g, &sp, &rt2, Some("openid phone")).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")));
-    assert_eq!(introspect(&g, &sp, &rt2).await["active"], true, "a refused narrowing keeps the token");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    assert_eq!(
+        introspect(&g, &sp, &rt2).await["active"],
+        true,
+        "a refused narrowing keeps the token"
+    );
 
     // Reuse of a rotated token: refused, and the whole family is revoked.
     let (status, body) = refresh(&g, &sp, &rt0, None).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     for t in [&at0, &at1, &at2, &rt2] {
-        assert_eq!(introspect(&g, &sp, t).await, inactive(), "family member {t}");
+        assert_eq!(
+            introspect(&g, &sp, t).await,
+            inactive(),
+            "family member {t}"
+        );
     }
     let (status, _) = refresh(&g, &sp, &rt2, None).await;
     assert_eq!(status, 400, "the live refresh token died with its family");
@@ -523,7 +601,12 @@ async fn revoking_a_refresh_token_revokes_its_family() {
     assert_eq!(status, 200);
     let rt1 = second["refresh_token"].as_str().unwrap();
     assert_eq!(
-        revoke(&g, &sp, &[("token", rt1), ("token_type_hint", "refresh_token")]).await,
+        revoke(
+            &g,
+            &sp,
+            &[("token", rt1), ("token_type_hint", "refresh_token")]
+        )
+        .await,
         200
     );
     for t in [
@@ -534,7 +617,10 @@ async fn revoking_a_refresh_token_revokes_its_family() {
         assert_eq!(introspect(&g, &sp, t).await, inactive());
     }
     let (status, body) = refresh(&g, &sp, rt1, None).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]
@@ -578,7 +664,10 @@ async fn metadata_advertises_the_token_manager() {
         .json()
         .await
         .unwrap();
-    assert_eq!(m["introspection_endpoint"], format!("{}/introspect", g.base));
+    assert_eq!(
+        m["introspection_endpoint"],
+        format!("{}/introspect", g.base)
+    );
     assert_eq!(m["revocation_endpoint"], format!("{}/revoke", g.base));
     for key in [
         "introspection_endpoint_auth_methods_supported",
@@ -586,7 +675,11 @@ async fn metadata_advertises_the_token_manager() {
     ] {
         assert_eq!(
             m[key],
-            json!(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
+            json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ]),
             "{key}"
         );
     }

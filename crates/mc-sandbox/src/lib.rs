@@ -8,6 +8,7 @@
 //! scripts and tests can read it instead of scraping the console.
 #![forbid(unsafe_code)]
 
+pub mod discovery;
 pub mod mssp;
 pub mod phone;
 pub mod seed;

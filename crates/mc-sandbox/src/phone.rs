@@ -86,6 +86,9 @@ struct AnswerBody {
     /// `approve` or `deny`.
     decision: String,
     pin: Option<String>,
+    /// With `approve`: whether the attributes the challenge asked for are shared (default
+    /// true: the approval screen showed them). `false` approves the login without them.
+    share: Option<bool>,
 }
 
 async fn answer(
@@ -104,7 +107,11 @@ async fn answer(
         "deny" => Answer::Deny,
         _ => return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_request", "error_description": "decision must be approve or deny"}))).into_response(),
     };
-    match s.push_channel().answer(&m, &id, answer, now()).await {
+    match s
+        .push_channel()
+        .answer_sharing(&m, &id, answer, b.share.unwrap_or(true), now())
+        .await
+    {
         Ok(outcome) => {
             let (status, body) = match outcome {
                 AnswerOutcome::Approved => (StatusCode::OK, json!({"result": "approved"})),

@@ -14,6 +14,9 @@ pub struct SandboxInfo {
     pub subscribers: Vec<SubscriberInfo>,
     /// Bearer token of the `/admin/v1` API (sandbox only).
     pub admin_token: String,
+    /// The Discovery API (`…/discovery/v2/discovery`), when served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +24,17 @@ pub struct OperatorInfo {
     pub name: String,
     pub issuer: String,
     pub metadata_url: String,
+    /// The operator's id at Discovery (`serving_operator`); empty in files of older runs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// `<MCC>_<MNC>`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mcc_mnc: String,
+    /// The demo service provider's client secret at this operator (each operator has its
+    /// own registration); `None` for the first operator, whose credentials are the demo
+    /// SP's own (`service_providers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,6 +45,11 @@ pub struct ServiceProviderInfo {
     pub client_secret: String,
     pub redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
+    /// The service provider's *discovery* credentials (HTTP Basic at the Discovery API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_client_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +59,9 @@ pub struct SubscriberInfo {
     pub status: String,
     pub capabilities: Vec<String>,
     pub phone_url: String,
+    /// The serving operator's id, when not the first operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 /// The demo service provider's client id.
@@ -54,6 +76,16 @@ const SUBSCRIBERS: &[(&str, Option<&str>, &str)] = &[
     ("447700900309", None, "suspended"),
 ];
 
+/// The demo SP's redirect URIs: the callback page, a local developer's app, and the demo
+/// shop (served at the host's root, whatever the issuer's path).
+pub fn demo_redirect_uris(base_url: &str) -> Vec<String> {
+    vec![
+        format!("{base_url}/demo-sp/callback"),
+        "http://localhost:3000/callback".to_owned(),
+        crate::shop::callback_url(&crate::operators::origin(base_url)),
+    ]
+}
+
 /// Creates whatever demo data is missing and returns the description. `previous` is the
 /// last `sandbox.json` (to keep the client secret across restarts: the store only has its
 /// hash).
@@ -63,39 +95,8 @@ pub async fn seed(
     previous: Option<SandboxInfo>,
     admin_token: String,
 ) -> Result<SandboxInfo, String> {
-    let redirect_uris = vec![
-        format!("{base_url}/demo-sp/callback"),
-        "http://localhost:3000/callback".to_owned(),
-    ];
-    let scopes: Vec<String> = [
-        "openid",
-        "mc_authn",
-        "mc_authz",
-        "mc_identity_phonenumber",
-        "phone",
-    ]
-    .map(String::from)
-    .to_vec();
-    let spec = ClientSpec {
-        client_id: Some(DEMO_CLIENT_ID.into()),
-        name: "OnlineShopper (demo)".into(),
-        short_name: "OnlineShopper".into(),
-        redirect_uris: redirect_uris.clone(),
-        scopes: scopes.clone(),
-        sector_identifier_uri: Some("https://onlineshopper.example/sector_identifier.json".into()),
-        // The demo SP's back end may also start logins (CIBA poll with its secret); CIBA
-        // wants a registered jwks_uri from pairwise clients, served by the demo SP.
-        metadata: mc_store::ClientMetadata {
-            backchannel_token_delivery_mode: Some("poll".into()),
-            jwks_uri: Some(format!("{base_url}/demo-sp/jwks.json")),
-            // SPs registered in the sandbox get the operator-demo default of 100 calls a
-            // day; the demo SP, which the README, the examples and the test suites drive,
-            // gets a day's worth of development (docs/decisions.md, "Throttling").
-            quota_per_day: Some(DEMO_SP_CALLS_PER_DAY),
-            ..Default::default()
-        },
-    };
-    let err = |e: registry::RegistryError| e.to_string();
+    let redirect_uris = demo_redirect_uris(base_url);
+    let scopes = demo_scopes();
     let known_secret = previous
         .as_ref()
         .and_then(|p| {
@@ -104,75 +105,234 @@ pub async fn seed(
                 .find(|s| s.client_id == DEMO_CLIENT_ID)
         })
         .map(|s| s.client_secret.clone());
-    let client_secret = match store
-        .get_client(DEMO_CLIENT_ID)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        None => registry::create_client(store, &spec).await.map_err(err)?.1,
-        Some(_) => {
-            // Redirect URIs follow the listen address of this run.
-            registry::update_client(store, DEMO_CLIENT_ID, &spec)
-                .await
-                .map_err(err)?;
-            match known_secret {
-                Some(s) => s,
-                None => registry::rotate_client_secret(store, DEMO_CLIENT_ID)
-                    .await
-                    .map_err(err)?,
-            }
-        }
-    };
+    let client_secret = seed_demo_client(
+        store,
+        &redirect_uris,
+        &format!("{base_url}/demo-sp/jwks.json"),
+        known_secret,
+    )
+    .await?;
     let mut subscribers = Vec::new();
     for (msisdn, pin, status) in SUBSCRIBERS {
-        if store
-            .find_subscriber_by_msisdn(msisdn)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_none()
-        {
-            let s = SubscriberSpec {
-                msisdn: (*msisdn).into(),
-                pin: pin.map(String::from),
-                capabilities: vec!["app_push".into()],
-            };
-            registry::create_subscriber(store, &s).await.map_err(err)?;
-            if *status != "active" {
-                registry::update_subscriber(
-                    store,
-                    msisdn,
-                    mc_store::SubscriberStatus::parse(status),
-                    None,
-                )
-                .await
-                .map_err(err)?;
-            }
-        }
+        seed_subscriber(store, msisdn, *pin, status).await?;
         subscribers.push(SubscriberInfo {
             msisdn: format!("+{msisdn}"),
             pin: pin.map(String::from),
             status: (*status).into(),
             capabilities: vec!["app_push".into()],
             phone_url: format!("{base_url}/phone/{msisdn}"),
+            operator: None,
         });
     }
+    seed_attributes(store).await?;
     Ok(SandboxInfo {
         operators: vec![OperatorInfo {
             name: "Sandbox Operator".into(),
             issuer: base_url.to_owned(),
             metadata_url: format!("{base_url}/.well-known/openid-configuration"),
+            id: crate::discovery::OPERATOR_ID.into(),
+            mcc_mnc: format!("{}_{}", crate::discovery::MCC, crate::discovery::MNC),
+            client_secret: None,
         }],
         service_providers: vec![ServiceProviderInfo {
-            name: spec.name,
-            short_name: spec.short_name,
+            name: DEMO_NAME.into(),
+            short_name: DEMO_SHORT_NAME.into(),
             client_id: DEMO_CLIENT_ID.into(),
             client_secret,
             redirect_uris,
             scopes,
+            discovery_client_id: None,
+            discovery_client_secret: None,
         }],
         subscribers,
         admin_token,
+        discovery_url: None,
     })
+}
+
+/// The demo SP's display name and `client_name`.
+pub const DEMO_NAME: &str = "OnlineShopper (demo)";
+pub const DEMO_SHORT_NAME: &str = "OnlineShopper";
+
+/// The scopes the demo SP may ask for.
+pub fn demo_scopes() -> Vec<String> {
+    [
+        "openid",
+        "mc_authn",
+        "mc_authz",
+        "mc_identity_phonenumber",
+        "phone",
+        "profile",
+        "email",
+        "address",
+        "mc_identity_signup",
+        "mc_identity_nationalid",
+        "mc_kyc_plain",
+        "mc_kyc_hashed",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Registers (or refreshes) the demo SP in one operator's store and returns its client
+/// secret: `known_secret` when the registration exists (the store only has the hash), a
+/// rotated one when that was lost.
+pub async fn seed_demo_client(
+    store: &DynStore,
+    redirect_uris: &[String],
+    jwks_uri: &str,
+    known_secret: Option<String>,
+) -> Result<String, String> {
+    let spec = ClientSpec {
+        client_id: Some(DEMO_CLIENT_ID.into()),
+        name: DEMO_NAME.into(),
+        short_name: DEMO_SHORT_NAME.into(),
+        redirect_uris: redirect_uris.to_vec(),
+        scopes: demo_scopes(),
+        sector_identifier_uri: Some("https://onlineshopper.example/sector_identifier.json".into()),
+        // The demo SP's back end may also start logins (CIBA poll with its secret); CIBA
+        // wants a registered jwks_uri from pairwise clients, served by the demo SP.
+        metadata: mc_store::ClientMetadata {
+            backchannel_token_delivery_mode: Some("poll".into()),
+            jwks_uri: Some(jwks_uri.to_owned()),
+            // SPs registered in the sandbox get the operator-demo default of 100 calls a
+            // day; the demo SP, which the README, the examples and the test suites drive,
+            // gets a day's worth of development (docs/decisions.md, "Throttling").
+            quota_per_day: Some(DEMO_SP_CALLS_PER_DAY),
+            ..Default::default()
+        },
+    };
+    let err = |e: registry::RegistryError| e.to_string();
+    Ok(
+        match store
+            .get_client(DEMO_CLIENT_ID)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            None => registry::create_client(store, &spec).await.map_err(err)?.1,
+            Some(_) => {
+                // Redirect URIs follow the listen address of this run.
+                registry::update_client(store, DEMO_CLIENT_ID, &spec)
+                    .await
+                    .map_err(err)?;
+                match known_secret {
+                    Some(s) => s,
+                    None => registry::rotate_client_secret(store, DEMO_CLIENT_ID)
+                        .await
+                        .map_err(err)?,
+                }
+            }
+        },
+    )
+}
+
+/// Creates a test subscriber (app push, optional PIN) unless the number exists.
+pub async fn seed_subscriber(
+    store: &DynStore,
+    msisdn: &str,
+    pin: Option<&str>,
+    status: &str,
+) -> Result<(), String> {
+    let err = |e: registry::RegistryError| e.to_string();
+    if store
+        .find_subscriber_by_msisdn(msisdn)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let s = SubscriberSpec {
+        msisdn: msisdn.into(),
+        pin: pin.map(String::from),
+        capabilities: vec!["app_push".into()],
+    };
+    registry::create_subscriber(store, &s).await.map_err(err)?;
+    if status != "active" {
+        registry::update_subscriber(
+            store,
+            msisdn,
+            mc_store::SubscriberStatus::parse(status),
+            None,
+        )
+        .await
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Realistic Data Gateway attributes for the test subscribers (identity claims, KYC match
+/// values, ATP provisioning facts), written where a subscriber has none yet. 302 had its
+/// SIM swapped two hours before the first start, 309 is reported stolen.
+async fn seed_attributes(store: &DynStore) -> Result<(), String> {
+    let now = mc_gateway::state::now();
+    let docs = [
+        (
+            "447700900301",
+            serde_json::json!({
+                "title": "Mr", "given_name": "David", "middle_name": "Andrew",
+                "family_name": "Smith", "gender": "male", "birthdate": "1990-11-04",
+                "email": "david.smith@example.com", "email_verified": true,
+                "houseno_or_housename": "123", "street_address": "Fake Street",
+                "city": "Manchester", "state": "Greater Manchester", "postal_code": "M1 1AB",
+                "country": "GB", "national_identifier": "QQ123456C",
+                "national_identifier_authority": "HMRC", "locale": "en-GB",
+                "zoneinfo": "Europe/London", "account_state": "active",
+                "lost_stolen": false, "billing_segment": "postpaid",
+            }),
+        ),
+        (
+            "447700900302",
+            serde_json::json!({
+                "title": "Ms", "given_name": "Priya", "family_name": "Sharma",
+                "gender": "female", "birthdate": "1985-03-17",
+                "email": "priya.sharma@example.com", "email_verified": true,
+                "houseno_or_housename": "Flat 4, 27", "street_address": "Baker Street",
+                "city": "London", "state": "Greater London", "postal_code": "NW1 6XE",
+                "country": "GB", "national_identifier": "QQ654321A",
+                "national_identifier_authority": "HMRC", "account_state": "active",
+                "sim_changed_at": now - 2 * 3600, "lost_stolen": false,
+                "billing_segment": "prepaid",
+            }),
+        ),
+        (
+            "447700900303",
+            serde_json::json!({
+                "title": "Dr", "given_name": "Tomasz", "family_name": "Nowak",
+                "birthdate": "1978-07-02", "email": "t.nowak@example.org",
+                "houseno_or_housename": "8", "street_address": "Castle Terrace",
+                "city": "Edinburgh", "postal_code": "EH1 2DP", "country": "GB",
+                "account_state": "active", "call_divert_active": true,
+                "device_changed_at": now - 30 * 86_400, "billing_segment": "business",
+            }),
+        ),
+        (
+            "447700900309",
+            serde_json::json!({
+                "given_name": "Sam", "family_name": "Taylor", "birthdate": "2001-01-20",
+                "city": "Bristol", "country": "GB", "account_state": "inactive",
+                "lost_stolen": true,
+            }),
+        ),
+    ];
+    for (msisdn, doc) in docs {
+        let sub = store
+            .find_subscriber_by_msisdn(msisdn)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("sandbox subscriber {msisdn} missing"))?;
+        if store
+            .get_attributes(&sub.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            mc_gateway::datagw::set_subscriber_attributes(store, msisdn, &doc, false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads a previous `sandbox.json`, if any.
@@ -234,6 +394,16 @@ impl SandboxInfo {
                 secret = sp.client_secret,
                 iss = op.issuer
             ));
+            if let (Some(url), Some(id), Some(secret)) = (
+                &self.discovery_url,
+                &sp.discovery_client_id,
+                &sp.discovery_client_secret,
+            ) {
+                out.push_str(&format!(
+                    "\n  Discovery (which operator serves a number), from the SP's back end:\n    curl -u {id}:{secret} -d MSISDN={hint} --data-urlencode Redirect_URL={redirect} {url}\n",
+                    redirect = sp.redirect_uris[0],
+                ));
+            }
         }
         out.push_str(&format!(
             "\n  Admin API token   {}\n  All of the above  {}\n",

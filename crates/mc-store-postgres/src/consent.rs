@@ -42,6 +42,8 @@ pub(crate) mod sql {
         WHERE subscriber_id = $2 AND client_id = $3";
     pub const REVOKE_TOKENS_OF_GRANT: &str = "UPDATE access_tokens SET revoked = TRUE \
         WHERE subscriber_id = $1 AND client_id = $2 AND NOT revoked";
+    pub const REVOKE_REFRESH_OF_GRANT: &str = "UPDATE refresh_tokens SET state = 'revoked' \
+        WHERE subscriber_id = $1 AND client_id = $2 AND state <> 'revoked'";
 }
 
 fn consent_from_row(row: &PgRow) -> StoreResult<ConsentRecord> {
@@ -125,8 +127,14 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        let refresh = sqlx::query(sql::REVOKE_REFRESH_OF_GRANT)
+            .bind(subscriber_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        Ok(tokens.rows_affected())
+        Ok(tokens.rows_affected() + refresh.rows_affected())
     }
 }
 

@@ -86,9 +86,12 @@
 //!   they are retried as above.
 #![forbid(unsafe_code)]
 
+mod attributes;
 mod consent;
 mod discovery;
+mod keys;
 mod pool;
+mod retention;
 mod token_manager;
 
 use std::future::Future;
@@ -98,10 +101,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mc_store::{
     AccessTokenRecord, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
-    ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode, KeyRecord, KeyStore,
-    OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution,
-    SessionStatus, SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
-    SubscriberStore, TokenStore,
+    ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode, OutboxDepth, OutboxItem,
+    OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution, SessionStatus,
+    SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus, SubscriberStore,
+    TokenStore,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, Row};
@@ -447,11 +450,6 @@ pub(crate) mod sql {
     pub const REVOKE_TOKENS_OF_SESSION: &str =
         "UPDATE access_tokens SET revoked = TRUE WHERE session_id = $1 AND NOT revoked";
 
-    pub const INSERT_KEY: &str = "INSERT INTO keys (kid, key_use, alg, private_sealed, created_at) \
-        VALUES ($1, $2, $3, $4, $5)";
-    pub const LIST_KEYS: &str =
-        "SELECT kid, key_use, alg, private_sealed, created_at FROM keys ORDER BY created_at, kid";
-
     /// Every statement that looks rows up by key (the lists are scans on purpose).
     #[cfg(test)]
     pub const LOOKUPS: &[&str] = &[
@@ -491,6 +489,18 @@ pub(crate) mod sql {
         RETRY_OUTBOX,
         PURGE_JTIS,
         INSERT_JTI,
+        crate::keys::sql::RETIRE_ACTIVE,
+        crate::keys::sql::ACTIVATE_NEXT,
+        crate::keys::sql::SCHEDULE_KEY,
+        // Not PURGEABLE_SESSIONS: a batch job's anti-join, for which the planner may
+        // rightly hash a whole index of access_tokens once per batch instead of probing it
+        // per session (it has, on the planning data).
+        crate::retention::sql::DELETE_BACKCHANNEL,
+        crate::retention::sql::DELETE_SESSIONS,
+        crate::retention::sql::PURGE_ACCESS_TOKENS,
+        crate::retention::sql::PURGE_REFRESH_TOKENS,
+        crate::retention::sql::PURGE_JTIS,
+        crate::retention::sql::PURGE_OUTBOX,
     ];
 }
 
@@ -738,16 +748,6 @@ fn token_from_row(row: &PgRow) -> StoreResult<AccessTokenRecord> {
         expires_at: col(row, "expires_at")?,
         issued_at: col(row, "issued_at")?,
         family_id: col(row, "family_id")?,
-    })
-}
-
-fn key_from_row(row: &PgRow) -> StoreResult<KeyRecord> {
-    Ok(KeyRecord {
-        kid: col(row, "kid")?,
-        key_use: col(row, "key_use")?,
-        alg: col(row, "alg")?,
-        private_sealed: col(row, "private_sealed")?,
-        created_at: col(row, "created_at")?,
     })
 }
 
@@ -1611,33 +1611,6 @@ impl TokenStore for PgStore {
                 .await
                 .map_err(backend)?;
             Ok(done.rows_affected())
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl KeyStore for PgStore {
-    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
-        let rows = sqlx::query(sql::LIST_KEYS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(key_from_row).collect()
-    }
-
-    async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()> {
-        retrying("insert_key", move || async move {
-            sqlx::query(sql::INSERT_KEY)
-                .bind(&k.kid)
-                .bind(&k.key_use)
-                .bind(&k.alg)
-                .bind(&k.private_sealed)
-                .bind(k.created_at)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| on_unique(e, |_| StoreError::Conflict("kid")))?;
-            Ok(())
         })
         .await
     }

@@ -38,16 +38,18 @@ pub(crate) mod sql {
     pub const ROTATE_REFRESH: &str = "UPDATE refresh_tokens SET state = 'rotated' \
         WHERE token_hash = $1 AND client_id = $2 AND state = 'active' AND expires_at > $3";
     pub const REFRESH_STATE: &str =
-        "SELECT family_id, state FROM refresh_tokens WHERE token_hash = ? AND client_id = ?";
+        "SELECT family_id, state FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
     pub const REVOKE_REFRESH_FAMILY: &str = "UPDATE refresh_tokens SET state = 'revoked' \
         WHERE family_id = $1 AND state <> 'revoked'";
     pub const REVOKE_ACCESS_FAMILY: &str =
-        "UPDATE access_tokens SET revoked = 1 WHERE family_id = ? AND revoked = 0";
+        "UPDATE access_tokens SET revoked = TRUE WHERE family_id = $1 AND NOT revoked";
     pub const REVOKE_ACCESS: &str = "UPDATE access_tokens SET revoked = TRUE \
         WHERE token_hash = $1 AND client_id = $2 AND NOT revoked";
 
     /// Access tokens first (the refresh rows still name the session's families).
-    pub const REVOKE_ACCESS_OF_SESSION_FAMILIES: &str = "UPDATE access_tokens SET revoked = TRUE WHERE family_id IN (SELECT family_id FROM refresh_tokens WHERE session_id = $1) AND NOT revoked";
+    pub const REVOKE_ACCESS_OF_SESSION_FAMILIES: &str = "UPDATE access_tokens SET revoked = TRUE \
+        WHERE family_id IN (SELECT family_id FROM refresh_tokens WHERE session_id = $1) \
+        AND NOT revoked";
     pub const REVOKE_REFRESH_OF_SESSION: &str = "UPDATE refresh_tokens SET state = 'revoked' \
         WHERE session_id = $1 AND state <> 'revoked'";
 
@@ -58,7 +60,6 @@ pub(crate) mod sql {
         WHERE client_id = $1 AND day = $2 AND calls > 0";
     pub const DAILY_CALLS: &str = "SELECT calls FROM quota_days WHERE client_id = $1 AND day = $2";
     pub const PURGE_DAILY_CALLS: &str = "DELETE FROM quota_days WHERE day < $1";
-
 }
 
 fn refresh_from_row(row: &PgRow) -> StoreResult<RefreshTokenRecord> {

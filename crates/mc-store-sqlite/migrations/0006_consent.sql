@@ -18,3 +18,6 @@ CREATE TABLE consents (
 CREATE INDEX access_tokens_subscriber_client ON access_tokens (subscriber_id, client_id)
     WHERE subscriber_id IS NOT NULL;
 
+-- revoke_consent: the refresh tokens (0003_token_manager) of one client for one subscriber.
+CREATE INDEX refresh_tokens_subscriber_client ON refresh_tokens (subscriber_id, client_id)
+    WHERE subscriber_id IS NOT NULL;

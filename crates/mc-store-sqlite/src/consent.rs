@@ -37,6 +37,10 @@ pub(crate) mod sql {
     /// Through `access_tokens_subscriber_client`.
     pub const REVOKE_TOKENS_OF_GRANT: &str = "UPDATE access_tokens SET revoked = 1 \
         WHERE subscriber_id = ? AND client_id = ? AND revoked = 0";
+    /// Through `refresh_tokens_subscriber_client`; rotated ones too (a later reuse must not
+    /// find an unrevoked family member).
+    pub const REVOKE_REFRESH_OF_GRANT: &str = "UPDATE refresh_tokens SET state = 'revoked' \
+        WHERE subscriber_id = ? AND client_id = ? AND state <> 'revoked'";
 
     /// The lookups (for the query-plan test).
     #[cfg(test)]
@@ -46,6 +50,7 @@ pub(crate) mod sql {
         LIST_CONSENTS,
         REVOKE_CONSENT,
         REVOKE_TOKENS_OF_GRANT,
+        REVOKE_REFRESH_OF_GRANT,
     ];
 }
 
@@ -162,8 +167,14 @@ impl ConsentStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        let refresh = sqlx::query(sql::REVOKE_REFRESH_OF_GRANT)
+            .bind(subscriber_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        Ok(tokens.rows_affected())
+        Ok(tokens.rows_affected() + refresh.rows_affected())
     }
 }
 

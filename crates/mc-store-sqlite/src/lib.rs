@@ -79,9 +79,12 @@
 //! used.
 #![forbid(unsafe_code)]
 
+mod attributes;
 mod consent;
 mod discovery;
+mod keys;
 mod pool;
+mod retention;
 mod token_manager;
 
 use std::path::Path;
@@ -90,10 +93,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mc_store::{
     AccessTokenRecord, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
-    ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode, KeyRecord, KeyStore,
-    OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution,
-    SessionStatus, SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
-    SubscriberStore, TokenStore,
+    ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode, OutboxDepth, OutboxItem,
+    OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution, SessionStatus,
+    SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus, SubscriberStore,
+    TokenStore,
 };
 use sqlx::error::ErrorKind;
 use sqlx::sqlite::{
@@ -386,11 +389,6 @@ pub(crate) mod sql {
     pub const REVOKE_TOKENS_OF_SESSION: &str =
         "UPDATE access_tokens SET revoked = 1 WHERE session_id = ? AND revoked = 0";
 
-    pub const INSERT_KEY: &str =
-        "INSERT INTO keys (kid, key_use, alg, private_sealed, created_at) VALUES (?, ?, ?, ?, ?)";
-    pub const LIST_KEYS: &str =
-        "SELECT kid, key_use, alg, private_sealed, created_at FROM keys ORDER BY created_at, kid";
-
     /// Every statement that looks rows up by key (the lists are scans on purpose).
     #[cfg(test)]
     pub const LOOKUPS: &[&str] = &[
@@ -592,16 +590,6 @@ fn token_from_row(row: &SqliteRow) -> StoreResult<AccessTokenRecord> {
         expires_at: col(row, "expires_at")?,
         issued_at: col(row, "issued_at")?,
         family_id: col(row, "family_id")?,
-    })
-}
-
-fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
-    Ok(KeyRecord {
-        kid: col(row, "kid")?,
-        key_use: col(row, "key_use")?,
-        alg: col(row, "alg")?,
-        private_sealed: col(row, "private_sealed")?,
-        created_at: col(row, "created_at")?,
     })
 }
 
@@ -1359,30 +1347,6 @@ impl TokenStore for SqliteStore {
             .await
             .map_err(backend)?;
         Ok(done.rows_affected())
-    }
-}
-
-#[async_trait]
-impl KeyStore for SqliteStore {
-    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
-        let rows = sqlx::query(sql::LIST_KEYS)
-            .fetch_all(&self.read)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(key_from_row).collect()
-    }
-
-    async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()> {
-        sqlx::query(sql::INSERT_KEY)
-            .bind(&k.kid)
-            .bind(&k.key_use)
-            .bind(&k.alg)
-            .bind(&k.private_sealed)
-            .bind(k.created_at)
-            .execute(&self.write)
-            .await
-            .map_err(|e| on_unique(e, |_| StoreError::Conflict("kid")))?;
-        Ok(())
     }
 }
 

@@ -45,7 +45,9 @@ pub(crate) mod sql {
         WHERE token_hash = ? AND client_id = ? AND revoked = 0";
 
     /// Access tokens first (the refresh rows still name the session's families).
-    pub const REVOKE_ACCESS_OF_SESSION_FAMILIES: &str = "UPDATE access_tokens SET revoked = 1 WHERE family_id IN (SELECT family_id FROM refresh_tokens WHERE session_id = ?) AND revoked = 0";
+    pub const REVOKE_ACCESS_OF_SESSION_FAMILIES: &str = "UPDATE access_tokens SET revoked = 1 \
+        WHERE family_id IN (SELECT family_id FROM refresh_tokens WHERE session_id = ?) \
+        AND revoked = 0";
     pub const REVOKE_REFRESH_OF_SESSION: &str = "UPDATE refresh_tokens SET state = 'revoked' \
         WHERE session_id = ? AND state <> 'revoked'";
 

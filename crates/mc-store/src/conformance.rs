@@ -14,9 +14,12 @@
 //! status an expired pending session is moved to, the error for a duplicate session id, the
 //! answer to an unknown outbox item) the suite asserts nothing either.
 
+pub mod attributes;
 pub mod consent;
 pub mod discovery;
+pub mod keys;
 pub mod pool;
+pub mod retention;
 pub mod token_manager;
 
 use std::future::Future;
@@ -25,9 +28,9 @@ use std::task::Poll;
 
 use crate::{
     AccessTokenRecord, AuthSession, BackchannelKind, BackchannelRecord, ClientMetadata,
-    ClientRecord, ClientStatus, DeliveryMode, KeyRecord, OutboxDepth, OutboxItem, PinState,
-    PollOutcome, Redemption, Resolution, STALE_SESSION_ERROR, SessionStatus, Store, StoreError,
-    StoreResult, SubscriberRecord, SubscriberStatus,
+    ClientRecord, ClientStatus, DeliveryMode, OutboxDepth, OutboxItem, PinState, PollOutcome,
+    Redemption, Resolution, STALE_SESSION_ERROR, SessionStatus, Store, StoreError, StoreResult,
+    SubscriberRecord, SubscriberStatus,
 };
 
 /// How many callers the concurrency checks race against each other.
@@ -50,7 +53,7 @@ pub async fn run_all(store: &dyn Store) {
     codes(store).await;
     pending_for_subscriber(store).await;
     access_tokens(store).await;
-    keys(store).await;
+    keys::run(store).await;
     concurrent_session_creation(store).await;
     concurrent_redemption(store).await;
     concurrent_pcr_creation(store).await;
@@ -67,9 +70,12 @@ pub async fn run_all(store: &dyn Store) {
     concurrent_polls(store).await;
     concurrent_outbox_leasing(store).await;
     pool::run(store).await;
+    attributes::run(store).await;
     consent::run(store).await;
     discovery::run(store).await;
     token_manager::run(store).await;
+    // Deletes rows with times below 1 000: only its own.
+    retention::run(store).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1673,49 +1679,6 @@ pub async fn access_tokens(store: &dyn Store) {
 }
 
 // ---------------------------------------------------------------------------------------
-// KeyStore
-
-/// Keys are inserted once per kid and listed.
-pub async fn keys(store: &dyn Store) {
-    let k1 = KeyRecord {
-        kid: "cf-key-1".to_string(),
-        key_use: "sig".to_string(),
-        alg: "RS256".to_string(),
-        private_sealed: vec![0, 1, 2, 255, 254, 0, 128],
-        created_at: 1_700_000_000,
-    };
-    let k2 = KeyRecord {
-        kid: "cf-key-2".to_string(),
-        key_use: "enc".to_string(),
-        alg: "RSA-OAEP-256".to_string(),
-        private_sealed: vec![9; 300],
-        created_at: 1_700_000_001,
-    };
-    ok(store.insert_key(&k1).await, "insert key");
-    ok(store.insert_key(&k2).await, "insert second key");
-    let dup = KeyRecord {
-        alg: "ES256".to_string(),
-        ..k1.clone()
-    };
-    expect_err(
-        store.insert_key(&dup).await,
-        "insert duplicate kid",
-        is_conflict,
-    );
-
-    let mut listed: Vec<KeyRecord> = ok(store.list_keys().await, "list keys")
-        .into_iter()
-        .filter(|k| k.kid.starts_with("cf-key-"))
-        .collect();
-    listed.sort_by(|a, b| a.kid.cmp(&b.kid));
-    assert_eq!(
-        listed,
-        vec![k1, k2],
-        "list_keys returns the stored keys unchanged"
-    );
-}
-
-// ---------------------------------------------------------------------------------------
 // concurrency
 
 /// [`RACERS`] concurrent `create_session` for one subscriber: exactly one succeeds, the
@@ -1869,6 +1832,7 @@ pub async fn client_metadata(store: &dyn Store) {
         backchannel_user_code_parameter: true,
         notification_uris: strings(&["https://sp.example/si/1", "https://sp.example/si/2"]),
         request_object_signing_alg: Some("RS256".to_string()),
+        userinfo_signed_response_alg: Some("RS256".to_string()),
         grant_types: strings(&["client_credentials"]),
         quota_per_second: Some(20),
         quota_per_day: Some(0),

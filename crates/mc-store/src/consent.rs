@@ -99,8 +99,12 @@ pub trait ConsentStore: Send + Sync {
     /// token (access and refresh) of `client_id` issued for `subscriber_id` is revoked, all
     /// in one transaction. Returns the number of tokens revoked; `NotFound` if there is no
     /// record for the pair.
-    async fn revoke_consent(&self, subscriber_id: &str, client_id: &str, now: i64)
-    -> StoreResult<u64>;
+    async fn revoke_consent(
+        &self,
+        subscriber_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<u64>;
 }
 
 /// Merges `add` into `have` (sorted, deduplicated). Backends use it so that every backend

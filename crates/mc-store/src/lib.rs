@@ -10,25 +10,31 @@
 //! every backend stores the same thing.
 #![forbid(unsafe_code)]
 
+mod attributes;
 pub mod conformance;
 mod consent;
 mod discovery;
-mod quota;
+mod keys;
 mod pool;
+mod quota;
 mod records;
+mod retention;
 mod token_manager;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use attributes::{AttributeStore, AttributesRecord};
 pub use consent::{ConsentChannel, ConsentRecord, ConsentStore, merge_items};
 pub use discovery::{
-    DiscoveryAppRecord, DiscoveryGeneration, DiscoveryStore, IpRangeRecord, NumberEntry, NumberKind,
-    OperatorCredentialRecord, OperatorRecord,
+    DiscoveryAppRecord, DiscoveryGeneration, DiscoveryStore, IpRangeRecord, NumberEntry,
+    NumberKind, OperatorCredentialRecord, OperatorRecord,
 };
-pub use quota::QuotaStore;
+pub use keys::{KeyRecord, KeyState, KeyStore};
 pub use pool::{PoolStats, PoolUsage};
+pub use quota::QuotaStore;
 pub use records::*;
+pub use retention::{PurgeKind, RetentionStore};
 pub use token_manager::{RefreshTokenRecord, Rotation, TokenManagerStore};
 
 /// Storage failures. `Busy` and `Conflict` are answers, not faults.
@@ -221,14 +227,6 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_tokens_of_session(&self, session_id: &str) -> StoreResult<u64>;
 }
 
-/// Signing and encryption keys (private parts encrypted by the caller).
-#[async_trait]
-pub trait KeyStore: Send + Sync {
-    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
-    /// `Conflict` if the kid exists.
-    async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()>;
-}
-
 /// Everything the gateway persists.
 pub trait Store:
     ClientStore
@@ -240,6 +238,8 @@ pub trait Store:
     + TokenStore
     + KeyStore
     + PoolStats
+    + RetentionStore
+    + AttributeStore
     + ConsentStore
     + DiscoveryStore
     + TokenManagerStore
@@ -256,10 +256,12 @@ impl<
         + TokenStore
         + KeyStore
         + PoolStats
+        + RetentionStore
+        + AttributeStore
         + ConsentStore
         + DiscoveryStore
         + TokenManagerStore
-        + QuotaStore,
+        + QuotaStore
 > Store for T
 {
 }

@@ -11,8 +11,12 @@ pub trait QuotaStore: Send + Sync {
     /// Counts one call of `client_id` on `day` (days since the epoch) if fewer than `limit`
     /// were counted, atomically in one statement: `Some(count after)`, or `None` when the
     /// quota is used up (nothing counted). Concurrent callers never count beyond `limit`.
-    async fn take_daily_call(&self, client_id: &str, day: i64, limit: u64)
-    -> StoreResult<Option<u64>>;
+    async fn take_daily_call(
+        &self,
+        client_id: &str,
+        day: i64,
+        limit: u64,
+    ) -> StoreResult<Option<u64>>;
     /// Gives one counted call back (a call refused before it was attributed to the
     /// client, e.g. failed client authentication); never below zero.
     async fn return_daily_call(&self, client_id: &str, day: i64) -> StoreResult<()>;

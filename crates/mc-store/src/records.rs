@@ -54,6 +54,10 @@ pub struct ClientMetadata {
     /// Mobile Connect SI: the request-object signing algorithm (`RS256` recommended).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_object_signing_alg: Option<String>,
+    /// OIDC Dynamic Registration: when set (`RS256`), `/userinfo` and `/premiuminfo`
+    /// answer with a signed JWT instead of JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userinfo_signed_response_alg: Option<String>,
     /// Grants the client asks for beyond the derived ones (`client_credentials`;
     /// `refresh_token` comes with the `offline_access` scope).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -348,15 +352,4 @@ pub struct AccessTokenRecord {
     pub issued_at: i64,
     /// The refresh-token family it was issued in, if any: revoked with the family.
     pub family_id: Option<String>,
-}
-
-/// A JOSE key; `private_sealed` is the private key encrypted with the key-encryption key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyRecord {
-    pub kid: String,
-    /// `sig` or `enc`.
-    pub key_use: String,
-    pub alg: String,
-    pub private_sealed: Vec<u8>,
-    pub created_at: i64,
 }

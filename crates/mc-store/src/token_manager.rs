@@ -71,13 +71,11 @@ pub trait TokenManagerStore: Send + Sync {
     ) -> StoreResult<Rotation>;
     /// Revokes one access token of `client_id`. False when there is none such (unknown,
     /// another client's, already revoked).
-    async fn revoke_access_token(&self, token_hash: &str, client_id: &str)
-    -> StoreResult<bool>;
+    async fn revoke_access_token(&self, token_hash: &str, client_id: &str) -> StoreResult<bool>;
     /// Revokes the family of one refresh token of `client_id` (every refresh and access
     /// token in it), whatever the token's state. False when the token is unknown or
     /// another client's.
-    async fn revoke_refresh_family(&self, token_hash: &str, client_id: &str)
-    -> StoreResult<bool>;
+    async fn revoke_refresh_family(&self, token_hash: &str, client_id: &str) -> StoreResult<bool>;
     /// Revokes every refresh token issued from one login (a replayed authorization code,
     /// RFC 6749 §4.1.2) and the access tokens of their families. Returns how many refresh
     /// tokens it revoked.

@@ -18,6 +18,9 @@ pub enum AdminCommand {
     /// Subscribers.
     #[command(subcommand)]
     Subscribers(SubscriberCommand),
+    /// The operator's signing and encryption keys.
+    #[command(subcommand)]
+    Keys(crate::admin_keys::KeyCommand),
 }
 
 /// What a service provider registers (shared by `create` and `update`).
@@ -97,6 +100,18 @@ pub enum SubscriberCommand {
         /// Repeatable; default `app_push`.
         #[arg(long = "capability")]
         capabilities: Vec<String>,
+        /// Data Gateway attributes as JSON, e.g.
+        /// `{"given_name":"Ada","family_name":"Lovelace","sim_changed_at":"2026-01-01T00:00:00Z"}`.
+        #[arg(long)]
+        attributes: Option<String>,
+    },
+    /// Replace the Data Gateway attributes (`--merge`: JSON merge patch, `null` removes one).
+    SetAttributes {
+        msisdn: String,
+        #[arg(long)]
+        attributes: String,
+        #[arg(long)]
+        merge: bool,
     },
     List,
     Show {
@@ -151,12 +166,14 @@ pub async fn run(
                 url: format!("sqlite:{}", data.join("mobileconnect.db").display()),
                 ..Default::default()
             };
+            s.keys.kek_file = Some(data.join("kek.hex"));
             s
         }
     };
     let store = open_store(&settings).await?;
     let e = |e: registry::RegistryError| e.to_string();
     match command {
+        AdminCommand::Keys(c) => crate::admin_keys::run(&settings, &store, c).await,
         AdminCommand::Clients(c) => match c {
             ClientCommand::Create {
                 client_id,
@@ -213,8 +230,10 @@ pub async fn run(
                 msisdn,
                 pin,
                 capabilities,
-            } => print(SubscriberView::from(
-                &registry::create_subscriber(
+                attributes,
+            } => {
+                let attributes = attributes.as_deref().map(parse_attributes).transpose()?;
+                let sub = registry::create_subscriber(
                     &store,
                     &SubscriberSpec {
                         msisdn,
@@ -223,8 +242,32 @@ pub async fn run(
                     },
                 )
                 .await
-                .map_err(e)?,
-            )),
+                .map_err(e)?;
+                let mut view = serde_json::json!(SubscriberView::from(&sub));
+                if let Some(a) = attributes {
+                    view["attributes"] = mc_gateway::datagw::set_subscriber_attributes(
+                        &store,
+                        &sub.msisdn,
+                        &a,
+                        false,
+                    )
+                    .await
+                    .map_err(e)?;
+                }
+                print(view)
+            }
+            SubscriberCommand::SetAttributes {
+                msisdn,
+                attributes,
+                merge,
+            } => {
+                let doc = parse_attributes(&attributes)?;
+                print(
+                    mc_gateway::datagw::set_subscriber_attributes(&store, &msisdn, &doc, merge)
+                        .await
+                        .map_err(e)?,
+                )
+            }
             SubscriberCommand::List => {
                 let all = store.list_subscribers().await.map_err(|e| e.to_string())?;
                 print(all.iter().map(SubscriberView::from).collect::<Vec<_>>())
@@ -276,6 +319,15 @@ async fn status(
     print(SubscriberView::from(&sub))
 }
 
+/// `--attributes`: a JSON object of the Data Gateway vocabulary, checked before anything
+/// is written.
+fn parse_attributes(json: &str) -> Result<serde_json::Value, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("--attributes: {e}"))?;
+    mc_gateway::datagw::check_attributes(&doc).map_err(|e| format!("--attributes: {e}"))?;
+    Ok(doc)
+}
+
 /// Settings for a sandbox data folder (only the database is used by admin commands).
 fn toml_default() -> Settings {
     Settings {
@@ -291,6 +343,9 @@ fn toml_default() -> Settings {
             admin: Default::default(),
             backchannel: Default::default(),
             telemetry: Default::default(),
+            keys: Default::default(),
+            retention: Default::default(),
+            datagw: Default::default(),
             throttle: Default::default(),
         },
         sandbox: Default::default(),

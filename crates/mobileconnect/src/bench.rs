@@ -1,14 +1,18 @@
 //! `mobileconnect bench`: the real gateway measured over loopback, next to the CPU floor of a
-//! login measured in the same run.
+//! login and the reference OP (npm `oidc-provider`), both measured in the same run.
 //!
 //! A Mobile Connect login hashes no password: its cost is HTTP, a few store writes and one
-//! RS256 signature of the id_token (DESIGN.md, "Performance model"). So every throughput is
-//! also printed as a fraction of this machine's RSA-2048 signing rate, measured a moment
-//! before on the same cores: 100 % would mean the gateway does nothing but sign.
+//! RS256 signature of the id_token (DESIGN.md, "Performance model"). So every login
+//! throughput is also printed as a fraction of this machine's RSA-2048 signing rate,
+//! measured a moment before on the same cores: 100 % would mean the gateway does nothing but
+//! sign.
 //!
 //! * `floor`: RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second with an `aws_lc_rs` key pair
 //!   parsed once (how `mc_gateway::keys` signs id_tokens), on one core and on all cores; ES256
 //!   (P-256) for comparison. In process, no HTTP.
+//! * `idle`: the resident set of a real `mobileconnect sandbox` child process (this
+//!   executable), started on a free loopback port with a temporary data folder, once it
+//!   answers `/healthz` and has sat idle for two seconds.
 //! * `login`: the device-initiated login over HTTP, as a server-side SP would drive it:
 //!   `GET /authorize` (MSISDN hint) → 302 to the waiting URL → the phone approves →
 //!   `GET` of the waiting URL (headless hold, 302 to the redirect URI with the code) →
@@ -16,18 +20,34 @@
 //! * `ciba`: CIBA poll mode: `POST /bc-authorize` → the phone approves → `POST /token` with
 //!   the CIBA grant right after the approval (the first poll of a request is never slowed
 //!   down); `authorization_pending` and `slow_down` are honoured by waiting `interval`.
+//! * `client_credentials`: `POST /token` with `grant_type=client_credentials` (Basic): client
+//!   authentication and one access token, no signature.
+//! * `userinfo`: one access token per worker, obtained once through a `login`, then
+//!   `GET /userinfo` with it in a loop.
+//! * `pending`: `--pending` CIBA requests (default 100,000) started over HTTP and left
+//!   pending (no phone answers), one per subscriber; then the resident set of this process
+//!   (gateway and load generator) and the gateway's own count of pending requests.
+//!
+//! **The reference OP** (`--peer URL`, see `bench/peer/`): an `oidc-provider` process on
+//! loopback, configured for CIBA poll mode with a `triggerAuthenticationDevice` that approves
+//! at once and for `client_credentials`. Right after each of our `ciba` and
+//! `client_credentials` runs the same load (same workers, same duration, same HTTP client)
+//! runs against it, and our figure is printed as a ratio to its figure. Its endpoints come
+//! from its discovery document; its client is `bench-sp` / `bench-peer-secret`. With
+//! `--peer-pid` its peak RSS is read too.
 //!
 //! The gateway runs inside this process on `127.0.0.1:0`, wired as `mobileconnect sandbox`
 //! wires it: an SQLite store (a temporary folder, or `--data`), `KeyRing::load_or_create`,
 //! `AppState::new`, the notification workers, the gateway routes plus the virtual phones'
 //! device API (`mc_sandbox::phone`). It gets `--subscribers` subscribers (app push, no PIN)
-//! and one service provider through `mc_gateway::registry`.
+//! and one service provider through `mc_gateway::registry`, registered without quotas.
 //!
-//! **Load**: a closed loop of `--concurrency` workers for `--duration`; each owns the
+//! **Load**: after an unmeasured warm-up of a tenth of `--duration` (at most 2 s), for ours
+//! and the peer alike, a closed loop of `--concurrency` workers for `--duration`; each owns the
 //! subscribers whose index is its own modulo the concurrency and uses them in turn, so the
 //! gateway's rule of one live transaction per MSISDN always holds. Latency is one whole
-//! login, first request to last answer. The workers share one HTTP client (keep-alive pool).
-//! Each step of a login is timed too (p50 per step in the table, `steps_p50_ms` and
+//! iteration, first request to last answer. The workers share one HTTP client (keep-alive
+//! pool). Each step of a login is timed too (p50 per step in the table, `steps_p50_ms` and
 //! `steps_p99_ms` in the JSON), including how long the SP's held request of the waiting URL
 //! took to return the code after the phone's approval (`late_holds` counts the missed
 //! wake-ups).
@@ -36,24 +56,25 @@
 //! (`GET /phone/{msisdn}/challenges`, `POST /phone/{msisdn}/challenges/{id}`), the two
 //! requests an operator's app makes. What tells it a challenge exists is the gateway's
 //! in-process event hub (`AppState::hub`), standing in for the push notification such an app
-//! receives: each login subscribes before its first request and the phone fetches and
-//! approves the moment its own subscriber's `Challenged` event is published, with no sleep.
-//! (Long-polling `?wait=` instead would measure the virtual phone, not the gateway: a
-//! waiting phone is woken by every subscriber's challenge and re-reads the store each time.)
+//! receives: one dispatcher task reads the hub and hands each subscriber's `Challenged`
+//! event to the login waiting for it (registered before the login's first request), so the
+//! phone fetches and approves at once, with no sleep and without every login reading every
+//! event.
 //!
-//! **Peak RSS** is `VmHWM` of this process, reset before each scenario (`/proc/self/clear_refs`)
-//! when the kernel allows it. It includes the load generator, which shares the process and
-//! the cores with the gateway.
+//! **Peak RSS** is `VmHWM`, reset before each scenario (`/proc/…/clear_refs`) when the
+//! kernel allows it: of this process for our runs (it includes the load generator, which
+//! shares the process and the cores with the gateway), of `--peer-pid` for the peer's.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256};
 use clap::{Args, ValueEnum};
-use mc_authn::hub::Event;
+use mc_authn::hub::{Event, Hub};
 use mc_gateway::config::GatewayConfig;
 use mc_gateway::keys::KeyRing;
 use mc_gateway::registry::{self, ClientSpec, RegistryError, SubscriberSpec};
@@ -62,19 +83,28 @@ use mc_store::DynStore;
 use mc_store_sqlite::SqliteStore;
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::oneshot;
 
 /// What to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
     /// Device-initiated login over HTTP, authorize to userinfo.
     Login,
-    /// CIBA poll mode over HTTP, bc-authorize to tokens.
+    /// CIBA poll mode over HTTP, bc-authorize to tokens (and the peer's, with --peer).
     Ciba,
+    /// The token endpoint with client_credentials (and the peer's, with --peer).
+    #[value(name = "client_credentials", alias = "client-credentials")]
+    ClientCredentials,
+    /// GET /userinfo with tokens obtained once.
+    Userinfo,
+    /// --pending CIBA requests left pending; resident set afterwards.
+    Pending,
+    /// Resident set of an idle `mobileconnect sandbox` process.
+    Idle,
     /// RSA-2048 and ES256 signatures per second, in process.
     Floor,
-    /// floor, then login, then ciba.
+    /// floor, idle, login, ciba, client_credentials, userinfo (not pending: it is long).
     All,
 }
 
@@ -84,23 +114,37 @@ pub struct BenchArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value = "all")]
     scenario: Scenario,
-    /// Logins in flight at once (one worker each).
+    /// Clients in flight at once (one worker each).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// How long each HTTP scenario runs (`10s`, `500ms`, `1m`). The floor's measurements
     /// share about as long (0.25 to 3 s each).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
-    /// Subscribers to provision (at least `--concurrency`).
+    /// Subscribers to provision (at least `--concurrency`; `pending` provisions at least
+    /// `--pending`).
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
+    /// CIBA requests the `pending` scenario leaves pending.
+    #[arg(long, default_value_t = 100_000)]
+    pending: usize,
     /// Folder for the gateway's database and key-encryption key (default: a temporary
     /// folder, removed afterwards).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// The reference OP (`bench/peer/`, npm oidc-provider) at this base URL: `ciba` and
+    /// `client_credentials` run against it too, right after ours.
+    #[arg(long)]
+    peer: Option<Url>,
+    /// The peer's process id, to read its peak RSS.
+    #[arg(long, requires = "peer")]
+    peer_pid: Option<u32>,
     /// One JSON object per scenario on stdout, one per line (the table goes to stderr).
     #[arg(long)]
     json: bool,
+    /// In-process modes with options of their own (`bench discovery --entries N`).
+    #[command(subcommand)]
+    mode: Option<crate::bench_discovery::BenchMode>,
 }
 
 /// The first bench number: `+447701000000` and up, clear of the sandbox's test numbers.
@@ -109,10 +153,16 @@ const FIRST_MSISDN: u64 = 447_701_000_000;
 const MAX_SUBSCRIBERS: usize = 1_000_000;
 /// Upper bound of one HTTP request, and of the wait for a phone's challenge.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
-/// The service provider's client id.
+/// The service provider's client id (ours and the peer's).
 const CLIENT_ID: &str = "bench-sp";
+/// The peer's client secret (`bench/peer/peer.mjs`; loopback only).
+const PEER_SECRET: &str = "bench-peer-secret";
 /// CIBA's grant type (CIBA Core §10.1).
 const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
+/// How long the `pending` scenario's requests live (the gateway's upper bound).
+const PENDING_EXPIRY_SECS: u32 = 3600;
+/// How long the idle sandbox sits before its resident set is read.
+const IDLE_SETTLE: Duration = Duration::from_secs(2);
 
 /// Parses `10s`, `500ms`, `1m` or a bare number of seconds.
 fn parse_duration(raw: &str) -> Result<Duration, String> {
@@ -137,8 +187,11 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
 }
 
 /// `mobileconnect bench …`.
-pub async fn run(args: BenchArgs) -> Result<(), String> {
+pub async fn run(mut args: BenchArgs) -> Result<(), String> {
     init_logging();
+    if let Some(mode) = args.mode.take() {
+        return crate::bench_discovery::run(mode).await;
+    }
     if args.concurrency == 0 {
         return Err("--concurrency: at least 1".into());
     }
@@ -147,6 +200,14 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             "--subscribers: at least --concurrency ({}) and at most {MAX_SUBSCRIBERS}: each worker owns its own numbers",
             args.concurrency
         ));
+    }
+    if args.scenario == Scenario::Pending {
+        if args.pending == 0 || args.pending >= MAX_SUBSCRIBERS {
+            return Err(format!("--pending: 1 to {}", MAX_SUBSCRIBERS - 1));
+        }
+        // One pending request per subscriber (the rule of one live transaction per MSISDN),
+        // and one more subscriber for a CIBA login made while they are pending.
+        args.subscribers = args.subscribers.max(args.pending + 1);
     }
     let machine = Machine::read();
     let report = Report::new(args.json, &machine);
@@ -164,34 +225,129 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         .map_err(|_| "the floor measurement failed".to_owned())??;
     report.floor(&floor, full_floor);
 
+    if matches!(args.scenario, Scenario::Idle | Scenario::All) {
+        progress("idle: starting `mobileconnect sandbox`");
+        let idle = measure_idle().await?;
+        report.idle(&idle);
+    }
+
     let http_scenarios: &[Scenario] = match args.scenario {
-        Scenario::Floor => &[],
+        Scenario::Floor | Scenario::Idle => &[],
+        Scenario::All => &[
+            Scenario::Login,
+            Scenario::Ciba,
+            Scenario::ClientCredentials,
+            Scenario::Userinfo,
+        ],
         Scenario::Login => &[Scenario::Login],
         Scenario::Ciba => &[Scenario::Ciba],
-        Scenario::All => &[Scenario::Login, Scenario::Ciba],
+        Scenario::ClientCredentials => &[Scenario::ClientCredentials],
+        Scenario::Userinfo => &[Scenario::Userinfo],
+        Scenario::Pending => &[Scenario::Pending],
     };
     if http_scenarios.is_empty() {
         return Ok(());
     }
     let bed = Arc::new(TestBed::start(&args).await?);
+    let peer = match &args.peer {
+        Some(url) => Some(Arc::new(Endpoint::peer(&bed.http, url).await?)),
+        None => None,
+    };
+    let ours = Arc::new(Endpoint::ours(&bed));
     for &scenario in http_scenarios {
+        if scenario == Scenario::Pending {
+            progress(&format!(
+                "pending: {} CIBA requests left pending, {} workers",
+                args.pending, args.concurrency
+            ));
+            let outcome = drive_pending(bed.clone(), args.pending, args.concurrency).await;
+            report.pending(&outcome, &args);
+            continue;
+        }
+        let job = match scenario {
+            Scenario::Ciba => Job::Ciba(ours.clone()),
+            Scenario::ClientCredentials => Job::ClientCredentials(ours.clone()),
+            Scenario::Userinfo => {
+                progress(&format!(
+                    "userinfo: one access token per worker ({})",
+                    args.concurrency
+                ));
+                Job::Userinfo(Arc::new(userinfo_tokens(&bed, args.concurrency).await?))
+            }
+            _ => Job::Login,
+        };
         progress(&format!(
             "{}: {} workers for {:.1} s",
             scenario_name(scenario),
             args.concurrency,
             args.duration.as_secs_f64()
         ));
-        let outcome = drive(bed.clone(), scenario, args.concurrency, args.duration).await;
-        report.outcome(&outcome, &args, &floor);
+        warm_up(&bed, scenario, &job, &args).await;
+        let outcome = drive(
+            bed.clone(),
+            scenario,
+            job,
+            Rss::This,
+            args.concurrency,
+            args.duration,
+        )
+        .await;
+        let peer_job = match (&peer, scenario) {
+            (Some(p), Scenario::Ciba) => Some(Job::Ciba(p.clone())),
+            (Some(p), Scenario::ClientCredentials) => Some(Job::ClientCredentials(p.clone())),
+            _ => None,
+        };
+        let Some(peer_job) = peer_job else {
+            report.outcome(&outcome, None, &args, &floor);
+            continue;
+        };
+        progress(&format!(
+            "{} against the reference OP: {} workers for {:.1} s",
+            scenario_name(scenario),
+            args.concurrency,
+            args.duration.as_secs_f64()
+        ));
+        warm_up(&bed, scenario, &peer_job, &args).await;
+        let rss = args.peer_pid.map_or(Rss::Unknown, Rss::Pid);
+        let theirs = drive(
+            bed.clone(),
+            scenario,
+            peer_job,
+            rss,
+            args.concurrency,
+            args.duration,
+        )
+        .await;
+        report.outcome(&theirs, None, &args, &floor);
+        report.outcome(&outcome, Some(&theirs), &args, &floor);
     }
     bed.server.abort();
     Ok(())
+}
+
+/// An unmeasured run of a tenth of `--duration` (at most 2 s) before each measured one, so
+/// neither target is measured cold (Node's JIT, both sides' connection pools and caches).
+async fn warm_up(bed: &Arc<TestBed>, scenario: Scenario, job: &Job, args: &BenchArgs) {
+    let warm = (args.duration / 10).min(Duration::from_secs(2));
+    let _ = drive(
+        bed.clone(),
+        scenario,
+        job.clone(),
+        Rss::Unknown,
+        args.concurrency,
+        warm,
+    )
+    .await;
 }
 
 fn scenario_name(s: Scenario) -> &'static str {
     match s {
         Scenario::Login => "login",
         Scenario::Ciba => "ciba",
+        Scenario::ClientCredentials => "client_credentials",
+        Scenario::Userinfo => "userinfo",
+        Scenario::Pending => "pending",
+        Scenario::Idle => "idle",
         Scenario::Floor => "floor",
         Scenario::All => "all",
     }
@@ -384,6 +540,7 @@ struct TestBed {
     secret: String,
     redirect_uri: String,
     subscribers: Vec<Subscriber>,
+    phones: Arc<Phones>,
     server: tokio::task::JoinHandle<()>,
     // Dropped last: the store's files live there.
     _dir: DataDir,
@@ -405,6 +562,8 @@ impl TestBed {
         let mut config: GatewayConfig = serde_json::from_value(json!({ "issuer": base }))
             .map_err(|e| format!("bench configuration: {e}"))?;
         config.backchannel.poll_interval_secs = 1;
+        // The `pending` scenario's requests outlive the run.
+        config.backchannel.max_expiry_secs = PENDING_EXPIRY_SECS;
         config.validate()?;
         let db = dir.path.join("mobileconnect.db");
         let store: DynStore = Arc::new(
@@ -436,11 +595,20 @@ impl TestBed {
         ));
         let redirect_uri = format!("{base}/bench/callback");
         let secret = provision_client(&state.store, &base, &redirect_uri).await?;
+        let provisioning = Instant::now();
         let mut subscribers = Vec::with_capacity(args.subscribers);
         for i in 0..args.subscribers {
             let msisdn = (FIRST_MSISDN + i as u64).to_string();
             subscribers.push(provision_subscriber(&state.store, msisdn).await?);
         }
+        if args.subscribers >= 10_000 {
+            progress(&format!(
+                "provisioned {} subscribers in {:.1} s",
+                args.subscribers,
+                provisioning.elapsed().as_secs_f64()
+            ));
+        }
+        let phones = Phones::start(&state.hub);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
@@ -454,6 +622,7 @@ impl TestBed {
             secret,
             redirect_uri,
             subscribers,
+            phones,
             server,
             _dir: dir,
         })
@@ -472,7 +641,8 @@ async fn provision_client(
         name: "Bench SP".into(),
         short_name: "BenchSP".into(),
         redirect_uris: vec![redirect_uri.to_owned()],
-        scopes: vec!["openid".into(), "mc_authn".into()],
+        // `mc_atp`: the scope of `client_credentials` (digest §8.4).
+        scopes: vec!["openid".into(), "mc_authn".into(), "mc_atp".into()],
         sector_identifier_uri: None,
         // CIBA wants a registered jwks_uri from pairwise clients (CIBA Core §4); the demo
         // SP's (empty) key set is served next to the phones. Never fetched: the SP
@@ -480,6 +650,11 @@ async fn provision_client(
         metadata: mc_store::ClientMetadata {
             backchannel_token_delivery_mode: Some("poll".into()),
             jwks_uri: Some(format!("{base}/demo-sp/jwks.json")),
+            grant_types: vec!["client_credentials".into()],
+            // No Access Gateway quota (0 = unlimited): the bench measures the gateway, not
+            // the throttle.
+            quota_per_second: Some(0),
+            quota_per_day: Some(0),
             ..Default::default()
         },
     };
@@ -528,11 +703,14 @@ async fn provision_subscriber(store: &DynStore, msisdn: String) -> Result<Subscr
 /// What one scenario measured.
 struct Outcome {
     scenario: Scenario,
-    logins: u64,
+    /// `mobileconnect` or the peer's name.
+    target: &'static str,
+    /// Completed iterations (logins, token requests, userinfo requests).
+    ops: u64,
     errors: u64,
     first_error: Option<String>,
     elapsed: Duration,
-    /// Whole logins, sorted, microseconds.
+    /// Whole iterations, sorted, microseconds.
     latencies_us: Vec<u64>,
     /// The steps of the successful logins, in the order they happen; each sorted,
     /// microseconds.
@@ -543,11 +721,22 @@ struct Outcome {
     slow_downs: u64,
     peak_rss_kib: Option<u64>,
     peak_rss_reset: bool,
+    /// CPU seconds (user + system) the server under test used during the run: this process
+    /// (gateway and load generator) for ours, `--peer-pid` for the peer's.
+    cpu_secs: Option<f64>,
+    /// CPU seconds of this process during a peer run: the load generator alone.
+    loadgen_cpu_secs: Option<f64>,
 }
 
 impl Outcome {
+    /// CPU milliseconds per iteration, from `cpu_secs`.
+    fn cpu_ms_per_op(&self, secs: Option<f64>) -> Option<f64> {
+        secs.filter(|_| self.ops > 0)
+            .map(|s| s * 1000.0 / self.ops as f64)
+    }
+
     fn per_sec(&self) -> f64 {
-        self.logins as f64 / self.elapsed.as_secs_f64()
+        self.ops as f64 / self.elapsed.as_secs_f64()
     }
 
     fn percentile_ms(&self, p: f64) -> f64 {
@@ -570,6 +759,11 @@ impl Outcome {
         let late = LATE_HOLD.as_micros() as u64;
         self.step(CODE_AFTER_APPROVAL)
             .map_or(0, |v| v.len() - v.partition_point(|&h| h < late))
+    }
+
+    /// Logins sign one id_token each; the other scenarios sign nothing.
+    fn signs(&self) -> bool {
+        matches!(self.scenario, Scenario::Login | Scenario::Ciba)
     }
 }
 
@@ -633,22 +827,161 @@ impl WorkerTally {
             self.first_error = other.first_error;
         }
     }
+
+    fn record(&mut self, t0: Instant, result: Result<Steps, String>) {
+        match result {
+            Ok(steps) => {
+                self.latencies_us.push(t0.elapsed().as_micros() as u64);
+                for (name, d) in steps.0 {
+                    self.add_step(name, [d.as_micros() as u64]);
+                }
+            }
+            Err(e) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(e);
+            }
+        }
+    }
 }
 
-/// Runs `concurrency` workers until `duration` has passed; logins started before then finish.
+/// An OP's CIBA and token endpoints and the bench client's credentials there.
+struct Endpoint {
+    name: &'static str,
+    token: String,
+    bc_authorize: String,
+    secret: String,
+    /// Ours: Mobile Connect parameters (`mc_authn`, `acr_values`) and the virtual phone
+    /// answers each CIBA request. The peer approves in `triggerAuthenticationDevice`.
+    mobile_connect: bool,
+}
+
+impl Endpoint {
+    fn ours(bed: &TestBed) -> Endpoint {
+        Endpoint {
+            name: "mobileconnect",
+            token: format!("{}/token", bed.base),
+            bc_authorize: format!("{}/bc-authorize", bed.base),
+            secret: bed.secret.clone(),
+            mobile_connect: true,
+        }
+    }
+
+    /// The reference OP, from its discovery document.
+    async fn peer(http: &reqwest::Client, base: &Url) -> Result<Endpoint, String> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            base.as_str().trim_end_matches('/')
+        );
+        let resp = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("--peer {url}: {e}"))?;
+        let meta = json_of(resp, StatusCode::OK, "--peer discovery").await?;
+        let field = |k: &str| {
+            meta[k]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("--peer: no {k} in {url} (is CIBA enabled?)"))
+        };
+        Ok(Endpoint {
+            name: "oidc-provider",
+            token: field("token_endpoint")?,
+            bc_authorize: field("backchannel_authentication_endpoint")?,
+            secret: PEER_SECRET.into(),
+            mobile_connect: false,
+        })
+    }
+}
+
+/// What each iteration of a worker does.
+#[derive(Clone)]
+enum Job {
+    Login,
+    Ciba(Arc<Endpoint>),
+    ClientCredentials(Arc<Endpoint>),
+    /// One access token per worker.
+    Userinfo(Arc<Vec<String>>),
+}
+
+/// Whose peak RSS a run reports.
+#[derive(Clone, Copy)]
+enum Rss {
+    This,
+    Pid(u32),
+    Unknown,
+}
+
+impl Rss {
+    fn proc_dir(self) -> Option<String> {
+        match self {
+            Rss::This => Some("/proc/self".into()),
+            Rss::Pid(pid) => Some(format!("/proc/{pid}")),
+            Rss::Unknown => None,
+        }
+    }
+
+    /// Resets `VmHWM` to the current resident set (Linux ≥ 4.0); false when not allowed.
+    fn reset(self) -> bool {
+        self.proc_dir()
+            .is_some_and(|d| std::fs::write(format!("{d}/clear_refs"), "5").is_ok())
+    }
+
+    fn peak_kib(self) -> Option<u64> {
+        status_kib(&self.proc_dir()?, "VmHWM:")
+    }
+
+    /// CPU seconds (user + system, all threads) the process has used so far.
+    fn cpu_secs(self) -> Option<f64> {
+        cpu_secs(&self.proc_dir()?)
+    }
+}
+
+/// `utime + stime` of `/proc/…/stat`, in seconds. Linux reports them in `USER_HZ` ticks,
+/// which is 100 on every architecture it exposes to user space (10 ms resolution).
+fn cpu_secs(proc_dir: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from the closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the line are the 12th and 13th after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// A `kB` line of `/proc/…/status`.
+fn status_kib(proc_dir: &str, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("{proc_dir}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs `concurrency` workers until `duration` has passed; iterations started before then
+/// finish.
 async fn drive(
     bed: Arc<TestBed>,
     scenario: Scenario,
+    job: Job,
+    rss: Rss,
     concurrency: usize,
     duration: Duration,
 ) -> Outcome {
-    let peak_rss_reset = reset_peak_rss();
+    let target = match &job {
+        Job::Ciba(e) | Job::ClientCredentials(e) => e.name,
+        _ => "mobileconnect",
+    };
+    let peak_rss_reset = rss.reset();
+    let cpu_before = rss.cpu_secs();
+    let loadgen_before = Rss::This.cpu_secs();
     let start = Instant::now();
     let deadline = start + duration;
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..concurrency {
-        let bed = bed.clone();
-        workers.spawn(async move { worker(&bed, scenario, w, concurrency, deadline).await });
+        let (bed, job) = (bed.clone(), job.clone());
+        workers.spawn(async move { worker(&bed, &job, w, concurrency, deadline).await });
     }
     let mut all = WorkerTally::default();
     while let Some(joined) = workers.join_next().await {
@@ -662,13 +995,19 @@ async fn drive(
         }
     }
     let elapsed = start.elapsed();
+    let cpu_secs = rss.cpu_secs().zip(cpu_before).map(|(a, b)| a - b);
+    let loadgen_cpu_secs = match rss {
+        Rss::This => None,
+        _ => Rss::This.cpu_secs().zip(loadgen_before).map(|(a, b)| a - b),
+    };
     all.latencies_us.sort_unstable();
     for (_, v) in &mut all.steps {
         v.sort_unstable();
     }
     Outcome {
         scenario,
-        logins: all.latencies_us.len() as u64,
+        target,
+        ops: all.latencies_us.len() as u64,
         errors: all.errors,
         first_error: all.first_error,
         elapsed,
@@ -676,14 +1015,16 @@ async fn drive(
         steps: all.steps,
         pending_polls: all.pending_polls,
         slow_downs: all.slow_downs,
-        peak_rss_kib: peak_rss_kib(),
+        peak_rss_kib: rss.peak_kib(),
         peak_rss_reset,
+        cpu_secs,
+        loadgen_cpu_secs,
     }
 }
 
 async fn worker(
     bed: &TestBed,
-    scenario: Scenario,
+    job: &Job,
     index: usize,
     concurrency: usize,
     deadline: Instant,
@@ -695,22 +1036,13 @@ async fn worker(
         let sub = mine[n % mine.len()];
         n += 1;
         let t0 = Instant::now();
-        let result = match scenario {
-            Scenario::Ciba => ciba_login(bed, sub, &mut tally).await,
-            _ => device_login(bed, sub, n).await,
+        let result = match job {
+            Job::Login => device_login(bed, sub, n).await.map(|(steps, _)| steps),
+            Job::Ciba(op) => ciba_login(bed, op, sub, &mut tally).await,
+            Job::ClientCredentials(op) => client_credentials(bed, op).await,
+            Job::Userinfo(tokens) => userinfo(bed, &tokens[index % tokens.len()]).await,
         };
-        match result {
-            Ok(steps) => {
-                tally.latencies_us.push(t0.elapsed().as_micros() as u64);
-                for (name, d) in steps.0 {
-                    tally.add_step(name, [d.as_micros() as u64]);
-                }
-            }
-            Err(e) => {
-                tally.errors += 1;
-                tally.first_error.get_or_insert(e);
-            }
-        }
+        tally.record(t0, result);
     }
     tally
 }
@@ -721,29 +1053,71 @@ fn owned_by<T>(items: &[T], index: usize, concurrency: usize) -> Vec<&T> {
     items.iter().skip(index).step_by(concurrency).collect()
 }
 
+/// The virtual phones' push notifications: one task reads the gateway's hub and hands each
+/// subscriber's `Challenged` event to the login that registered for it. `true`: notified;
+/// `false`: events were lost (the hub lagged or closed), so the phone long-polls instead.
+struct Phones {
+    waiting: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+}
+
+impl Phones {
+    fn start(hub: &Hub) -> Arc<Phones> {
+        let phones = Arc::new(Phones {
+            waiting: Mutex::new(HashMap::new()),
+        });
+        let mut events = hub.subscribe();
+        let weak = Arc::downgrade(&phones);
+        tokio::spawn(async move {
+            loop {
+                let event = events.recv().await;
+                let Some(phones) = weak.upgrade() else { break };
+                let Ok(mut waiting) = phones.waiting.lock() else {
+                    break;
+                };
+                match event {
+                    Ok(Event::Challenged(id)) => {
+                        if let Some(tx) = waiting.remove(&id) {
+                            let _ = tx.send(true);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        for (_, tx) in waiting.drain() {
+                            let _ = tx.send(false);
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+        phones
+    }
+
+    /// Registers for the next challenge of subscriber `id` (before the request that makes
+    /// it, so it cannot be missed).
+    fn expect(&self, id: &str) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.insert(id.to_owned(), tx);
+        }
+        rx
+    }
+}
+
 /// The phone of `sub`: waits for its challenge (the hub's event stands in for the push
 /// notification), then fetches and approves it over the device API. Returns its steps and
 /// when the approval was acknowledged.
 async fn phone_approves(
     bed: &TestBed,
     sub: &Subscriber,
-    mut events: broadcast::Receiver<Event>,
+    notified: oneshot::Receiver<bool>,
 ) -> Result<(Steps, Instant), String> {
     let mut steps = Steps::default();
     let t = Instant::now();
-    let notified = tokio::time::timeout(STEP_TIMEOUT, async {
-        loop {
-            match events.recv().await {
-                Ok(Event::Challenged(id)) if id == sub.id => return true,
-                Ok(_) => continue,
-                // Events were missed or the hub is gone: ask the device API with a long poll.
-                Err(RecvError::Lagged(_) | RecvError::Closed) => return false,
-            }
-        }
-    })
-    .await
-    .map_err(|_| "phone: no challenge arrived".to_owned())?;
-    drop(events);
+    let notified = tokio::time::timeout(STEP_TIMEOUT, notified)
+        .await
+        .map_err(|_| "phone: no challenge arrived".to_owned())?
+        .unwrap_or(false);
     let t = steps.done("phone notified", t);
     let wait = if notified { "0" } else { "10" };
     let phone = format!("{}/phone/{}/challenges", bed.base, sub.msisdn);
@@ -775,9 +1149,14 @@ async fn phone_approves(
 }
 
 /// One device-initiated login, authorize to userinfo, with the phone answering alongside.
-async fn device_login(bed: &TestBed, sub: &Subscriber, n: usize) -> Result<Steps, String> {
-    // Subscribed before the first request, so the challenge's event cannot be missed.
-    let phone = phone_approves(bed, sub, bed.state.hub.subscribe());
+/// Returns its steps and the access token.
+async fn device_login(
+    bed: &TestBed,
+    sub: &Subscriber,
+    n: usize,
+) -> Result<(Steps, String), String> {
+    // Registered before the first request, so the challenge's event cannot be missed.
+    let phone = phone_approves(bed, sub, bed.phones.expect(&sub.id));
     let sp = async {
         let mut steps = Steps::default();
         let t = Instant::now();
@@ -858,37 +1237,42 @@ async fn device_login(bed: &TestBed, sub: &Subscriber, n: usize) -> Result<Steps
             .map_err(|e| format!("userinfo: {e}"))?;
         json_of(resp, StatusCode::OK, "userinfo").await?;
         steps.done("userinfo", t);
-        Ok((steps, code_at))
+        Ok((steps, code_at, access_token.to_owned()))
     };
-    let ((phone_steps, approved_at), (mut steps, code_at)) = tokio::try_join!(phone, sp)?;
+    let ((phone_steps, approved_at), (mut steps, code_at, access_token)) =
+        tokio::try_join!(phone, sp)?;
     steps.0.extend(phone_steps.0);
     steps.0.push((
         CODE_AFTER_APPROVAL,
         code_at.saturating_duration_since(approved_at),
     ));
-    Ok(steps)
+    Ok((steps, access_token))
 }
 
-/// One CIBA poll login: bc-authorize with the phone answering alongside, then the poll.
+/// One CIBA poll login at `op`: bc-authorize (with our phone answering alongside; the peer
+/// approves by itself), then the poll.
 async fn ciba_login(
     bed: &TestBed,
+    op: &Endpoint,
     sub: &Subscriber,
     tally: &mut WorkerTally,
 ) -> Result<Steps, String> {
-    let phone = phone_approves(bed, sub, bed.state.hub.subscribe());
+    let hint = format!("MSISDN:{}", sub.msisdn);
+    let mut form = vec![("login_hint", hint.as_str()), ("binding_message", "BENCH")];
+    if op.mobile_connect {
+        form.extend([("scope", "openid mc_authn"), ("acr_values", "2")]);
+    } else {
+        form.push(("scope", "openid"));
+    }
+    let notified = op.mobile_connect.then(|| bed.phones.expect(&sub.id));
     let start = async {
         let mut steps = Steps::default();
         let t = Instant::now();
         let resp = bed
             .http
-            .post(format!("{}/bc-authorize", bed.base))
-            .basic_auth(CLIENT_ID, Some(&bed.secret))
-            .form(&[
-                ("scope", "openid mc_authn"),
-                ("login_hint", format!("MSISDN:{}", sub.msisdn).as_str()),
-                ("acr_values", "2"),
-                ("binding_message", "BENCH"),
-            ])
+            .post(&op.bc_authorize)
+            .basic_auth(CLIENT_ID, Some(&op.secret))
+            .form(&form)
             .send()
             .await
             .map_err(|e| format!("bc-authorize: {e}"))?;
@@ -896,8 +1280,15 @@ async fn ciba_login(
         steps.done("bc-authorize", t);
         Ok((steps, started))
     };
-    let ((phone_steps, _), (mut steps, started)) = tokio::try_join!(phone, start)?;
-    steps.0.extend(phone_steps.0);
+    let (mut steps, started) = match notified {
+        Some(rx) => {
+            let ((phone_steps, _), (mut steps, started)) =
+                tokio::try_join!(phone_approves(bed, sub, rx), start)?;
+            steps.0.extend(phone_steps.0);
+            (steps, started)
+        }
+        None => start.await?,
+    };
     let auth_req_id = started["auth_req_id"]
         .as_str()
         .ok_or("bc-authorize: no auth_req_id")?;
@@ -907,8 +1298,8 @@ async fn ciba_login(
     loop {
         let resp = bed
             .http
-            .post(format!("{}/token", bed.base))
-            .basic_auth(CLIENT_ID, Some(&bed.secret))
+            .post(&op.token)
+            .basic_auth(CLIENT_ID, Some(&op.secret))
             .form(&[("grant_type", CIBA_GRANT), ("auth_req_id", auth_req_id)])
             .send()
             .await
@@ -934,6 +1325,217 @@ async fn ciba_login(
     }
 }
 
+/// One `client_credentials` token request at `op`.
+async fn client_credentials(bed: &TestBed, op: &Endpoint) -> Result<Steps, String> {
+    let resp = bed
+        .http
+        .post(&op.token)
+        .basic_auth(CLIENT_ID, Some(&op.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .map_err(|e| format!("token: {e}"))?;
+    let tokens = json_of(resp, StatusCode::OK, "token (client_credentials)").await?;
+    if !tokens["access_token"].is_string() {
+        return Err(format!(
+            "token (client_credentials): no access_token: {tokens}"
+        ));
+    }
+    Ok(Steps::default())
+}
+
+/// One `GET /userinfo` with a token obtained beforehand.
+async fn userinfo(bed: &TestBed, access_token: &str) -> Result<Steps, String> {
+    let resp = bed
+        .http
+        .get(format!("{}/userinfo", bed.base))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .map_err(|e| format!("userinfo: {e}"))?;
+    let claims = json_of(resp, StatusCode::OK, "userinfo").await?;
+    if !claims["sub"].is_string() {
+        return Err(format!("userinfo: no sub: {claims}"));
+    }
+    Ok(Steps::default())
+}
+
+/// One access token per worker, each from a login of one of the worker's own subscribers.
+async fn userinfo_tokens(bed: &Arc<TestBed>, workers: usize) -> Result<Vec<String>, String> {
+    let mut logins = tokio::task::JoinSet::new();
+    for w in 0..workers {
+        let bed = bed.clone();
+        logins.spawn(async move {
+            let sub = &bed.subscribers[w];
+            device_login(&bed, sub, w).await.map(|(_, t)| (w, t))
+        });
+    }
+    let mut tokens = vec![String::new(); workers];
+    while let Some(joined) = logins.join_next().await {
+        let (w, token) = joined.map_err(|e| format!("userinfo tokens: {e}"))??;
+        tokens[w] = token;
+    }
+    Ok(tokens)
+}
+
+/// What the `pending` scenario measured.
+struct PendingOutcome {
+    started: u64,
+    errors: u64,
+    first_error: Option<String>,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+    /// The gateway's own count (`BackchannelStore::pending_backchannel_count`).
+    pending_in_store: Option<u64>,
+    rss_before_kib: Option<u64>,
+    rss_after_kib: Option<u64>,
+    peak_rss_kib: Option<u64>,
+    peak_rss_reset: bool,
+    /// One CIBA login end to end with every other request still pending.
+    login_while_pending: Result<Duration, String>,
+}
+
+/// Starts one CIBA request for each of the first `n` subscribers and leaves them pending;
+/// then one full CIBA login with subscriber `n`.
+async fn drive_pending(bed: Arc<TestBed>, n: usize, concurrency: usize) -> PendingOutcome {
+    let n = n.min(bed.subscribers.len() - 1);
+    let rss_before_kib = status_kib("/proc/self", "VmRSS:");
+    let peak_rss_reset = Rss::This.reset();
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..concurrency {
+        let bed = bed.clone();
+        workers.spawn(async move {
+            let mut tally = WorkerTally::default();
+            for sub in bed.subscribers[..n].iter().skip(w).step_by(concurrency) {
+                let t0 = Instant::now();
+                let result = start_pending(&bed, sub).await;
+                tally.record(t0, result);
+            }
+            tally
+        });
+    }
+    let mut all = WorkerTally::default();
+    while let Some(joined) = workers.join_next().await {
+        match joined {
+            Ok(t) => all.merge(t),
+            Err(e) => {
+                all.errors += 1;
+                all.first_error
+                    .get_or_insert_with(|| format!("worker: {e}"));
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    all.latencies_us.sort_unstable();
+    let pending_in_store = bed.state.store.pending_backchannel_count(now()).await.ok();
+    let rss_after_kib = status_kib("/proc/self", "VmRSS:");
+    let peak_rss_kib = Rss::This.peak_kib();
+    let ours = Endpoint::ours(&bed);
+    let last = &bed.subscribers[n];
+    let t = Instant::now();
+    let login_while_pending = ciba_login(&bed, &ours, last, &mut WorkerTally::default())
+        .await
+        .map(|_| t.elapsed());
+    PendingOutcome {
+        started: all.latencies_us.len() as u64,
+        errors: all.errors,
+        first_error: all.first_error,
+        elapsed,
+        latencies_us: all.latencies_us,
+        pending_in_store,
+        rss_before_kib,
+        rss_after_kib,
+        peak_rss_kib,
+        peak_rss_reset,
+        login_while_pending,
+    }
+}
+
+/// One CIBA request that nobody answers.
+async fn start_pending(bed: &TestBed, sub: &Subscriber) -> Result<Steps, String> {
+    let hint = format!("MSISDN:{}", sub.msisdn);
+    let expiry = PENDING_EXPIRY_SECS.to_string();
+    let resp = bed
+        .http
+        .post(format!("{}/bc-authorize", bed.base))
+        .basic_auth(CLIENT_ID, Some(&bed.secret))
+        .form(&[
+            ("scope", "openid mc_authn"),
+            ("login_hint", hint.as_str()),
+            ("acr_values", "2"),
+            ("binding_message", "BENCH"),
+            ("requested_expiry", expiry.as_str()),
+        ])
+        .send()
+        .await
+        .map_err(|e| format!("bc-authorize: {e}"))?;
+    json_of(resp, StatusCode::OK, "bc-authorize").await?;
+    Ok(Steps::default())
+}
+
+/// The resident set of an idle `mobileconnect sandbox`.
+struct Idle {
+    rss_kib: Option<u64>,
+    peak_rss_kib: Option<u64>,
+    started_in: Duration,
+}
+
+/// Starts this executable as `sandbox` on a free loopback port with a temporary data
+/// folder, waits for `/healthz`, lets it sit for [`IDLE_SETTLE`] and reads its resident set.
+async fn measure_idle() -> Result<Idle, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("idle: this executable: {e}"))?;
+    let dir = DataDir::new(None)?;
+    // A free port: bound and released (another process could take it in between; then the
+    // sandbox fails to start and the health check says so).
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("idle: a free port: {e}"))?;
+    let started = Instant::now();
+    let mut child = std::process::Command::new(exe)
+        .arg("sandbox")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--data")
+        .arg(&dir.path)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("idle: starting the sandbox: {e}"))?;
+    let proc_dir = format!("/proc/{}", child.id());
+    let http = reqwest::Client::new();
+    let health = format!("http://{addr}/healthz");
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let ready = loop {
+        if let Ok(r) = http.get(&health).send().await
+            && r.status().is_success()
+        {
+            break true;
+        }
+        if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let started_in = started.elapsed();
+    if ready {
+        tokio::time::sleep(IDLE_SETTLE).await;
+    }
+    let idle = Idle {
+        rss_kib: status_kib(&proc_dir, "VmRSS:"),
+        peak_rss_kib: status_kib(&proc_dir, "VmHWM:"),
+        started_in,
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    if !ready {
+        return Err(format!("idle: the sandbox did not answer {health}"));
+    }
+    Ok(idle)
+}
+
 /// The `Location` of a 302/303.
 fn location(resp: &reqwest::Response, step: &str) -> Result<String, String> {
     if !resp.status().is_redirection() {
@@ -956,20 +1558,6 @@ async fn json_of(resp: reqwest::Response, want: StatusCode, step: &str) -> Resul
         return Err(format!("{step}: {status} {body}"));
     }
     serde_json::from_str(&body).map_err(|_| format!("{step}: not JSON: {body}"))
-}
-
-/// Resets `VmHWM` to the current resident set (Linux ≥ 4.0); false when not allowed.
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// `VmHWM` of this process in KiB.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1020,16 +1608,18 @@ impl Report {
         }
         self.line(&text);
         self.line(&format!(
-            "{:<9} {:>5} {:>8} {:>6} {:>9} {:>8} {:>8} {:>9} {:>9}",
+            "{:<18} {:<13} {:>5} {:>8} {:>6} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8}",
             "scenario",
+            "target",
             "conc",
-            "logins",
+            "count",
             "errors",
-            "logins/s",
+            "per s",
             "p50 ms",
             "p99 ms",
             "peak RSS",
-            "of floor"
+            "of floor",
+            "vs peer"
         ));
         if self.json && full {
             println!(
@@ -1049,26 +1639,123 @@ impl Report {
         }
     }
 
-    fn outcome(&self, o: &Outcome, args: &BenchArgs, f: &Floor) {
-        let fraction = o.per_sec() / f.rsa_all_cores;
-        let rss = o
-            .peak_rss_kib
-            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-            .unwrap_or_else(|| "?".into());
+    fn idle(&self, i: &Idle) {
         self.line(&format!(
-            "{:<9} {:>5} {:>8} {:>6} {:>9.1} {:>8.1} {:>8.1} {:>9} {:>8.1}%",
+            "idle      `mobileconnect sandbox` after {:.1} s idle: RSS {}, peak {} (answered /healthz {} ms after start)",
+            IDLE_SETTLE.as_secs_f64(),
+            mib(i.rss_kib),
+            mib(i.peak_rss_kib),
+            i.started_in.as_millis()
+        ));
+        if self.json {
+            println!(
+                "{}",
+                json!({
+                    "scenario": "idle",
+                    "build": self.build,
+                    "cores": self.cores,
+                    "cpu": self.cpu,
+                    "process": "mobileconnect sandbox",
+                    "settle_secs": IDLE_SETTLE.as_secs_f64(),
+                    "rss_kib": i.rss_kib,
+                    "peak_rss_kib": i.peak_rss_kib,
+                    "ready_ms": i.started_in.as_millis() as u64,
+                })
+            );
+        }
+    }
+
+    fn pending(&self, p: &PendingOutcome, args: &BenchArgs) {
+        let per_sec = p.started as f64 / p.elapsed.as_secs_f64();
+        self.line(&format!(
+            "pending   {} CIBA requests started in {:.1} s ({per_sec:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors); pending in the store: {}",
+            p.started,
+            p.elapsed.as_secs_f64(),
+            percentile_ms(&p.latencies_us, 50.0),
+            percentile_ms(&p.latencies_us, 99.0),
+            p.errors,
+            p.pending_in_store
+                .map_or_else(|| "?".to_owned(), |n| n.to_string()),
+        ));
+        self.line(&format!(
+            "          RSS {} before, {} after, peak {}; one more CIBA login meanwhile: {}",
+            mib(p.rss_before_kib),
+            mib(p.rss_after_kib),
+            mib(p.peak_rss_kib),
+            match &p.login_while_pending {
+                Ok(d) => format!("{:.1} ms", d.as_secs_f64() * 1000.0),
+                Err(e) => format!("failed: {e}"),
+            }
+        ));
+        if let Some(e) = &p.first_error {
+            self.line(&format!("          first error: {e}"));
+        }
+        if self.json {
+            println!(
+                "{}",
+                json!({
+                    "scenario": "pending",
+                    "build": self.build,
+                    "cores": self.cores,
+                    "cpu": self.cpu,
+                    "store": "sqlite",
+                    "concurrency": args.concurrency,
+                    "requested": args.pending,
+                    "started": p.started,
+                    "errors": p.errors,
+                    "first_error": p.first_error,
+                    "elapsed_secs": round3(p.elapsed.as_secs_f64()),
+                    "started_per_sec": round1(per_sec),
+                    "p50_ms": round3(percentile_ms(&p.latencies_us, 50.0)),
+                    "p99_ms": round3(percentile_ms(&p.latencies_us, 99.0)),
+                    "pending_in_store": p.pending_in_store,
+                    "rss_before_kib": p.rss_before_kib,
+                    "rss_after_kib": p.rss_after_kib,
+                    "peak_rss_kib": p.peak_rss_kib,
+                    "peak_rss_reset": p.peak_rss_reset,
+                    "ciba_login_while_pending_ms": p.login_while_pending.as_ref().ok()
+                        .map(|d| round3(d.as_secs_f64() * 1000.0)),
+                })
+            );
+        }
+    }
+
+    /// One run's row; `peer` is the reference OP's run of the same scenario, when measured.
+    fn outcome(&self, o: &Outcome, peer: Option<&Outcome>, args: &BenchArgs, f: &Floor) {
+        let fraction = o.signs().then(|| o.per_sec() / f.rsa_all_cores);
+        let ratio = peer
+            .filter(|p| p.per_sec() > 0.0)
+            .map(|p| o.per_sec() / p.per_sec());
+        self.line(&format!(
+            "{:<18} {:<13} {:>5} {:>8} {:>6} {:>9.1} {:>8.1} {:>8.1} {:>9} {:>9} {:>8}",
             scenario_name(o.scenario),
+            o.target,
             args.concurrency,
-            o.logins,
+            o.ops,
             o.errors,
             o.per_sec(),
             o.percentile_ms(50.0),
             o.percentile_ms(99.0),
-            rss,
-            fraction * 100.0
+            mib(o.peak_rss_kib),
+            fraction.map_or_else(|| "-".into(), |x| format!("{:.1}%", x * 100.0)),
+            ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}x")),
         ));
         if let Some(e) = &o.first_error {
             self.line(&format!("          first error: {e}"));
+        }
+        if let Some(cpu) = o.cpu_ms_per_op(o.cpu_secs) {
+            let loadgen = o
+                .cpu_ms_per_op(o.loadgen_cpu_secs)
+                .map(|l| format!(" (the load generator alone: {l:.2} ms)"))
+                .unwrap_or_default();
+            let whose = if o.target == "mobileconnect" {
+                "gateway and load generator"
+            } else {
+                "the peer's process"
+            };
+            self.line(&format!(
+                "          CPU per iteration: {cpu:.2} ms ({whose}){loadgen}"
+            ));
         }
         if !o.steps.is_empty() {
             let steps: Vec<String> = o
@@ -1092,40 +1779,60 @@ impl Report {
             ));
         }
         if self.json {
-            println!(
-                "{}",
-                json!({
-                    "scenario": scenario_name(o.scenario),
-                    "build": self.build,
-                    "cores": self.cores,
-                    "cpu": self.cpu,
-                    "store": "sqlite",
-                    "phone": "http device API, notified in process",
-                    "concurrency": args.concurrency,
-                    "duration_secs": args.duration.as_secs_f64(),
-                    "subscribers": args.subscribers,
-                    "logins": o.logins,
-                    "errors": o.errors,
-                    "first_error": o.first_error,
-                    "elapsed_secs": round3(o.elapsed.as_secs_f64()),
-                    "logins_per_sec": round1(o.per_sec()),
-                    "p50_ms": round3(o.percentile_ms(50.0)),
-                    "p99_ms": round3(o.percentile_ms(99.0)),
-                    "max_ms": round3(o.max_ms()),
-                    "steps_p50_ms": steps_json(&o.steps, 50.0),
-                    "steps_p99_ms": steps_json(&o.steps, 99.0),
-                    "late_holds": (o.scenario == Scenario::Login).then(|| o.late_holds()),
-                    "pending_polls": o.pending_polls,
-                    "slow_downs": o.slow_downs,
-                    "peak_rss_kib": o.peak_rss_kib,
-                    "peak_rss_reset": o.peak_rss_reset,
-                    "rsa2048_sign_per_sec_all_cores": round1(f.rsa_all_cores),
-                    "rsa2048_sign_per_sec_one_core": round1(f.rsa_one_core),
-                    "floor_fraction": round4(fraction),
-                })
-            );
+            let mut obj = json!({
+                "scenario": scenario_name(o.scenario),
+                "target": o.target,
+                "build": self.build,
+                "cores": self.cores,
+                "cpu": self.cpu,
+                "concurrency": args.concurrency,
+                "duration_secs": args.duration.as_secs_f64(),
+                "ops": o.ops,
+                "errors": o.errors,
+                "first_error": o.first_error,
+                "elapsed_secs": round3(o.elapsed.as_secs_f64()),
+                "ops_per_sec": round1(o.per_sec()),
+                "p50_ms": round3(o.percentile_ms(50.0)),
+                "p99_ms": round3(o.percentile_ms(99.0)),
+                "max_ms": round3(o.max_ms()),
+                "peak_rss_kib": o.peak_rss_kib,
+                "peak_rss_reset": o.peak_rss_reset,
+                "rsa2048_sign_per_sec_all_cores": round1(f.rsa_all_cores),
+                "rsa2048_sign_per_sec_one_core": round1(f.rsa_one_core),
+                "floor_fraction": fraction.map(round4),
+                "cpu_ms_per_op": o.cpu_ms_per_op(o.cpu_secs).map(round3),
+                "loadgen_cpu_ms_per_op": o.cpu_ms_per_op(o.loadgen_cpu_secs).map(round3),
+            });
+            if let Some(p) = peer {
+                obj["peer_ops_per_sec"] = json!(round1(p.per_sec()));
+                obj["peer_ratio"] = json!(ratio.map(round4));
+            }
+            if o.target == "mobileconnect" {
+                obj["store"] = json!("sqlite");
+                obj["subscribers"] = json!(args.subscribers);
+            }
+            if o.signs() {
+                obj["logins"] = json!(o.ops);
+                obj["logins_per_sec"] = json!(round1(o.per_sec()));
+                obj["steps_p50_ms"] = steps_json(&o.steps, 50.0);
+                obj["steps_p99_ms"] = steps_json(&o.steps, 99.0);
+                obj["pending_polls"] = json!(o.pending_polls);
+                obj["slow_downs"] = json!(o.slow_downs);
+                if o.target == "mobileconnect" {
+                    obj["phone"] = json!("http device API, notified in process");
+                }
+            }
+            if o.scenario == Scenario::Login {
+                obj["late_holds"] = json!(o.late_holds());
+            }
+            println!("{obj}");
         }
     }
+}
+
+/// KiB as MiB for the table.
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(|| "?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
 }
 
 /// `{"step": milliseconds}` at percentile `p`.
@@ -1169,7 +1876,8 @@ mod tests {
     fn percentiles_are_nearest_rank() {
         let o = Outcome {
             scenario: Scenario::Login,
-            logins: 100,
+            target: "mobileconnect",
+            ops: 100,
             errors: 0,
             first_error: None,
             elapsed: Duration::from_secs(1),
@@ -1179,7 +1887,10 @@ mod tests {
             slow_downs: 0,
             peak_rss_kib: None,
             peak_rss_reset: false,
+            cpu_secs: Some(0.5),
+            loadgen_cpu_secs: None,
         };
+        assert_eq!(o.cpu_ms_per_op(o.cpu_secs), Some(5.0));
         assert_eq!(o.percentile_ms(50.0), 50.0);
         assert_eq!(o.percentile_ms(99.0), 99.0);
         assert_eq!(o.max_ms(), 100.0);

@@ -8,7 +8,10 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod admin_keys;
 mod bench;
+mod bench_discovery;
+mod discovery_cli;
 mod run;
 mod settings;
 
@@ -62,6 +65,18 @@ enum Command {
     /// Measure the gateway over loopback (throughput, p50/p99, peak RSS) against the RSA-2048
     /// signing floor measured in the same run.
     Bench(bench::BenchArgs),
+    /// Discovery data on the configured store: operators, service providers, number ranges
+    /// and ported numbers (CSV import), IP ranges.
+    Discovery {
+        /// Configuration file (as for `serve`).
+        #[arg(long, short, conflicts_with = "data")]
+        config: Option<PathBuf>,
+        /// Or: a sandbox data folder.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(subcommand)]
+        command: discovery_cli::DiscoveryCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -90,6 +105,11 @@ fn main() -> ExitCode {
                 command,
             } => admin::run(config, data, command).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Discovery {
+                config,
+                data,
+                command,
+            } => discovery_cli::run(config, data, command).await,
         }
     });
     match result {

@@ -65,18 +65,8 @@ pub fn load_kek(path: &Path) -> Result<Kek, String> {
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("keys.kek_file: {}: {e}", path.display()))?;
-    let text = text.trim();
-    let bytes: Option<Vec<u8>> = (text.len() == 64)
-        .then(|| {
-            (0..64)
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-                .collect()
-        })
-        .flatten();
-    let bytes = bytes
-        .ok_or_else(|| format!("keys.kek_file: {} must hold 64 hex digits", path.display()))?;
-    Kek::new(&bytes).map_err(|e| format!("keys.kek_file: {e}"))
+    kek_from_hex(text.trim())
+        .ok_or_else(|| format!("keys.kek_file: {} must hold 64 hex digits", path.display()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -89,9 +79,44 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The key-encryption key of `keys`: `keys.kek` if set, else the file (`kek_path`), which
+/// is created only for a database that holds no key yet (a new key-encryption key could not
+/// open stored keys: a missing file then is an error, not a fresh start).
+pub async fn configured_kek(
+    keys: &KeySettings,
+    kek_path: &Path,
+    store: &DynStore,
+) -> Result<Kek, String> {
+    if let Some(hex) = &keys.kek {
+        return kek_from_hex(hex.0.trim()).ok_or_else(|| "keys.kek: must be 64 hex digits".into());
+    }
+    if !kek_path.exists() {
+        let stored = store.list_keys().await.map_err(|e| format!("keys: {e}"))?;
+        if !stored.is_empty() {
+            return Err(format!(
+                "keys.kek_file: {} not found, but the database holds keys sealed with a key-encryption key: restore the file (or set keys.kek)",
+                kek_path.display()
+            ));
+        }
+        tracing::info!(path = %kek_path.display(), "creating a new key-encryption key");
+    }
+    load_kek(kek_path)
+}
+
+fn kek_from_hex(text: &str) -> Option<Kek> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect();
+    Kek::new(&bytes?).ok()
+}
+
 async fn build_state(settings: &Settings, kek_path: &Path) -> Result<AppState, String> {
     let store = open_store(settings).await?;
-    let kek = load_kek(kek_path)?;
+    let kek = configured_kek(&settings.keys, kek_path, &store).await?;
     let keys = KeyRing::load_or_create(&*store, &kek, now())
         .await
         .map_err(|e| format!("keys: {e}"))?;
@@ -201,6 +226,7 @@ pub async fn sandbox(
         },
         keys: KeySettings {
             kek_file: Some(data.join("kek.hex")),
+            kek: None,
         },
         log: LogSettings::default(),
         gateway: mc_gateway::config::GatewayConfig {
@@ -217,6 +243,9 @@ pub async fn sandbox(
                 ..Default::default()
             },
             telemetry: Default::default(),
+            keys: Default::default(),
+            retention: Default::default(),
+            datagw: Default::default(),
             // Like operators' demo environments: 100 calls a day per SP unless its
             // registration says otherwise (the demo SP's does; docs/decisions.md).
             throttle: mc_gateway::throttle::ThrottleConfig {
@@ -244,11 +273,19 @@ pub async fn sandbox(
         .clone()
         .unwrap_or_else(|| data.join("kek.hex"));
     let state = build_state(&settings, &kek_path).await?;
-    let info = mc_sandbox::seed(
+    let mut info = mc_sandbox::seed(
         &state.store,
         settings.gateway.base_url(),
-        previous,
+        previous.clone(),
         admin_token,
+    )
+    .await?;
+    let discovery = crate::discovery_cli::sandbox(
+        &state,
+        &settings.keys,
+        &kek_path,
+        previous.as_ref(),
+        &mut info,
     )
     .await?;
     mc_sandbox::seed::write_info(&info_path, &info)
@@ -257,7 +294,8 @@ pub async fn sandbox(
     let app = mc_gateway::with_layers(
         mc_gateway::routes(&state)
             .merge(mc_sandbox::phone::router())
-            .with_state(state),
+            .with_state(state)
+            .merge(mc_discovery::router(discovery)),
     );
     println!("{}", info.banner(&info_path));
     listen(settings.listen, app).await

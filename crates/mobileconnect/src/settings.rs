@@ -64,8 +64,23 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeySettings {
-    /// File holding the 32-byte key-encryption key, hex; created (mode 0600) if missing.
+    /// File holding the 32-byte key-encryption key, hex; created (mode 0600) on the first
+    /// start of an empty database. Keep it apart from the database and its backups.
     pub kek_file: Option<PathBuf>,
+    /// The key-encryption key itself, 64 hex digits, instead of a file: for a secret
+    /// injected through the environment (`MC_KEYS__KEK`). Never logged.
+    pub kek: Option<Secret>,
+}
+
+/// A configuration value that is never printed (`Debug` shows `[redacted]`).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

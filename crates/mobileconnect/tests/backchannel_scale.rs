@@ -484,6 +484,9 @@ async fn ten_thousand_pending_ciba_requests_bounded_memory_and_survive_a_restart
             "metadata": {
                 "backchannel_token_delivery_mode": "poll",
                 "jwks_uri": format!("{base}/demo-sp/jwks.json"),
+                // The sandbox's default of 100 calls a day would stop the test at 100.
+                "quota_per_day": 0,
+                "quota_per_second": 0,
             },
         }))
         .send()

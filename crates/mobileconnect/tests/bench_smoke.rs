@@ -76,3 +76,106 @@ fn bench_refuses_fewer_subscribers_than_workers() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--subscribers"), "{stderr}");
 }
+
+/// Runs `mobileconnect bench ARGS --json` and returns its JSON lines.
+fn bench_json(args: &[&str]) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench {args:?} failed: {stderr}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect()
+}
+
+#[test]
+fn bench_userinfo_runs_on_tokens_from_real_logins() {
+    let objects = bench_json(&[
+        "--scenario",
+        "userinfo",
+        "--duration",
+        "500ms",
+        "--concurrency",
+        "2",
+        "--subscribers",
+        "4",
+    ]);
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let u = &objects[0];
+    assert_eq!(u["scenario"], "userinfo");
+    assert_eq!(u["target"], "mobileconnect");
+    assert!(u["ops"].as_u64().unwrap() > 0, "{u}");
+    assert_eq!(u["errors"], 0, "{u}");
+    assert!(u["floor_fraction"].is_null(), "userinfo signs nothing: {u}");
+    assert!(u["cpu_ms_per_op"].as_f64().is_some(), "{u}");
+}
+
+#[test]
+fn bench_pending_leaves_every_request_pending_in_the_store() {
+    let objects = bench_json(&[
+        "--scenario",
+        "pending",
+        "--pending",
+        "40",
+        "--concurrency",
+        "4",
+        "--duration",
+        "500ms",
+    ]);
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let p = &objects[0];
+    assert_eq!(p["scenario"], "pending");
+    assert_eq!(p["started"], 40, "{p}");
+    assert_eq!(p["errors"], 0, "{p}");
+    assert_eq!(p["pending_in_store"], 40, "{p}");
+    assert!(p["ciba_login_while_pending_ms"].as_f64().is_some(), "{p}");
+    assert!(p["rss_after_kib"].as_u64().is_some_and(|k| k > 0), "{p}");
+}
+
+#[test]
+fn bench_idle_measures_a_real_sandbox_process() {
+    let objects = bench_json(&["--scenario", "idle", "--duration", "500ms"]);
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let i = &objects[0];
+    assert_eq!(i["scenario"], "idle");
+    assert_eq!(i["process"], "mobileconnect sandbox");
+    assert!(i["rss_kib"].as_u64().is_some_and(|k| k > 1024), "{i}");
+}
+
+#[test]
+fn bench_discovery_imports_loads_and_answers_lookups() {
+    // A small copy of the 10-million-number run of `bench/run.sh`: same code path (CSV
+    // import, index load, checked lookups), a few thousand numbers.
+    let objects = bench_json(&[
+        "discovery",
+        "--entries",
+        "5000",
+        "--ranges",
+        "10",
+        "--operators",
+        "3",
+        "--threads",
+        "2",
+        "--duration",
+        "0.2",
+    ]);
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let d = &objects[0];
+    assert_eq!(d["scenario"], "discovery");
+    assert_eq!(d["ported_entries"], 5000, "{d}");
+    assert_eq!(d["ranges"], 10, "{d}");
+    assert_eq!(d["wrong_answers"], 0, "{d}");
+    assert!(d["lookups"].as_u64().is_some_and(|n| n > 0), "{d}");
+    assert!(d["lookups_per_sec"].as_f64().is_some(), "{d}");
+    assert!(
+        d["answers_with_subscriber_id_per_sec"].as_f64().is_some(),
+        "{d}"
+    );
+}

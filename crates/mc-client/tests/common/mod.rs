@@ -129,7 +129,13 @@ impl Sandbox {
     }
 
     /// Answers `challenge` on the phone page's JSON API; returns the result word.
-    pub async fn answer(&self, msisdn: &str, challenge: &Value, decision: &str, pin: Option<&str>) -> String {
+    pub async fn answer(
+        &self,
+        msisdn: &str,
+        challenge: &Value,
+        decision: &str,
+        pin: Option<&str>,
+    ) -> String {
         let mut body = json!({"decision": decision});
         if let Some(p) = pin {
             body["pin"] = json!(p);
@@ -152,11 +158,18 @@ impl Sandbox {
 
     /// A background task that approves the next challenge on `msisdn` (with `pin`) and
     /// returns what the phone showed.
-    pub fn approve_next(self: &Arc<Self>, msisdn: &str, pin: Option<&str>) -> tokio::task::JoinHandle<Value> {
+    pub fn approve_next(
+        self: &Arc<Self>,
+        msisdn: &str,
+        pin: Option<&str>,
+    ) -> tokio::task::JoinHandle<Value> {
         let (me, msisdn, pin) = (self.clone(), msisdn.to_owned(), pin.map(str::to_owned));
         tokio::spawn(async move {
             let c = me.next_challenge(&msisdn).await;
-            assert_eq!(me.answer(&msisdn, &c, "approve", pin.as_deref()).await, "approved");
+            assert_eq!(
+                me.answer(&msisdn, &c, "approve", pin.as_deref()).await,
+                "approved"
+            );
             c
         })
     }
@@ -185,9 +198,16 @@ pub async fn browser(authorize_url: &str, redirect_uri: &str) -> String {
         let resp = http.get(&url).send().await.unwrap();
         let status = resp.status();
         let Some(loc) = resp.headers().get("location").and_then(|v| v.to_str().ok()) else {
-            panic!("expected a redirect from {url}, got {status}: {}", resp.text().await.unwrap_or_default());
+            panic!(
+                "expected a redirect from {url}, got {status}: {}",
+                resp.text().await.unwrap_or_default()
+            );
         };
-        let next = url::Url::parse(&url).unwrap().join(loc).unwrap().to_string();
+        let next = url::Url::parse(&url)
+            .unwrap()
+            .join(loc)
+            .unwrap()
+            .to_string();
         if next.starts_with(redirect_uri) {
             return next;
         }

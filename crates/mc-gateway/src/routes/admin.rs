@@ -10,6 +10,7 @@ use mc_store::{ClientStatus, SubscriberStatus};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::datagw;
 use crate::registry::{
     self, ClientSpec, ClientView, RegistryError, SubscriberSpec, SubscriberView,
 };
@@ -37,6 +38,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/admin/v1/subscribers/{msisdn}/pin",
             put(set_pin).delete(clear_pin),
+        )
+        .route(
+            "/admin/v1/subscribers/{msisdn}/attributes",
+            get(get_attributes)
+                .put(put_attributes)
+                .patch(patch_attributes)
+                .delete(delete_attributes),
         )
         // Every admin route: the bearer token first.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -136,11 +144,34 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
     serde_json::from_slice(bytes).map_err(|e| RegistryError::Invalid(format!("body: {e}")).into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/clients",
+    tag = "registry",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every service provider", body = [super::openapi::ClientViewDoc]),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn list_clients(State(s): State<AppState>) -> Reply {
     let all = s.store.list_clients().await?;
     ok(json!(all.iter().map(ClientView::from).collect::<Vec<_>>()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/clients",
+    tag = "registry",
+    security(("admin_token" = [])),
+    request_body(content = super::openapi::ClientSpecDoc, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered; the secret is shown once", body = super::openapi::ClientCreatedDoc),
+        (status = 400, description = "Invalid spec", body = super::openapi::ErrorDoc),
+        (status = 409, description = "The client_id exists", body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn create_client(State(s): State<AppState>, b: axum::body::Bytes) -> Reply {
     let spec: ClientSpec = body(&b)?;
     let (record, secret) = registry::create_client(&s.store, &spec).await?;
@@ -149,12 +180,38 @@ async fn create_client(State(s): State<AppState>, b: axum::body::Bytes) -> Reply
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/clients/{id}",
+    tag = "registry",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "client_id")),
+    responses(
+        (status = 200, body = super::openapi::ClientViewDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn get_client(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
     let c = s.store.get_client(&id).await?;
     let c = c.ok_or(RegistryError::NotFound)?;
     ok(json!(ClientView::from(&c)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/clients/{id}",
+    tag = "registry",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "client_id")),
+    request_body(content = super::openapi::ClientSpecDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced (the secret is kept)", body = super::openapi::ClientViewDoc),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn update_client(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -171,6 +228,20 @@ struct ClientPatch {
     status: String,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/clients/{id}",
+    tag = "registry",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "client_id")),
+    request_body(content = super::openapi::ClientPatchDoc, content_type = "application/json"),
+    responses(
+        (status = 200, body = super::openapi::ClientViewDoc),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn patch_client(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -183,11 +254,33 @@ async fn patch_client(
     ok(json!(ClientView::from(&c)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/clients/{id}/secret",
+    tag = "registry",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "client_id")),
+    responses(
+        (status = 200, description = "A new secret (shown once)", body = super::openapi::ClientSecretDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn rotate_secret(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
     let secret = registry::rotate_client_secret(&s.store, &id).await?;
     ok(json!({"client_id": id, "client_secret": secret}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/subscribers",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = [super::openapi::SubscriberViewDoc]),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn list_subscribers(State(s): State<AppState>) -> Reply {
     let all = s.store.list_subscribers().await?;
     ok(json!(
@@ -195,12 +288,134 @@ async fn list_subscribers(State(s): State<AppState>) -> Reply {
     ))
 }
 
+/// Provisions a subscriber; an `attributes` member (the Data Gateway vocabulary) is
+/// validated first and stored with it.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/subscribers",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    request_body(content = super::openapi::SubscriberSpecDoc, content_type = "application/json"),
+    responses(
+        (status = 201, body = super::openapi::SubscriberViewDoc),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 409, description = "The number is held by another subscriber", body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn create_subscriber(State(s): State<AppState>, b: axum::body::Bytes) -> Reply {
-    let spec: SubscriberSpec = body(&b)?;
+    let mut doc: serde_json::Value = body(&b)?;
+    let attributes = doc.as_object_mut().and_then(|o| o.remove("attributes"));
+    if let Some(a) = &attributes {
+        datagw::check_attributes(a)?;
+    }
+    let spec: SubscriberSpec =
+        serde_json::from_value(doc).map_err(|e| RegistryError::Invalid(format!("body: {e}")))?;
     let sub = registry::create_subscriber(&s.store, &spec).await?;
-    Ok((StatusCode::CREATED, Json(json!(SubscriberView::from(&sub)))).into_response())
+    let mut view = json!(SubscriberView::from(&sub));
+    if let Some(a) = attributes {
+        view["attributes"] =
+            datagw::set_subscriber_attributes(&s.store, &sub.msisdn, &a, false).await?;
+    }
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/subscribers/{msisdn}/attributes",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    responses(
+        (status = 200, description = "The attribute document", body = Object),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
+async fn get_attributes(State(s): State<AppState>, Path(msisdn): Path<String>) -> Reply {
+    ok(datagw::subscriber_attributes(&s.store, &msisdn).await?)
+}
+
+/// Replaces the whole attribute document.
+#[utoipa::path(
+    put,
+    path = "/admin/v1/subscribers/{msisdn}/attributes",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The stored document", body = Object),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
+async fn put_attributes(
+    State(s): State<AppState>,
+    Path(msisdn): Path<String>,
+    b: axum::body::Bytes,
+) -> Reply {
+    let doc: serde_json::Value = body(&b)?;
+    ok(datagw::set_subscriber_attributes(&s.store, &msisdn, &doc, false).await?)
+}
+
+/// JSON merge patch (RFC 7396): `null` removes an attribute.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/subscribers/{msisdn}/attributes",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The stored document (JSON merge patch, RFC 7396: null removes)", body = Object),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
+async fn patch_attributes(
+    State(s): State<AppState>,
+    Path(msisdn): Path<String>,
+    b: axum::body::Bytes,
+) -> Reply {
+    let doc: serde_json::Value = body(&b)?;
+    ok(datagw::set_subscriber_attributes(&s.store, &msisdn, &doc, true).await?)
+}
+
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/subscribers/{msisdn}/attributes",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
+async fn delete_attributes(State(s): State<AppState>, Path(msisdn): Path<String>) -> Reply {
+    datagw::clear_subscriber_attributes(&s.store, &msisdn).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/v1/subscribers/{msisdn}",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    responses(
+        (status = 200, body = super::openapi::SubscriberViewDoc),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn get_subscriber(State(s): State<AppState>, Path(msisdn): Path<String>) -> Reply {
     let sub = registry::find_subscriber(&s.store, &msisdn).await?;
     ok(json!(SubscriberView::from(&sub)))
@@ -213,6 +428,20 @@ struct SubscriberPatch {
     capabilities: Option<Vec<String>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/subscribers/{msisdn}",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    request_body(content = super::openapi::SubscriberPatchDoc, content_type = "application/json"),
+    responses(
+        (status = 200, body = super::openapi::SubscriberViewDoc),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn patch_subscriber(
     State(s): State<AppState>,
     Path(msisdn): Path<String>,
@@ -231,6 +460,20 @@ struct PinBody {
 }
 
 /// Sets a PIN; also the reset after a lockout.
+#[utoipa::path(
+    put,
+    path = "/admin/v1/subscribers/{msisdn}/pin",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    request_body(content = super::openapi::PinDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "PIN set, failures and lock cleared", body = super::openapi::SubscriberViewDoc),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn set_pin(
     State(s): State<AppState>,
     Path(msisdn): Path<String>,
@@ -241,6 +484,19 @@ async fn set_pin(
     ok(json!(SubscriberView::from(&sub)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/subscribers/{msisdn}/pin",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    responses(
+        (status = 200, body = super::openapi::SubscriberViewDoc),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn clear_pin(State(s): State<AppState>, Path(msisdn): Path<String>) -> Reply {
     let sub = registry::set_subscriber_pin(&s.store, &msisdn, None).await?;
     ok(json!(SubscriberView::from(&sub)))

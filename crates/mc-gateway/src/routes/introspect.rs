@@ -133,7 +133,11 @@ async fn access_answer(s: &AppState, hash: &str, t: i64) -> Result<Option<Intros
     Ok(Some(answer))
 }
 
-async fn refresh_answer(s: &AppState, hash: &str, t: i64) -> Result<Option<Introspection>, McError> {
+async fn refresh_answer(
+    s: &AppState,
+    hash: &str,
+    t: i64,
+) -> Result<Option<Introspection>, McError> {
     let Some(token) = s
         .store
         .find_refresh_token(hash, t)

@@ -1,4 +1,5 @@
-//! `/.well-known/openid-configuration` and `/jwks`: precomputed at start.
+//! `/.well-known/openid-configuration` (precomputed at start) and `/jwks` (serialized once
+//! per key change).
 
 use axum::Router;
 use axum::extract::State;
@@ -14,7 +15,8 @@ pub fn router() -> Router<AppState> {
         .route("/jwks", get(jwks))
 }
 
-fn json_cached(body: String) -> Response {
+fn json_cached(body: impl Into<axum::body::Body>) -> Response {
+    let body: axum::body::Body = body.into();
     (
         [
             (
@@ -35,6 +37,8 @@ async fn metadata(State(s): State<AppState>) -> Response {
     json_cached(s.metadata_json.clone())
 }
 
+/// The current key set: follows rotations (`KeyRing::refresh`); RPs may cache it for
+/// `max-age`, which publish-ahead outlasts (`keys.publish_ahead_secs`).
 async fn jwks(State(s): State<AppState>) -> Response {
-    json_cached(s.jwks_json.clone())
+    json_cached(s.keys.jwks_body())
 }

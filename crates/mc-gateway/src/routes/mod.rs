@@ -1,11 +1,15 @@
 //! One module per resource, each owning its routes.
 
+pub mod account;
 pub mod admin;
+pub mod atp;
 pub mod authorize;
 pub mod backchannel;
 pub mod introspect;
 pub mod metadata;
+pub mod openapi;
 pub mod ops;
+pub mod premiuminfo;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
@@ -33,5 +37,18 @@ pub fn is_form(h: &HeaderMap) -> bool {
         c.trim_start()
             .to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded")
+    })
+}
+
+/// The access token of a protected-resource request: `Authorization: Bearer`, or
+/// `access_token` in a form body (RFC 6750 §2.2).
+pub fn token_from(h: &HeaderMap, body: &[u8]) -> Option<String> {
+    bearer(h).or_else(|| {
+        if !is_form(h) || body.is_empty() {
+            return None;
+        }
+        mc_core::params::RawParams::from_urlencoded(body)
+            .ok()
+            .and_then(|p| p.get("access_token").map(str::to_owned))
     })
 }

@@ -11,7 +11,9 @@ use mc_core::McError;
 use mc_core::grants;
 use mc_core::params::RawParams;
 use mc_core::scope::Scope;
-use mc_core::token_request::{check_client_credentials_grant, check_code_grant, check_refresh_grant};
+use mc_core::token_request::{
+    check_client_credentials_grant, check_code_grant, check_refresh_grant,
+};
 
 use super::is_form;
 use crate::client_auth::authenticate_client;

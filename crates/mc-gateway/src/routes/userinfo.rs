@@ -1,5 +1,8 @@
-//! `/userinfo` (GET and POST, Bearer): `sub`, and the phone number only when a granted scope
-//! releases it. The full Data Gateway comes later.
+//! `/userinfo` (GET and POST, Bearer; digest §8.1): the OIDC claims of the token's scopes
+//! (`mc_v1.1`: `profile`, `email`, `address`, `phone`) and of the identity products, in the
+//! OIDC shape, as JSON or as a signed JWT. A request carrying `User-ID-Type` is an
+//! account-takeover-protection query (CAMARA `MC_ATP.yaml` posts it here) and is answered
+//! by [`super::atp`]. The decisions live in [`crate::datagw`].
 
 use axum::Router;
 use axum::body::Bytes;
@@ -7,80 +10,30 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mc_core::McError;
-use mc_core::msisdn::Msisdn;
-use mc_core::params::RawParams;
-use mc_core::scope::Scope;
-use serde_json::json;
+use mc_datagw::claims::Shape;
 
-use super::{bearer, is_form};
-use crate::error::{ApiError, store_failure};
-use crate::state::{AppState, now, sha256_hex};
+use super::{header, token_from};
+use crate::datagw;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/userinfo", get(userinfo_get).post(userinfo_post))
 }
 
 async fn userinfo_get(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    respond(userinfo(&s, bearer(&headers)).await)
+    answer(&s, &headers, &[]).await
 }
 
-/// RFC 6750 §2.2 also allows the token in a form body.
 async fn userinfo_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let from_body = if is_form(&headers) {
-        RawParams::from_urlencoded(&body).ok()
-    } else {
-        None
-    };
-    let token = bearer(&headers).or_else(|| {
-        from_body
-            .as_ref()
-            .and_then(|p| p.get("access_token"))
-            .map(str::to_owned)
-    });
-    respond(userinfo(&s, token).await)
+    answer(&s, &headers, &body).await
 }
 
-fn respond(r: Result<serde_json::Value, McError>) -> Response {
-    match r {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+async fn answer(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
+    if header(headers, "user-id-type").is_some() {
+        return super::atp::answer(s, headers, None, body).await;
     }
-}
-
-async fn userinfo(s: &AppState, token: Option<String>) -> Result<serde_json::Value, McError> {
-    let token = token
-        .filter(|t| !t.is_empty())
-        .ok_or(McError::MissingAccessToken)?;
-    if token.len() > 256 {
-        return Err(McError::InvalidAccessToken);
+    match datagw::info(s, token_from(headers, body), Shape::UserInfo).await {
+        Ok(a) => a.into_response(),
+        Err(e) => e.into_response(),
     }
-    let record = s
-        .store
-        .find_access_token(&sha256_hex(&token), now())
-        .await
-        .map_err(store_failure)?
-        .ok_or(McError::InvalidAccessToken)?;
-    let sub = record.sub.clone().ok_or(McError::InvalidAccessToken)?;
-    let mut body = json!({ "sub": sub });
-    let scope = Scope::parse(&record.scope).unwrap_or_default();
-    // The number is read only when a granted scope releases it.
-    let phone = if scope.releases_phone_number() {
-        phone_of(s, record.subscriber_id.as_deref()).await?
-    } else {
-        None
-    };
-    if let Some(m) = phone {
-        body["phone_number"] = json!(m.e164());
-        body["phone_number_verified"] = json!(true);
-    }
-    Ok(body)
-}
-
-async fn phone_of(s: &AppState, subscriber_id: Option<&str>) -> Result<Option<Msisdn>, McError> {
-    let Some(id) = subscriber_id else {
-        return Ok(None);
-    };
-    let subscriber = s.store.get_subscriber(id).await.map_err(store_failure)?;
-    Ok(subscriber.and_then(|sub| Msisdn::parse(&sub.msisdn)))
 }

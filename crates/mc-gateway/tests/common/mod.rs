@@ -65,6 +65,9 @@ pub fn config(issuer: &str) -> GatewayConfig {
         },
         backchannel: Default::default(),
         telemetry: Default::default(),
+        keys: Default::default(),
+        retention: Default::default(),
+        datagw: Default::default(),
         throttle: Default::default(),
     };
     // Headless polls are held 1 s and back-channel clients may poll every second, so tests

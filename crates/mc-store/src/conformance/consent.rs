@@ -3,7 +3,7 @@
 //! revocation empties the items and revokes exactly the pair's tokens.
 
 use super::{RACERS, client, expect_err, fixture, is_not_found, join_all, ok, strings, token};
-use crate::{ConsentChannel, ConsentRecord, Store};
+use crate::{ConsentChannel, ConsentRecord, RefreshTokenRecord, Store};
 
 /// Runs every consent contract.
 pub async fn run(store: &dyn Store) {
@@ -193,10 +193,56 @@ pub async fn consent_revocation(store: &dyn Store) {
         ok(store.insert_access_token(t).await, "insert token");
     }
 
+    // A refresh grant of the pair (and its access token), and one of another client.
+    let refresh = |hash: &str, c: &str| RefreshTokenRecord {
+        token_hash: hash.to_string(),
+        family_id: format!("family-{hash}"),
+        client_id: c.to_string(),
+        session_id: None,
+        subscriber_id: Some(sub.to_string()),
+        sub: Some(format!("pcr-{sub}")),
+        scope: "openid offline_access".to_string(),
+        issued_at: 1000,
+        expires_at: 9000,
+    };
+    let (mine_refresh, other_refresh) = (refresh("cf-revoke-r1", c1), refresh("cf-revoke-r2", c2));
+    ok(
+        store
+            .insert_token_pair(&grant_token("cf-revoke-t6", sub, c1), &mine_refresh)
+            .await,
+        "insert refresh pair",
+    );
+    ok(
+        store
+            .insert_token_pair(&grant_token("cf-revoke-t7", sub, c2), &other_refresh)
+            .await,
+        "insert other refresh pair",
+    );
+
     let revoked = ok(store.revoke_consent(sub, c1, 2000).await, "revoke consent");
     assert_eq!(
-        revoked, 2,
-        "conformance: revoke_consent counts the pair's tokens it revoked"
+        revoked, 4,
+        "conformance: revoke_consent counts the pair's access and refresh tokens it revoked"
+    );
+    assert_eq!(
+        ok(
+            store.find_refresh_token("cf-revoke-r1", 2001).await,
+            "find refresh"
+        ),
+        None,
+        "conformance: the pair's refresh tokens are revoked with the consent"
+    );
+    assert_eq!(
+        ok(store.find_access_token("cf-revoke-t6", 2001).await, "find"),
+        None
+    );
+    assert_eq!(
+        ok(
+            store.find_refresh_token("cf-revoke-r2", 2001).await,
+            "find other refresh"
+        ),
+        Some(other_refresh),
+        "conformance: another client's refresh tokens stay"
     );
     for t in &mine {
         assert_eq!(
@@ -217,7 +263,10 @@ pub async fn consent_revocation(store: &dyn Store) {
         Some(r) => r,
         None => panic!("conformance: a revoked record stays (the client still knows the PCR)"),
     };
-    assert!(after.scopes.is_empty(), "conformance: revocation empties the items");
+    assert!(
+        after.scopes.is_empty(),
+        "conformance: revocation empties the items"
+    );
     assert_eq!(after.revoked_at, Some(2000));
     assert_eq!(after.first_seen, 1000);
     assert!(

@@ -1,14 +1,15 @@
 //! `PoolStats`: what a backend reports about its connection pools.
 
+use super::ok;
 use crate::Store;
 
 /// Every pool reported is consistent: idle ≤ open ≤ max, max at least one, names distinct.
 pub async fn run(store: &dyn Store) {
     // A query first, so a lazily opened pool has a connection.
-    store
-        .get_client("cf-pool-stats-nobody")
-        .await
-        .expect("pool stats: a read");
+    ok(
+        store.get_client("cf-pool-stats-nobody").await,
+        "pool stats: a read",
+    );
     let pools = store.pool_usage();
     let mut names: Vec<&str> = pools.iter().map(|p| p.pool).collect();
     names.sort_unstable();

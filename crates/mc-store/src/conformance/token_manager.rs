@@ -36,7 +36,7 @@ fn access(hash: &str, client_id: &str, expires_at: i64) -> AccessTokenRecord {
 
 /// Insert a pair, find it, rotate it, find the successor; expiry and other clients.
 pub async fn refresh_rotation(store: &dyn Store) {
-    let (c, other) = ("cf-rt-client", "cf-rt-other");
+    let (c, other) = ("cf-refresh-client", "cf-refresh-other");
     fixture(store, c, &[]).await;
     ok(store.insert_client(&client(other)).await, "second client");
     let r1 = refresh("cf-rt-r1", "cf-rt-fam", c, 50_000);
@@ -45,25 +45,40 @@ pub async fn refresh_rotation(store: &dyn Store) {
     let mut a1_in_family = a1.clone();
     a1_in_family.family_id = Some("cf-rt-fam".to_string());
     assert_eq!(
-        ok(store.find_access_token(&a1.token_hash, 43_000).await, "find a1"),
+        ok(
+            store.find_access_token(&a1.token_hash, 43_000).await,
+            "find a1"
+        ),
         Some(a1_in_family),
         "conformance: the access token of a pair joins the refresh token's family"
     );
     assert_eq!(
-        ok(store.find_refresh_token(&r1.token_hash, 49_999).await, "find r1"),
+        ok(
+            store.find_refresh_token(&r1.token_hash, 49_999).await,
+            "find r1"
+        ),
         Some(r1.clone())
     );
     assert_eq!(
-        ok(store.find_refresh_token(&r1.token_hash, 50_000).await, "find r1 at expiry"),
+        ok(
+            store.find_refresh_token(&r1.token_hash, 50_000).await,
+            "find r1 at expiry"
+        ),
         None,
         "conformance: a refresh token is expired when expires_at <= now"
     );
     assert!(
-        store.insert_token_pair(&access("cf-rt-a1b", c, 44_000), &r1).await.is_err(),
+        store
+            .insert_token_pair(&access("cf-rt-a1b", c, 44_000), &r1)
+            .await
+            .is_err(),
         "conformance: a duplicate refresh token hash must be rejected"
     );
     assert_eq!(
-        ok(store.find_access_token("cf-rt-a1b", 43_000).await, "half pair"),
+        ok(
+            store.find_access_token("cf-rt-a1b", 43_000).await,
+            "half pair"
+        ),
         None,
         "conformance: a failed pair insert inserts nothing"
     );
@@ -72,7 +87,9 @@ pub async fn refresh_rotation(store: &dyn Store) {
     let a2 = access("cf-rt-a2", c, 54_000);
     assert_eq!(
         ok(
-            store.rotate_refresh_token(&r1.token_hash, other, &r2, &a2, 45_000).await,
+            store
+                .rotate_refresh_token(&r1.token_hash, other, &r2, &a2, 45_000)
+                .await,
             "rotate as another client"
         ),
         Rotation::Invalid,
@@ -80,26 +97,36 @@ pub async fn refresh_rotation(store: &dyn Store) {
     );
     assert_eq!(
         ok(
-            store.rotate_refresh_token(&r1.token_hash, c, &r2, &a2, 50_000).await,
+            store
+                .rotate_refresh_token(&r1.token_hash, c, &r2, &a2, 50_000)
+                .await,
             "rotate expired"
         ),
         Rotation::Invalid,
         "conformance: an expired refresh token is Invalid"
     );
     assert_eq!(
-        ok(store.find_access_token(&a2.token_hash, 45_000).await, "no a2 yet"),
+        ok(
+            store.find_access_token(&a2.token_hash, 45_000).await,
+            "no a2 yet"
+        ),
         None,
         "conformance: an Invalid rotation inserts nothing"
     );
     assert_eq!(
         ok(
-            store.rotate_refresh_token(&r1.token_hash, c, &r2, &a2, 45_000).await,
+            store
+                .rotate_refresh_token(&r1.token_hash, c, &r2, &a2, 45_000)
+                .await,
             "rotate"
         ),
         Rotation::Rotated
     );
     assert_eq!(
-        ok(store.find_refresh_token(&r1.token_hash, 45_000).await, "r1 after rotation"),
+        ok(
+            store.find_refresh_token(&r1.token_hash, 45_000).await,
+            "r1 after rotation"
+        ),
         None,
         "conformance: a rotated refresh token is not active"
     );
@@ -114,7 +141,11 @@ pub async fn refresh_rotation(store: &dyn Store) {
         "conformance: a rotation's access token joins the family"
     );
     assert!(
-        ok(store.find_access_token(&a1.token_hash, 45_000).await, "a1 kept").is_some(),
+        ok(
+            store.find_access_token(&a1.token_hash, 45_000).await,
+            "a1 kept"
+        )
+        .is_some(),
         "conformance: rotation does not revoke the earlier access token"
     );
     assert_eq!(
@@ -145,14 +176,21 @@ pub async fn refresh_reuse_revokes_family(store: &dyn Store) {
     let r2 = refresh("cf-reuse-r2", "cf-reuse-fam", c, 70_000);
     let a2 = access("cf-reuse-a2", c, 66_000);
     assert_eq!(
-        ok(store.rotate_refresh_token(&r1.token_hash, c, &r2, &a2, 61_000).await, "rotate"),
+        ok(
+            store
+                .rotate_refresh_token(&r1.token_hash, c, &r2, &a2, 61_000)
+                .await,
+            "rotate"
+        ),
         Rotation::Rotated
     );
     let r3 = refresh("cf-reuse-r3", "cf-reuse-fam", c, 70_000);
     let a3 = access("cf-reuse-a3", c, 66_000);
     assert_eq!(
         ok(
-            store.rotate_refresh_token(&r1.token_hash, c, &r3, &a3, 62_000).await,
+            store
+                .rotate_refresh_token(&r1.token_hash, c, &r3, &a3, 62_000)
+                .await,
             "reuse"
         ),
         Rotation::Reused {
@@ -160,7 +198,11 @@ pub async fn refresh_reuse_revokes_family(store: &dyn Store) {
         },
         "conformance: presenting a rotated refresh token is reuse"
     );
-    for (hash, what) in [(&a1.token_hash, "a1"), (&a2.token_hash, "a2"), (&a3.token_hash, "a3")] {
+    for (hash, what) in [
+        (&a1.token_hash, "a1"),
+        (&a2.token_hash, "a2"),
+        (&a3.token_hash, "a3"),
+    ] {
         assert_eq!(
             ok(store.find_access_token(hash, 62_000).await, what),
             None,
@@ -174,17 +216,29 @@ pub async fn refresh_reuse_revokes_family(store: &dyn Store) {
     );
     assert_eq!(
         ok(
-            store.rotate_refresh_token(&r2.token_hash, c, &r3, &a3, 62_000).await,
+            store
+                .rotate_refresh_token(&r2.token_hash, c, &r3, &a3, 62_000)
+                .await,
             "present revoked"
         ),
         Rotation::Invalid,
         "conformance: a revoked refresh token is Invalid"
     );
     assert!(
-        ok(store.find_refresh_token(&bystander_r.token_hash, 62_000).await, "bystander")
-            .is_some()
-            && ok(store.find_access_token(&bystander_a.token_hash, 62_000).await, "ba")
-                .is_some(),
+        ok(
+            store
+                .find_refresh_token(&bystander_r.token_hash, 62_000)
+                .await,
+            "bystander"
+        )
+        .is_some()
+            && ok(
+                store
+                    .find_access_token(&bystander_a.token_hash, 62_000)
+                    .await,
+                "ba"
+            )
+            .is_some(),
         "conformance: reuse leaves other families alone"
     );
 }
@@ -197,34 +251,82 @@ pub async fn token_revocation(store: &dyn Store) {
     let lone = access("cf-revoke-lone", c, 90_000);
     ok(store.insert_access_token(&lone).await, "lone token");
     assert!(
-        !ok(store.revoke_access_token(&lone.token_hash, other).await, "other client"),
+        !ok(
+            store.revoke_access_token(&lone.token_hash, other).await,
+            "other client"
+        ),
         "conformance: a client cannot revoke another client's access token"
     );
-    assert!(ok(store.find_access_token(&lone.token_hash, 80_000).await, "kept").is_some());
-    assert!(ok(store.revoke_access_token(&lone.token_hash, c).await, "revoke"));
     assert!(
-        !ok(store.revoke_access_token(&lone.token_hash, c).await, "again"),
+        ok(
+            store.find_access_token(&lone.token_hash, 80_000).await,
+            "kept"
+        )
+        .is_some()
+    );
+    assert!(ok(
+        store.revoke_access_token(&lone.token_hash, c).await,
+        "revoke"
+    ));
+    assert!(
+        !ok(
+            store.revoke_access_token(&lone.token_hash, c).await,
+            "again"
+        ),
         "conformance: revoking twice answers false the second time"
     );
-    assert_eq!(ok(store.find_access_token(&lone.token_hash, 80_000).await, "gone"), None);
-    assert!(!ok(store.revoke_access_token("cf-revoke-none", c).await, "unknown"));
+    assert_eq!(
+        ok(
+            store.find_access_token(&lone.token_hash, 80_000).await,
+            "gone"
+        ),
+        None
+    );
+    assert!(!ok(
+        store.revoke_access_token("cf-revoke-none", c).await,
+        "unknown"
+    ));
 
     let r = refresh("cf-revoke-r", "cf-revoke-fam", c, 95_000);
     let a = access("cf-revoke-a", c, 90_000);
     ok(store.insert_token_pair(&a, &r).await, "pair");
     assert!(
-        !ok(store.revoke_refresh_family(&r.token_hash, other).await, "other client"),
+        !ok(
+            store.revoke_refresh_family(&r.token_hash, other).await,
+            "other client"
+        ),
         "conformance: a client cannot revoke another client's refresh token"
     );
-    assert!(ok(store.find_refresh_token(&r.token_hash, 80_000).await, "kept").is_some());
-    assert!(ok(store.revoke_refresh_family(&r.token_hash, c).await, "revoke family"));
-    assert_eq!(ok(store.find_refresh_token(&r.token_hash, 80_000).await, "r gone"), None);
+    assert!(
+        ok(
+            store.find_refresh_token(&r.token_hash, 80_000).await,
+            "kept"
+        )
+        .is_some()
+    );
+    assert!(ok(
+        store.revoke_refresh_family(&r.token_hash, c).await,
+        "revoke family"
+    ));
     assert_eq!(
-        ok(store.find_access_token(&a.token_hash, 80_000).await, "a gone"),
+        ok(
+            store.find_refresh_token(&r.token_hash, 80_000).await,
+            "r gone"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(
+            store.find_access_token(&a.token_hash, 80_000).await,
+            "a gone"
+        ),
         None,
         "conformance: revoking a refresh token revokes its family's access tokens"
     );
-    assert!(!ok(store.revoke_refresh_family("cf-revoke-none", c).await, "unknown"));
+    assert!(!ok(
+        store.revoke_refresh_family("cf-revoke-none", c).await,
+        "unknown"
+    ));
 
     // A replayed code: everything its login issued, through rotations too.
     let r1 = refresh("cf-revoke-s1", "cf-revoke-sfam", c, 95_000);
@@ -233,30 +335,66 @@ pub async fn token_revocation(store: &dyn Store) {
     let r2 = refresh("cf-revoke-s2", "cf-revoke-sfam", c, 95_000);
     let a2 = access("cf-revoke-sa2", c, 90_000);
     assert_eq!(
-        ok(store.rotate_refresh_token(&r1.token_hash, c, &r2, &a2, 81_000).await, "rotate"),
+        ok(
+            store
+                .rotate_refresh_token(&r1.token_hash, c, &r2, &a2, 81_000)
+                .await,
+            "rotate"
+        ),
         Rotation::Rotated
     );
     let elsewhere = refresh("cf-revoke-e", "cf-revoke-efam", c, 95_000);
     let elsewhere_a = access("cf-revoke-ea", c, 90_000);
-    ok(store.insert_token_pair(&elsewhere_a, &elsewhere).await, "other login");
-    assert!(
-        ok(store.revoke_refresh_of_session("cf-revoke-sfam-session").await, "by session") >= 1
+    ok(
+        store.insert_token_pair(&elsewhere_a, &elsewhere).await,
+        "other login",
     );
-    assert_eq!(ok(store.find_refresh_token(&r2.token_hash, 82_000).await, "r2"), None);
+    assert!(
+        ok(
+            store
+                .revoke_refresh_of_session("cf-revoke-sfam-session")
+                .await,
+            "by session"
+        ) >= 1
+    );
+    assert_eq!(
+        ok(store.find_refresh_token(&r2.token_hash, 82_000).await, "r2"),
+        None
+    );
     for hash in [&a1.token_hash, &a2.token_hash] {
         assert_eq!(
-            ok(store.find_access_token(hash, 82_000).await, "session access"),
+            ok(
+                store.find_access_token(hash, 82_000).await,
+                "session access"
+            ),
             None,
             "conformance: revoking a login's refresh tokens revokes their families' access tokens"
         );
     }
     assert!(
-        ok(store.find_refresh_token(&elsewhere.token_hash, 82_000).await, "kept").is_some()
-            && ok(store.find_access_token(&elsewhere_a.token_hash, 82_000).await, "kept")
-                .is_some(),
+        ok(
+            store
+                .find_refresh_token(&elsewhere.token_hash, 82_000)
+                .await,
+            "kept"
+        )
+        .is_some()
+            && ok(
+                store
+                    .find_access_token(&elsewhere_a.token_hash, 82_000)
+                    .await,
+                "kept"
+            )
+            .is_some(),
         "conformance: other logins' tokens stay"
     );
-    assert_eq!(ok(store.revoke_refresh_of_session("cf-revoke-none").await, "none"), 0);
+    assert_eq!(
+        ok(
+            store.revoke_refresh_of_session("cf-revoke-none").await,
+            "none"
+        ),
+        0
+    );
 }
 
 /// Of concurrent presentations of one active refresh token exactly one rotates it; the
@@ -304,12 +442,18 @@ pub async fn concurrent_rotation(store: &dyn Store) {
     );
     for (nr, na) in &nexts {
         assert_eq!(
-            ok(store.find_refresh_token(&nr.token_hash, 110_000).await, "successor"),
+            ok(
+                store.find_refresh_token(&nr.token_hash, 110_000).await,
+                "successor"
+            ),
             None,
             "conformance: after a reuse no successor stays active"
         );
         assert_eq!(
-            ok(store.find_access_token(&na.token_hash, 110_000).await, "successor access"),
+            ok(
+                store.find_access_token(&na.token_hash, 110_000).await,
+                "successor access"
+            ),
             None
         );
     }
@@ -345,11 +489,29 @@ pub async fn daily_quota(store: &dyn Store) {
     );
     ok(store.return_daily_call(c, day).await, "give back");
     assert_eq!(ok(store.daily_calls(c, day).await, "after give back"), 3);
-    assert_eq!(ok(store.take_daily_call(c, day + 1, 3).await, "next day"), Some(1));
-    assert_eq!(ok(store.take_daily_call(other, day, 3).await, "other client"), Some(1));
-    assert_eq!(ok(store.take_daily_call(c, day, 0).await, "zero limit"), None);
-    ok(store.return_daily_call("cf-quota-none", day).await, "give back unknown");
-    assert_eq!(ok(store.daily_calls("cf-quota-none", day).await, "never below zero"), 0);
+    assert_eq!(
+        ok(store.take_daily_call(c, day + 1, 3).await, "next day"),
+        Some(1)
+    );
+    assert_eq!(
+        ok(store.take_daily_call(other, day, 3).await, "other client"),
+        Some(1)
+    );
+    assert_eq!(
+        ok(store.take_daily_call(c, day, 0).await, "zero limit"),
+        None
+    );
+    ok(
+        store.return_daily_call("cf-quota-none", day).await,
+        "give back unknown",
+    );
+    assert_eq!(
+        ok(
+            store.daily_calls("cf-quota-none", day).await,
+            "never below zero"
+        ),
+        0
+    );
     assert!(ok(store.purge_daily_calls(day + 1).await, "purge") >= 2);
     assert_eq!(ok(store.daily_calls(c, day).await, "purged"), 0);
     assert_eq!(ok(store.daily_calls(c, day + 1).await, "kept"), 1);
