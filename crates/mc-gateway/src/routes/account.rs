@@ -477,22 +477,22 @@ fn authorized_post(
     s: &AppState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(AccountSession, RawParams), Response> {
+) -> Result<(AccountSession, RawParams), Box<Response>> {
     let Some(session) = current(s, headers) else {
-        return Err(login_page(
+        return Err(Box::new(login_page(
             s,
             Some("Your session has ended. Please log in again."),
             StatusCode::UNAUTHORIZED,
-        ));
+        )));
     };
     let Some(params) = form(headers, body) else {
-        return Err(error_page(&McError::MalformedRequest));
+        return Err(Box::new(error_page(&McError::MalformedRequest)));
     };
     if !same_token(&session.csrf, params.get("csrf").unwrap_or_default()) {
         tracing::warn!("account form without a matching anti-forgery token");
-        return Err(refused(
+        return Err(Box::new(refused(
             "The form could not be verified. Reload the page and try again.",
-        ));
+        )));
     }
     Ok((session, params))
 }
@@ -501,7 +501,7 @@ fn authorized_post(
 async fn revoke(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (session, params) = match authorized_post(&s, &headers, &body) {
         Ok(found) => found,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let client_id = params.get("client_id").unwrap_or_default();
     if client_id.is_empty() || client_id.len() > 256 {
@@ -523,7 +523,7 @@ async fn revoke(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> R
 
 async fn logout(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(resp) = authorized_post(&s, &headers, &body) {
-        return resp;
+        return *resp;
     }
     see_other(
         &account_path(&s),
