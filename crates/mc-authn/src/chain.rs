@@ -60,8 +60,9 @@ pub fn ordered<'a>(
     available: &'a [Arc<dyn Authenticator>],
     loa: Loa,
     operator: &ChainConfig,
-    sp_override: Option<&[String]>,
+    sp_override: Option<&ChainConfig>,
 ) -> Vec<&'a Arc<dyn Authenticator>> {
+    let sp_override = sp_override.and_then(|sp| sp.by_loa.get(&loa));
     let operator_chain = operator.by_loa.get(&loa);
     let allowed = |name: &str| operator_chain.is_none_or(|c| c.iter().any(|n| n == name));
     let order: Vec<&str> = match (sp_override, operator_chain) {
@@ -88,7 +89,7 @@ pub fn plan(
     subscriber: &SubscriberRecord,
     acr: &AcrValues,
     operator: &ChainConfig,
-    sp_override: Option<&[String]>,
+    sp_override: Option<&ChainConfig>,
 ) -> Result<Plan, McError> {
     let mut pin_locked = false;
     for loa in acr.acceptable() {
@@ -310,7 +311,8 @@ mod tests {
             ("sms_url", Loa::Two, false),
         ]);
         let op = chain_config([("2", vec!["app_push".into()])]).unwrap_or_default();
-        let sp = ["sms_url".to_owned(), "app_push".to_owned()];
+        let sp = chain_config([("2", vec!["sms_url".to_owned(), "app_push".to_owned()])])
+            .unwrap_or_default();
         let p = plan(
             &w.all,
             &sub(&["app_push", "sms_url"]),

@@ -11,9 +11,11 @@ use mc_store::{SubscriberRecord, SubscriberStatus};
 use crate::authenticator::{Authenticator, Eligibility};
 use crate::chain::{ChainConfig, Plan};
 
-/// The router's pick.
+/// The router's pick: the level, the first authenticator and the whole plan (the first
+/// and its fallbacks, [`crate::chain`]).
 #[derive(Clone)]
 pub struct Choice {
+    pub plan: Plan,
     pub authenticator: Arc<dyn Authenticator>,
     pub loa: Loa,
 }
@@ -82,11 +84,23 @@ impl AuthnRouter {
         subscriber: &SubscriberRecord,
         acr: &AcrValues,
     ) -> Result<Choice, McError> {
-        let plan = crate::chain::plan(&self.all, subscriber, acr, &self.chain, None)?;
+        self.choose_for(subscriber, acr, None)
+    }
+
+    /// As [`AuthnRouter::choose`], with the service provider's own chains (a subset of the
+    /// operator's, in its own order).
+    pub fn choose_for(
+        &self,
+        subscriber: &SubscriberRecord,
+        acr: &AcrValues,
+        sp_chains: Option<&ChainConfig>,
+    ) -> Result<Choice, McError> {
+        let plan = crate::chain::plan(&self.all, subscriber, acr, &self.chain, sp_chains)?;
         let first = plan.steps.first().cloned().ok_or(McError::LoaUnavailable)?;
         Ok(Choice {
             authenticator: first,
             loa: plan.loa,
+            plan,
         })
     }
 

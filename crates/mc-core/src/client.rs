@@ -39,6 +39,8 @@ pub struct ClientPolicy {
     pub sector: String,
     pub status: ClientStatus,
     pub grant_types: Vec<String>,
+    /// The SP's own authenticator chains per level; empty: the operator's.
+    pub authenticator_chains: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl ClientPolicy {

@@ -107,7 +107,12 @@ async fn start_inner(
     let subscriber = require_active_subscriber(
         resolve_hint_ref(s, hint, &client.client_id, &client.sector, t).await?,
     )?;
-    let choice = s.router.choose(&subscriber, &req.acr)?;
+    let choice = crate::login::choose(
+        s,
+        &subscriber,
+        &req.acr,
+        &client.metadata.authenticator_chains,
+    )?;
     let cfg = &s.config.backchannel;
     let expires_in = i64::from(
         req.requested_expiry

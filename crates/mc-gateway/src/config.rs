@@ -147,18 +147,167 @@ impl Default for LoginConfig {
     }
 }
 
-/// Which authenticators are on, in chain order.
+/// Which authenticators are on, how they are chained per level of assurance, and each
+/// channel's settings (`docs/authenticators.md`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthenticatorsConfig {
+    /// The authenticators that are on; also the chain order where `chains` says nothing.
     pub enabled: Vec<String>,
+    /// The operator's chain per level: `{ "2" = ["sim_applet", "app_push"], "3" = [...] }`.
+    /// Only names from `enabled`; a level without an entry uses the `enabled` order.
+    pub chains: std::collections::BTreeMap<String, Vec<String>>,
+    /// Seconds a started authenticator has to be answered before the next one of the
+    /// chain is started as well (one that fails to start hands over at once).
+    pub next_start_delay_secs: u32,
+    /// The SIM applet channel through the operator's MSSP (required when `sim_applet`
+    /// is enabled).
+    pub sim_applet: Option<SimAppletConfig>,
+    /// The SMS authenticators' SMSC link and rules (required when `sms_otp`, `sms_url` or
+    /// `sms_otp_url` is enabled).
+    pub sms: Option<crate::routes::sms::SmsConfig>,
+    /// Header enrichment (seamless LoA2 at `/authorize`); off when absent.
+    pub header_enrichment: Option<crate::enrichment::HeaderEnrichmentConfig>,
 }
 
 impl Default for AuthenticatorsConfig {
     fn default() -> Self {
         AuthenticatorsConfig {
             enabled: vec!["app_push".into()],
+            chains: Default::default(),
+            next_start_delay_secs: 20,
+            sim_applet: None,
+            sms: None,
+            header_enrichment: None,
         }
+    }
+}
+
+/// The MSSP (ETSI TS 102 204) the SIM applet authenticator talks to.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimAppletConfig {
+    /// The MSSP's MSS_Signature / MSS_StatusQuery REST URL.
+    pub mssp_url: String,
+    pub ap_id: String,
+    /// The application provider's password at the MSSP (never logged).
+    pub ap_password: String,
+    /// `MSSP_Info.MSSP_ID.URI`.
+    #[serde(default)]
+    pub mssp_id: Option<String>,
+    /// The MSSP's `SignatureProfile` URIs for LoA2 ("OK") and LoA3 (SIM PIN).
+    #[serde(default)]
+    pub profile_loa2: Option<String>,
+    #[serde(default)]
+    pub profile_loa3: Option<String>,
+    /// Seconds the SIM has to answer.
+    #[serde(default = "default_sim_timeout")]
+    pub transaction_timeout_secs: u32,
+    /// Milliseconds between status queries.
+    #[serde(default = "default_sim_poll")]
+    pub poll_interval_millis: u32,
+    /// What to do with a text longer than the SIM shows: `truncate` or `reject`.
+    #[serde(default = "default_display_policy")]
+    pub display_text: String,
+}
+
+fn default_sim_timeout() -> u32 {
+    80
+}
+fn default_sim_poll() -> u32 {
+    1000
+}
+fn default_display_policy() -> String {
+    "truncate".into()
+}
+
+impl std::fmt::Debug for SimAppletConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimAppletConfig")
+            .field("mssp_url", &self.mssp_url)
+            .field("ap_id", &self.ap_id)
+            .field("ap_password", &"<redacted>")
+            .field("transaction_timeout_secs", &self.transaction_timeout_secs)
+            .field("poll_interval_millis", &self.poll_interval_millis)
+            .field("display_text", &self.display_text)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthenticatorsConfig {
+    /// Checks the names, the chains and each enabled channel's settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.enabled.is_empty() {
+            return Err("authenticators.enabled: at least one authenticator must be on".into());
+        }
+        for a in &self.enabled {
+            if !crate::authenticators::KNOWN.contains(&a.as_str()) {
+                return Err(format!(
+                    "authenticators.enabled: unknown authenticator {a:?} (known: {})",
+                    crate::authenticators::KNOWN.join(", ")
+                ));
+            }
+        }
+        crate::authenticators::validate_chains(&self.chains, &self.enabled)
+            .map_err(|e| format!("authenticators.chains: {e}"))?;
+        if self.next_start_delay_secs > 600 {
+            return Err("authenticators.next_start_delay_secs: must be at most 600".into());
+        }
+        let on = |name: &str| self.enabled.iter().any(|a| a == name);
+        match (&self.sim_applet, on(mc_authn::sim_applet::CAPABILITY)) {
+            (None, true) => {
+                return Err(
+                    "authenticators.sim_applet: required when sim_applet is enabled".into(),
+                );
+            }
+            (Some(c), _) => c.validate()?,
+            (None, false) => {}
+        }
+        let sms_on = self
+            .enabled
+            .iter()
+            .any(|a| crate::routes::sms::NAMES.contains(&a.as_str()));
+        match (&self.sms, sms_on) {
+            (None, true) => {
+                return Err(
+                    "authenticators.sms: required when an SMS authenticator is enabled".into(),
+                );
+            }
+            (Some(c), _) => c.validate(&self.enabled)?,
+            (None, false) => {}
+        }
+        if let Some(he) = &self.header_enrichment {
+            he.validate()
+                .map_err(|e| format!("authenticators.header_enrichment.{e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl SimAppletConfig {
+    fn validate(&self) -> Result<(), String> {
+        let url = url::Url::parse(&self.mssp_url)
+            .map_err(|e| format!("authenticators.sim_applet.mssp_url: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("authenticators.sim_applet.mssp_url: must be http(s)".into());
+        }
+        if self.ap_id.is_empty() {
+            return Err("authenticators.sim_applet.ap_id: must not be empty".into());
+        }
+        if !(10..=600).contains(&self.transaction_timeout_secs) {
+            return Err(
+                "authenticators.sim_applet.transaction_timeout_secs: must be 10..=600".into(),
+            );
+        }
+        if !(100..=30_000).contains(&self.poll_interval_millis) {
+            return Err(
+                "authenticators.sim_applet.poll_interval_millis: must be 100..=30000".into(),
+            );
+        }
+        if !matches!(self.display_text.as_str(), "truncate" | "reject") {
+            return Err("authenticators.sim_applet.display_text: truncate or reject".into());
+        }
+        Ok(())
     }
 }
 
@@ -202,14 +351,7 @@ impl GatewayConfig {
         if self.login.headless_hold_secs > 30 {
             return Err("login.headless_hold_secs: must be at most 30".into());
         }
-        for a in &self.authenticators.enabled {
-            if !crate::state::KNOWN_AUTHENTICATORS.contains(&a.as_str()) {
-                return Err(format!(
-                    "authenticators.enabled: unknown authenticator {a:?} (known: {})",
-                    crate::state::KNOWN_AUTHENTICATORS.join(", ")
-                ));
-            }
-        }
+        self.authenticators.validate()?;
         let b = &self.backchannel;
         if let Some(bad) = b
             .delivery_modes
@@ -241,9 +383,6 @@ impl GatewayConfig {
         self.datagw.validate()?;
         self.keys.validate()?;
         self.retention.validate()?;
-        if self.authenticators.enabled.is_empty() {
-            return Err("authenticators.enabled: at least one authenticator must be on".into());
-        }
         let hex64 = |h: &str| {
             h.len() == 64
                 && h.bytes()

@@ -16,12 +16,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod authenticators;
 pub mod backchannel;
 pub mod client_auth;
 pub mod client_keys;
 pub mod config;
 pub mod consent;
 pub mod datagw;
+pub mod enrichment;
 pub mod error;
 pub mod keys;
 pub mod login;
@@ -59,6 +61,7 @@ pub fn policy_of(c: &ClientRecord) -> ClientPolicy {
         sector: c.sector.clone(),
         status: c.status,
         grant_types: c.grant_types.clone(),
+        authenticator_chains: c.metadata.authenticator_chains.clone(),
     }
 }
 
@@ -70,12 +73,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(routes::authorize::router())
         .merge(consent::router())
         .merge(routes::account::router())
+        .merge(routes::passkey::router())
         .merge(routes::token::router())
         .merge(routes::introspect::router())
         .merge(routes::revoke::router())
         .merge(routes::userinfo::router())
         .merge(routes::premiuminfo::router())
         .merge(routes::atp::router())
+        .merge(routes::sms::router())
+        .merge(routes::device::router())
         .merge(routes::backchannel::router(state))
         .merge(routes::ops::router(state));
     // Per-SP quotas on the SP-facing endpoints (the layer picks them by path).
@@ -85,6 +91,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     ));
     if state.config.admin.token_sha256.is_some() {
         r = r.merge(routes::admin::router(state));
+        r = r.merge(routes::device::admin_router().route_layer(
+            axum::middleware::from_fn_with_state(state.clone(), routes::admin::require_admin),
+        ));
         r = r.merge(routes::openapi::router());
     }
     // An issuer with a path (`https://host/mc`) serves everything under that path.

@@ -87,7 +87,7 @@ pub async fn start_login(
             Ok(Next::AskNumber(session.id))
         }
         Some(sub) => {
-            let choice = s.router.choose(&sub, &req.acr)?;
+            let choice = choose(s, &sub, &req.acr, &client.authenticator_chains)?;
             session.subscriber_id = Some(sub.id.clone());
             session.status = SessionStatus::Pending;
             session.acr = Some(choice.loa.as_str().to_owned());
@@ -123,7 +123,12 @@ pub async fn submit_number(
     let sub = require_active_subscriber(found).map_err(fail)?;
     let acr =
         AcrValues::parse(&session.acr_values).ok_or_else(|| fail(McError::InvalidAcrValues))?;
-    let choice = s.router.choose(&sub, &acr).map_err(fail)?;
+    let sp_chains = match s.store.get_client(&session.client_id).await {
+        Ok(Some(c)) => c.metadata.authenticator_chains,
+        Ok(None) => Default::default(),
+        Err(e) => return Err(fail(store_failure(e))),
+    };
+    let choice = choose(s, &sub, &acr, &sp_chains).map_err(fail)?;
     s.store
         .assign_subscriber(session_id, &sub.id, choice.loa.as_str(), t)
         .await
@@ -135,8 +140,25 @@ pub async fn submit_number(
     Ok(Next::Wait(session.id))
 }
 
-/// Announces the challenge through the chosen authenticator; a failure to start ends the
-/// login.
+/// The router's plan for this subscriber, with the SP's own chains when it registered any.
+pub(crate) fn choose(
+    s: &AppState,
+    sub: &SubscriberRecord,
+    acr: &AcrValues,
+    sp_chains: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<mc_authn::router::Choice, McError> {
+    if sp_chains.is_empty() {
+        return s.router.choose(sub, acr);
+    }
+    let sp = mc_authn::chain::chain_config(sp_chains.iter().map(|(l, n)| (l.as_str(), n.clone())))
+        .unwrap_or_default();
+    s.router.choose_for(sub, acr, Some(&sp))
+}
+
+/// Announces the challenge through the plan's first authenticator that starts (one that
+/// fails to start hands over to the next at once); when none starts, the login ends. The
+/// rest of the plan is walked in the background: each next authenticator is started as
+/// well when the session is still unanswered after `authenticators.next_start_delay_secs`.
 pub(crate) async fn challenge(
     s: &AppState,
     session: &AuthSession,
@@ -153,19 +175,58 @@ pub(crate) async fn challenge(
         expires_at: session.expires_at,
     };
     tracing::info!(session = %session.id, subscriber = %Msisdn::parse(&sub.msisdn).map(|m| m.masked()).unwrap_or_default(),
-                   authenticator = choice.authenticator.name(), loa = choice.loa.as_str(), "challenge started");
-    if let Err(e) = choice.authenticator.start(&c).await {
-        let denied = mc_store::Resolution::Denied {
-            error: denial::START_FAILED.into(),
-        };
-        s.store
-            .resolve_session(&session.id, &denied, now())
-            .await
-            .map_err(store_failure)?;
-        return Err(e);
-    }
+                   authenticator = choice.authenticator.name(), loa = choice.loa.as_str(), steps = choice.plan.steps.len(), "challenge started");
+    let started = match mc_authn::chain::start_next(&choice.plan, 0, &c).await {
+        Ok(i) => i,
+        Err(e) => {
+            let denied = mc_store::Resolution::Denied {
+                error: denial::START_FAILED.into(),
+            };
+            s.store
+                .resolve_session(&session.id, &denied, now())
+                .await
+                .map_err(store_failure)?;
+            return Err(e);
+        }
+    };
     s.hub.publish(Event::Challenged(sub.id.clone()));
+    if started + 1 < choice.plan.steps.len() {
+        walk_rest_of_plan(s.clone(), choice.plan, started, c);
+    }
     Ok(())
+}
+
+/// The fallbacks: after each delay without an answer, the next authenticator is started
+/// too (the earlier ones stay open; the first answer wins, take-once in the store).
+fn walk_rest_of_plan(s: AppState, plan: mc_authn::chain::Plan, started: usize, c: Challenge) {
+    let options = mc_authn::chain::ChainOptions {
+        next_start_delay: Duration::from_secs(u64::from(
+            s.config.authenticators.next_start_delay_secs,
+        )),
+    };
+    tokio::spawn(async move {
+        let answered = |delay: Duration| {
+            let s = s.clone();
+            let id = c.session_id.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                !still_pending(&s, &id).await
+            }
+        };
+        let begun = mc_authn::chain::continue_plan(&plan, started, &c, options, answered).await;
+        if !begun.is_empty() {
+            s.hub.publish(Event::Challenged(c.subscriber_id.clone()));
+        }
+    });
+}
+
+/// Whether the session still waits for an answer (a store failure counts as answered:
+/// starting more channels for a session we cannot read would only add noise).
+async fn still_pending(s: &AppState, session_id: &str) -> bool {
+    matches!(
+        s.store.get_session(session_id).await,
+        Ok(Some(sess)) if sess.status == SessionStatus::Pending && sess.expires_at > now()
+    )
 }
 
 fn busy_or_failure(e: StoreError) -> McError {

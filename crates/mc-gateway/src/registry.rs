@@ -287,6 +287,12 @@ fn checked_metadata(m: &ClientMetadata) -> Result<Vec<String>, RegistryError> {
             }
         }
     }
+    let known: Vec<String> = crate::authenticators::KNOWN
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    crate::authenticators::validate_chains(&m.authenticator_chains, &known)
+        .map_err(|e| invalid(format!("metadata.authenticator_chains: {e}")))?;
     if m.quota_per_second.is_some_and(|q| q > 100_000) {
         return Err(invalid(
             "metadata.quota_per_second: at most 100000 (0: unlimited)",

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mc_authn::answer::PinPolicy;
 use mc_authn::push::PushChannel;
-use mc_authn::{Authenticator, AuthnRouter, Hub};
+use mc_authn::{AuthnRouter, Hub};
 use mc_core::authorize::ProfileOptions;
 use mc_core::metadata::{MetadataInput, provider_metadata};
 use mc_store::DynStore;
@@ -12,16 +12,6 @@ use mc_store::DynStore;
 use crate::client_keys::ClientKeys;
 use crate::config::GatewayConfig;
 use crate::keys::KeyRing;
-
-/// Authenticators this build knows, by configuration name.
-pub const KNOWN_AUTHENTICATORS: &[&str] = &["app_push"];
-
-fn authenticator(name: &str) -> Option<Arc<dyn Authenticator>> {
-    match name {
-        "app_push" => Some(mc_authn::push::app_push()),
-        _ => None,
-    }
-}
 
 /// Shared, immutable after start.
 pub struct Inner {
@@ -58,13 +48,21 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Wires the gateway from its parts. `config` must have passed `validate()`.
     pub fn new(store: DynStore, config: GatewayConfig, keys: KeyRing) -> Self {
-        let authenticators = config
-            .authenticators
-            .enabled
-            .iter()
-            .filter_map(|n| authenticator(n))
-            .collect();
-        let router = AuthnRouter::new(authenticators);
+        let hub = Hub::default();
+        let pin_policy = PinPolicy {
+            max_failures: config.login.pin_max_failures,
+        };
+        let authenticators = crate::authenticators::build(&crate::authenticators::Parts {
+            config: &config.authenticators,
+            store: &store,
+            hub: &hub,
+            pin_policy,
+            issuer: &config.issuer,
+        });
+        let router = AuthnRouter::with_chains(
+            authenticators,
+            crate::authenticators::chains(&config.authenticators),
+        );
         let amr = router.amr_values();
         let ciba_modes: Vec<&str> = if config.backchannel.ciba {
             config
@@ -90,9 +88,6 @@ impl AppState {
             max_binding_message_bytes: config.login.max_binding_message_bytes,
             allow_no_hint: config.login.allow_no_hint,
         };
-        let pin_policy = PinPolicy {
-            max_failures: config.login.pin_max_failures,
-        };
         AppState(Arc::new(Inner {
             metadata_json: metadata.to_string(),
             base_path: config.base_path(),
@@ -107,7 +102,7 @@ impl AppState {
             keys,
             client_keys: ClientKeys::new(),
             router,
-            hub: Hub::default(),
+            hub,
             profile,
             pin_policy,
         }))

@@ -1836,6 +1836,7 @@ pub async fn client_metadata(store: &dyn Store) {
         grant_types: strings(&["client_credentials"]),
         quota_per_second: Some(20),
         quota_per_day: Some(0),
+        authenticator_chains: [("2".to_string(), strings(&["sim_applet", "app_push"]))].into(),
     };
     ok(store.insert_client(&c).await, "insert client with metadata");
     assert_eq!(

@@ -70,6 +70,10 @@ pub struct ClientMetadata {
     /// `None`: the configured default; `0`: unlimited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota_per_day: Option<u64>,
+    /// The SP's own authenticator chains per level (`{"2": ["sim_applet", "app_push"]}`):
+    /// a subset of the operator's, in the SP's order. Empty: the operator's chains.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub authenticator_chains: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Subscriber status (digest: suspended is the stolen-phone case; retired is a number that

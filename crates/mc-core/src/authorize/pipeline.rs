@@ -134,6 +134,7 @@ mod tests {
             sector: "shop.example".into(),
             status: ClientStatus::Active,
             grant_types: vec!["authorization_code".into()],
+            authenticator_chains: Default::default(),
         }
     }
 

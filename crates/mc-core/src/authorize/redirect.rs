@@ -91,6 +91,7 @@ mod tests {
             sector: "sp.example".into(),
             status: ClientStatus::Active,
             grant_types: vec!["authorization_code".into()],
+            authenticator_chains: Default::default(),
         }
     }
 
