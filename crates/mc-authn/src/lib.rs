@@ -17,6 +17,8 @@
 pub mod answer;
 pub mod authenticator;
 pub mod chain;
+pub mod device_key;
+pub mod header_enrichment;
 pub mod hub;
 pub mod mssp;
 pub mod pin;

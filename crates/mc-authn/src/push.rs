@@ -19,6 +19,9 @@ use crate::authenticator::{Authenticator, Challenge, Eligibility};
 use crate::hub::{Event, Hub};
 use crate::router::pin_eligibility;
 
+mod devices;
+pub use devices::{DeviceError, ENROLMENT_TTL_SECS};
+
 /// The capability a subscriber needs for this authenticator.
 pub const CAPABILITY: &str = "app_push";
 
@@ -120,9 +123,18 @@ impl PushChannel {
         msisdn: &Msisdn,
         now: i64,
     ) -> Result<Vec<DeviceChallenge>, McError> {
-        let Some(sub) = self.subscriber(msisdn).await? else {
-            return Ok(vec![]);
-        };
+        match self.subscriber(msisdn).await? {
+            Some(sub) => self.pending_of(&sub, now).await,
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Open challenges of a subscriber, oldest first.
+    pub async fn pending_of(
+        &self,
+        sub: &SubscriberRecord,
+        now: i64,
+    ) -> Result<Vec<DeviceChallenge>, McError> {
         let sessions = self
             .store
             .pending_for_subscriber(&sub.id, now)
@@ -194,10 +206,24 @@ impl PushChannel {
         recheck: Duration,
         now: impl Fn() -> i64,
     ) -> Result<Vec<DeviceChallenge>, McError> {
+        match self.subscriber(msisdn).await? {
+            Some(sub) => self.wait_pending_of(&sub, timeout, recheck, now).await,
+            None => Ok(vec![]),
+        }
+    }
+
+    /// [`PushChannel::wait_pending`] for a known subscriber.
+    pub async fn wait_pending_of(
+        &self,
+        sub: &SubscriberRecord,
+        timeout: Duration,
+        recheck: Duration,
+        now: impl Fn() -> i64,
+    ) -> Result<Vec<DeviceChallenge>, McError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut watch: Option<crate::hub::Watch> = None;
         loop {
-            let found = self.pending(msisdn, now()).await?;
+            let found = self.pending_of(sub, now()).await?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if !found.is_empty() || left.is_zero() {
                 return Ok(found);
@@ -208,14 +234,14 @@ impl PushChannel {
                 }
                 // First empty read: watch this subscriber's challenges, then read again (a
                 // challenge made between the read and the watch is found by that read).
-                None => {
-                    let Some(sub) = self.subscriber(msisdn).await? else {
-                        return Ok(found);
-                    };
-                    watch = Some(self.hub.watch(Event::Challenged(sub.id)));
-                }
+                None => watch = Some(self.hub.watch(Event::Challenged(sub.id.clone()))),
             }
         }
+    }
+
+    /// Watches this subscriber's new challenges (for a stream that re-reads on each).
+    pub fn watch_challenges(&self, sub: &SubscriberRecord) -> crate::hub::Watch {
+        self.hub.watch(Event::Challenged(sub.id.clone()))
     }
 
     /// The device's answer to one challenge. Approving a challenge that showed a consent
@@ -247,11 +273,24 @@ impl PushChannel {
         let Some(sub) = self.subscriber(msisdn).await? else {
             return Ok(AnswerOutcome::NotPending);
         };
-        // A device cannot vouch for a PIN check of its own: its approvals go through ours.
-        let mut answer = match answer {
+        // An unsigned answer cannot vouch for a user check of its own: its approvals go
+        // through our PIN check.
+        let answer = match answer {
             Answer::ApproveVerified => Answer::Approve { pin: None },
             other => other,
         };
+        self.answer_of(&sub, challenge_id, answer, share, now).await
+    }
+
+    /// Records `sub`'s answer with its consent decision (see [`PushChannel::answer_sharing`]).
+    async fn answer_of(
+        &self,
+        sub: &SubscriberRecord,
+        challenge_id: &str,
+        mut answer: Answer,
+        share: bool,
+        now: i64,
+    ) -> Result<AnswerOutcome, McError> {
         let mut items: Option<Vec<String>> = None;
         if matches!(answer, Answer::Approve { .. }) {
             let session = self.store.get_session(challenge_id).await.map_err(|e| {

@@ -1,5 +1,12 @@
 //! Virtual phones: `/phone/<msisdn>` (the page) and its device API, which goes through
 //! [`mc_authn::push::PushChannel`] exactly like an operator app would.
+//!
+//! The page is an app with a device key: it takes an enrolment code from
+//! `POST /phone/<msisdn>/enrolment` (the sandbox's stand-in for the operator's provisioning,
+//! open to anyone: these are test numbers), registers a WebCrypto P-256 key and then uses
+//! the gateway's signed device API (`/device/v1/...`). The unsigned
+//! `/phone/<msisdn>/challenges` API stays for scripts, SDK examples and tests, and for
+//! pages that are not a secure context (no WebCrypto).
 
 use std::time::Duration;
 
@@ -20,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/phone/{msisdn}", get(page))
         .route("/phone/{msisdn}/challenges", get(challenges))
         .route("/phone/{msisdn}/challenges/{id}", post(answer))
+        .route("/phone/{msisdn}/enrolment", post(enrolment))
         .route("/demo-sp/callback", get(demo_callback))
         .route("/demo-sp/jwks.json", get(demo_jwks))
 }
@@ -51,6 +59,14 @@ async fn page(Path(raw): Path<String>) -> Response {
     {
         Ok(h) => Html(h).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// A one-time enrolment code for the test number's virtual phone.
+async fn enrolment(State(s): State<AppState>, Path(raw): Path<String>) -> Response {
+    match Msisdn::parse(&raw) {
+        Some(m) => mc_gateway::routes::device::enrolment_for(&s, &m).await,
+        None => bad_number(),
     }
 }
 

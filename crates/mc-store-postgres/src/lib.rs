@@ -88,6 +88,7 @@
 
 mod attributes;
 mod consent;
+mod devices;
 mod discovery;
 mod keys;
 mod pool;

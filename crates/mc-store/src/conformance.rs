@@ -16,6 +16,7 @@
 
 pub mod attributes;
 pub mod consent;
+pub mod devices;
 pub mod discovery;
 pub mod keys;
 pub mod pool;
@@ -72,6 +73,7 @@ pub async fn run_all(store: &dyn Store) {
     pool::run(store).await;
     attributes::run(store).await;
     consent::run(store).await;
+    devices::run(store).await;
     discovery::run(store).await;
     token_manager::run(store).await;
     // Deletes rows with times below 1 000: only its own.

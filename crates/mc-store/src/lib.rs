@@ -13,6 +13,7 @@
 mod attributes;
 pub mod conformance;
 mod consent;
+mod devices;
 mod discovery;
 mod keys;
 mod pool;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 pub use attributes::{AttributeStore, AttributesRecord};
 pub use consent::{ConsentChannel, ConsentRecord, ConsentStore, merge_items};
+pub use devices::{DeviceRecord, DeviceStore, NewDevice};
 pub use discovery::{
     DiscoveryAppRecord, DiscoveryGeneration, DiscoveryStore, IpRangeRecord, NumberEntry,
     NumberKind, OperatorCredentialRecord, OperatorRecord,
@@ -241,6 +243,7 @@ pub trait Store:
     + RetentionStore
     + AttributeStore
     + ConsentStore
+    + DeviceStore
     + DiscoveryStore
     + TokenManagerStore
     + QuotaStore
@@ -259,6 +262,7 @@ impl<
         + RetentionStore
         + AttributeStore
         + ConsentStore
+        + DeviceStore
         + DiscoveryStore
         + TokenManagerStore
         + QuotaStore

@@ -132,6 +132,8 @@ async fn listen(addr: SocketAddr, app: axum::Router) -> Result<(), String> {
         .await
         .map_err(|e| format!("listen {addr}: {e}"))?;
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    // With the peer address recorded: header enrichment trusts only configured sources.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         let _ = stopping_tx.send(true);

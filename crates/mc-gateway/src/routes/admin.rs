@@ -105,7 +105,7 @@ impl IntoResponse for AdminError {
 }
 
 /// The admin bearer token, checked before any admin handler runs.
-async fn require_admin(
+pub(crate) async fn require_admin(
     State(s): State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,

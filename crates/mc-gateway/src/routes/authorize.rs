@@ -35,23 +35,46 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-async fn authorize_get(State(s): State<AppState>, RawQuery(q): RawQuery) -> Response {
+/// The TCP peer, when the server records it (header enrichment trusts only known peers).
+type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
+async fn authorize_get(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
     authorize(
         &s,
         RawParams::from_urlencoded(q.unwrap_or_default().as_bytes()),
+        (peer.map(|p| p.0.0), &headers),
     )
     .await
 }
 
 /// POST keeps an MSISDN hint out of URLs and logs (digest §4.1).
-async fn authorize_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn authorize_post(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !is_form(&headers) {
         return error_page(&McError::MalformedRequest);
     }
-    authorize(&s, RawParams::from_urlencoded(&body)).await
+    authorize(
+        &s,
+        RawParams::from_urlencoded(&body),
+        (peer.map(|p| p.0.0), &headers),
+    )
+    .await
 }
 
-async fn authorize(s: &AppState, params: Result<RawParams, McError>) -> Response {
+async fn authorize(
+    s: &AppState,
+    params: Result<RawParams, McError>,
+    (peer, headers): (Option<std::net::SocketAddr>, &HeaderMap),
+) -> Response {
     let p = match params {
         Ok(p) => p,
         Err(e) => return error_page(&e),
@@ -79,7 +102,13 @@ async fn authorize(s: &AppState, params: Result<RawParams, McError>) -> Response
         req.state.clone(),
         req.correlation_id.clone(),
     );
-    match login::start_login(s, req, &policy).await {
+    // Header enrichment first: a browser on the operator's network needs no phone.
+    let started = match crate::enrichment::seamless_login(s, &req, &policy, peer, headers).await {
+        Ok(Some(next)) => Ok(next),
+        Ok(None) => login::start_login(s, req, &policy).await,
+        Err(e) => Err(e),
+    };
+    match started {
         Ok(Next::Wait(id)) => redirect(&s.wait_path(&id)),
         Ok(Next::AskNumber(id)) => redirect(&s.number_path(&id)),
         Err(e) => {

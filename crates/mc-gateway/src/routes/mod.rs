@@ -5,6 +5,7 @@ pub mod admin;
 pub mod atp;
 pub mod authorize;
 pub mod backchannel;
+pub mod device;
 pub mod introspect;
 pub mod metadata;
 pub mod openapi;

@@ -1,0 +1,227 @@
+//! The operator app's side of [`PushChannel`]: enrolment codes, device registration, and
+//! requests signed with the device key (see [`crate::device_key`]).
+//!
+//! A registered device is what gives a subscriber the `app_push` capability. Its answers
+//! are bound to it: the challenge id, the decision and the user-verification flag are
+//! signed, fresh (`iat`), and used once (`nonce`, remembered until the freshness window
+//! closes); on top of that the challenge's resolution is take-once in the store.
+
+use mc_core::acr::Loa;
+use mc_core::error::McError;
+use mc_store::{DeviceRecord, NewDevice, StoreError, SubscriberRecord};
+
+use super::{CAPABILITY, PushChannel};
+use crate::answer::{Answer, AnswerOutcome, requested_loa};
+use crate::device_key::{self, DeviceKeyError, FetchProof, MAX_SKEW_SECS, SignedAnswer};
+
+/// How long an enrolment code stays usable by default.
+pub const ENROLMENT_TTL_SECS: i64 = 15 * 60;
+
+/// Why a device request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error(transparent)]
+    Key(#[from] DeviceKeyError),
+    #[error("unknown or revoked device")]
+    UnknownDevice,
+    #[error("the enrolment code is unknown, used or expired")]
+    InvalidEnrolmentCode,
+    #[error("this signed answer was seen before")]
+    Replayed,
+    #[error("the signed answer names another challenge")]
+    WrongChallenge,
+    #[error("decision must be approve or deny")]
+    BadDecision,
+    #[error("LoA3 needs the user verified on the device (uv pin or biometric)")]
+    UserVerificationRequired,
+    #[error("server error")]
+    Server,
+}
+
+impl From<McError> for DeviceError {
+    fn from(_: McError) -> Self {
+        DeviceError::Server
+    }
+}
+
+fn store_failure(e: StoreError) -> DeviceError {
+    tracing::error!(error = %e, "store failure in the device API");
+    DeviceError::Server
+}
+
+/// 128 random bits as hex (enrolment codes, device ids).
+fn random_hex() -> Result<String, DeviceError> {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| {
+        tracing::error!("system RNG failed");
+        DeviceError::Server
+    })?;
+    Ok(hex(&b))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Enrolment codes are stored by SHA-256 only.
+fn code_hash(code: &str) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes()).as_ref())
+}
+
+impl PushChannel {
+    /// Issues a one-time enrolment code for `subscriber_id` (provisioning, or the sandbox for
+    /// its virtual phones). The code is returned once and stored by hash.
+    pub async fn enrol(
+        &self,
+        subscriber_id: &str,
+        ttl_secs: i64,
+        now: i64,
+    ) -> Result<String, DeviceError> {
+        let code = random_hex()?;
+        self.store
+            .create_enrolment_code(&code_hash(&code), subscriber_id, now + ttl_secs, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => DeviceError::UnknownDevice,
+                other => store_failure(other),
+            })?;
+        Ok(code)
+    }
+
+    /// Registers a device from its self-signed registration (see
+    /// [`device_key::verify_registration`]); the subscriber gains the `app_push` capability.
+    pub async fn register(&self, jws: &str, now: i64) -> Result<DeviceRecord, DeviceError> {
+        let reg = device_key::verify_registration(jws, now)?;
+        let device = NewDevice {
+            id: random_hex()?,
+            public_jwk: reg.public_jwk,
+            label: reg.label,
+        };
+        let record = self
+            .store
+            .register_device(&code_hash(&reg.enrolment_code), &device, now)
+            .await
+            .map_err(store_failure)?
+            .ok_or(DeviceError::InvalidEnrolmentCode)?;
+        // The router's eligibility reads capabilities; a registered app is the capability.
+        // (Read-modify-write: provisioning changing the same subscriber at this instant could
+        // drop it; re-registering restores it.)
+        if let Some(sub) = self
+            .store
+            .get_subscriber(&record.subscriber_id)
+            .await
+            .map_err(store_failure)?
+            && !sub.capabilities.iter().any(|c| c == CAPABILITY)
+        {
+            let mut caps = sub.capabilities.clone();
+            caps.push(CAPABILITY.to_owned());
+            self.store
+                .update_subscriber(&sub.id, sub.status, &caps)
+                .await
+                .map_err(store_failure)?;
+        }
+        tracing::info!(device = %record.id, "app device registered");
+        Ok(record)
+    }
+
+    /// The registered, unrevoked device that signed `jws`, with its subscriber.
+    async fn signer(&self, jws: &str) -> Result<(DeviceRecord, SubscriberRecord), DeviceError> {
+        let kid = device_key::kid(jws)?;
+        if kid.len() > 64 {
+            return Err(DeviceError::UnknownDevice);
+        }
+        let device = self
+            .store
+            .get_device(&kid)
+            .await
+            .map_err(store_failure)?
+            .filter(|d| d.revoked_at.is_none())
+            .ok_or(DeviceError::UnknownDevice)?;
+        let sub = self
+            .store
+            .get_subscriber(&device.subscriber_id)
+            .await
+            .map_err(store_failure)?
+            .ok_or(DeviceError::UnknownDevice)?;
+        Ok((device, sub))
+    }
+
+    /// Authenticates a challenge fetch: a fresh proof signed by a registered device.
+    pub async fn authenticate(
+        &self,
+        proof: &str,
+        now: i64,
+    ) -> Result<(DeviceRecord, SubscriberRecord), DeviceError> {
+        let (device, sub) = self.signer(proof).await?;
+        device_key::verify_device::<FetchProof>(proof, &device.public_jwk, |p| p.iat, now)?;
+        Ok((device, sub))
+    }
+
+    /// A device's signed answer to challenge `challenge_id`.
+    ///
+    /// LoA3: the answer must say how the app verified its user: `uv: "pin"` sends the PIN
+    /// inside the signed answer and the gateway checks it (one PIN, one failure counter for
+    /// every channel); `uv: "biometric"` is the app's assertion, trusted because only the
+    /// registered key can sign it (the FIDO user-verification model). Without either, a
+    /// LoA3 approval is refused and the challenge stays open.
+    pub async fn answer_signed(
+        &self,
+        challenge_id: &str,
+        jws: &str,
+        now: i64,
+    ) -> Result<AnswerOutcome, DeviceError> {
+        let (device, sub) = self.signer(jws).await?;
+        let signed: SignedAnswer =
+            device_key::verify_device(jws, &device.public_jwk, |a: &SignedAnswer| a.iat, now)?;
+        if signed.challenge != challenge_id {
+            return Err(DeviceError::WrongChallenge);
+        }
+        if signed.nonce.is_empty() || signed.nonce.len() > 128 {
+            return Err(DeviceError::Key(DeviceKeyError::Malformed));
+        }
+        // Remembered past the end of the freshness window, so a replay is either stale or
+        // known. Device nonces share the assertion-id table under their own namespace.
+        let fresh = self
+            .store
+            .remember_jti(
+                &format!("device:{}", device.id),
+                &signed.nonce,
+                signed.iat + 2 * MAX_SKEW_SECS,
+                now,
+            )
+            .await
+            .map_err(store_failure)?;
+        if !fresh {
+            return Err(DeviceError::Replayed);
+        }
+        let answer = match (signed.decision.as_str(), signed.uv.as_deref()) {
+            ("deny", _) => Answer::Deny,
+            ("approve", Some("biometric")) => Answer::ApproveVerified,
+            ("approve", Some("pin")) => Answer::Approve { pin: signed.pin },
+            ("approve", None) => {
+                let session = self
+                    .store
+                    .get_session(challenge_id)
+                    .await
+                    .map_err(store_failure)?;
+                if session.is_some_and(|s| requested_loa(&s) == Loa::Three) {
+                    return Err(DeviceError::UserVerificationRequired);
+                }
+                Answer::Approve { pin: None }
+            }
+            ("approve", Some(_)) => return Err(DeviceError::Key(DeviceKeyError::Malformed)),
+            _ => return Err(DeviceError::BadDecision),
+        };
+        let outcome = self
+            .answer_of(
+                &sub,
+                challenge_id,
+                answer,
+                signed.share.unwrap_or(true),
+                now,
+            )
+            .await?;
+        tracing::info!(device = %device.id, session = %challenge_id, ?outcome, "signed device answer");
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,193 @@
+//! Conformance of [`crate::DeviceStore`]: an enrolment code registers exactly one device
+//! (once, before it expires, even under a race), devices list per subscriber without the
+//! revoked ones, and revocation happens once.
+
+use super::{RACERS, expect_err, fixture, is_conflict, is_not_found, join_all, ok};
+use crate::{DeviceRecord, NewDevice, Store};
+
+/// Runs every device contract.
+pub async fn run(store: &dyn Store) {
+    enrolment_and_registration(store).await;
+    concurrent_registration(store).await;
+}
+
+fn new_device(id: &str) -> NewDevice {
+    NewDevice {
+        id: id.to_string(),
+        public_jwk: format!(r#"{{"kty":"EC","crv":"P-256","x":"x-{id}","y":"y-{id}"}}"#),
+        label: format!("phone {id}"),
+    }
+}
+
+/// Codes are taken once and only while fresh; devices list and revoke.
+pub async fn enrolment_and_registration(store: &dyn Store) {
+    let (sub, other) = ("cf-device-sub", "cf-device-other");
+    fixture(
+        store,
+        "cf-device-client",
+        &[(sub, "+440000007701"), (other, "+440000007702")],
+    )
+    .await;
+    ok(
+        store
+            .create_enrolment_code("cf-dev-code-1", sub, 5_000, 1_000)
+            .await,
+        "create enrolment code",
+    );
+    expect_err(
+        store
+            .create_enrolment_code("cf-dev-code-1", other, 5_000, 1_000)
+            .await,
+        "a second code with the same hash",
+        is_conflict,
+    );
+    expect_err(
+        store
+            .create_enrolment_code("cf-dev-code-x", "cf-device-nobody", 5_000, 1_000)
+            .await,
+        "a code for an unknown subscriber",
+        is_not_found,
+    );
+    assert_eq!(
+        ok(
+            store
+                .register_device("cf-dev-unknown", &new_device("cf-dev-a"), 1_100)
+                .await,
+            "register with an unknown code",
+        ),
+        None,
+        "conformance: an unknown code registers nothing"
+    );
+    let got = ok(
+        store
+            .register_device("cf-dev-code-1", &new_device("cf-dev-a"), 1_100)
+            .await,
+        "register",
+    );
+    let want = DeviceRecord {
+        id: "cf-dev-a".into(),
+        subscriber_id: sub.into(),
+        public_jwk: new_device("cf-dev-a").public_jwk,
+        label: "phone cf-dev-a".into(),
+        created_at: 1_100,
+        revoked_at: None,
+    };
+    assert_eq!(
+        got.as_ref(),
+        Some(&want),
+        "conformance: the device belongs to the code's subscriber"
+    );
+    assert_eq!(
+        ok(store.get_device("cf-dev-a").await, "get device"),
+        Some(want.clone())
+    );
+    assert_eq!(
+        ok(
+            store
+                .register_device("cf-dev-code-1", &new_device("cf-dev-b"), 1_200)
+                .await,
+            "register twice with one code",
+        ),
+        None,
+        "conformance: an enrolment code is taken once"
+    );
+
+    // An expired code registers nothing; a device id that exists is a conflict and leaves
+    // the code usable.
+    ok(
+        store
+            .create_enrolment_code("cf-dev-code-2", sub, 1_300, 1_000)
+            .await,
+        "short-lived code",
+    );
+    assert_eq!(
+        ok(
+            store
+                .register_device("cf-dev-code-2", &new_device("cf-dev-c"), 1_300)
+                .await,
+            "register with an expired code",
+        ),
+        None,
+        "conformance: an expired code registers nothing"
+    );
+    ok(
+        store
+            .create_enrolment_code("cf-dev-code-3", sub, 5_000, 1_000)
+            .await,
+        "third code",
+    );
+    expect_err(
+        store
+            .register_device("cf-dev-code-3", &new_device("cf-dev-a"), 1_400)
+            .await,
+        "register an existing device id",
+        is_conflict,
+    );
+    let second = ok(
+        store
+            .register_device("cf-dev-code-3", &new_device("cf-dev-d"), 1_500)
+            .await,
+        "register after a conflict",
+    );
+    assert!(
+        second.is_some(),
+        "conformance: a failed registration leaves its code unused"
+    );
+
+    let ids = |list: Vec<DeviceRecord>| list.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(ok(store.devices_of(sub).await, "devices_of")),
+        vec!["cf-dev-a", "cf-dev-d"],
+        "conformance: devices oldest first"
+    );
+    assert!(ok(store.devices_of(other).await, "devices_of other").is_empty());
+    assert!(ok(store.revoke_device("cf-dev-a", 1_600).await, "revoke"));
+    assert!(
+        !ok(store.revoke_device("cf-dev-a", 1_700).await, "revoke again"),
+        "conformance: a device is revoked once"
+    );
+    assert!(!ok(
+        store.revoke_device("cf-dev-none", 1_700).await,
+        "revoke unknown"
+    ));
+    assert_eq!(
+        ids(ok(store.devices_of(sub).await, "devices_of after revoke")),
+        vec!["cf-dev-d"],
+        "conformance: revoked devices are not listed"
+    );
+    let revoked = ok(store.get_device("cf-dev-a").await, "get revoked").map(|d| d.revoked_at);
+    assert_eq!(
+        revoked,
+        Some(Some(1_600)),
+        "conformance: revocation time kept"
+    );
+}
+
+/// Of many registrations racing with one code exactly one gets a device.
+pub async fn concurrent_registration(store: &dyn Store) {
+    let sub = "cf-device-race";
+    fixture(store, "cf-device-race-client", &[(sub, "+440000007703")]).await;
+    ok(
+        store
+            .create_enrolment_code("cf-dev-race-code", sub, 5_000, 1_000)
+            .await,
+        "race code",
+    );
+    let devices: Vec<NewDevice> = (0..RACERS)
+        .map(|i| new_device(&format!("cf-dev-race-{i}")))
+        .collect();
+    let results = join_all(
+        devices
+            .iter()
+            .map(|d| store.register_device("cf-dev-race-code", d, 1_100))
+            .collect(),
+    )
+    .await;
+    let winners = results
+        .into_iter()
+        .map(|r| ok(r, "racing registration"))
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(winners, 1, "conformance: one code, one device");
+    assert_eq!(ok(store.devices_of(sub).await, "race devices").len(), 1);
+}
