@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The suites that need more than cargo, against a freshly started sandbox: npm openid-client
 # v6 (code + PKCE, and CIBA poll), a headless Chromium (playwright-core), and PyPI
-# authlib/joserfc (Mobile Connect SI, in a throwaway venv).
+# authlib/joserfc (Mobile Connect SI, userinfo) and schemathesis (the OpenAPI-described
+# operator APIs: no 5xx, answers as documented), in a throwaway venv.
 #
 #   scripts/ci-extra.sh            # debug binary (cargo build); MOBILECONNECT_BIN=PATH to use another
 #   scripts/ci-extra.sh --release  # release binary
@@ -44,13 +45,14 @@ summary() {
 
 # ---- tools ---------------------------------------------------------------------------------
 # Node also drives the sandbox harness below (free port, readiness), so without it every
-# suite is skipped (5: openid-client code, openid-client CIBA, openid-client token manager, browser, authlib SI).
+# suite is skipped (7: openid-client code, openid-client CIBA, openid-client token manager, browser,
+# authlib SI, authlib userinfo, schemathesis).
 have_node=true
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  missing 5 "node/npm not found: the openid-client, browser and sandbox harness need Node 20"
+  missing 7 "node/npm not found: the openid-client, browser and sandbox harness need Node 20"
   have_node=false
 elif ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
-  missing 5 "Node $(node --version) is older than 20: the openid-client, browser and sandbox harness need Node 20"
+  missing 7 "Node $(node --version) is older than 20: the openid-client, browser and sandbox harness need Node 20"
   have_node=false
 fi
 if ! $have_node; then
@@ -61,7 +63,7 @@ fi
 if [[ ! -d "$NODE_DIR/node_modules/openid-client" || ! -d "$NODE_DIR/node_modules/playwright-core" ]]; then
   say "installing the npm packages (npm ci) in tests/interop/node"
   if ! (cd "$NODE_DIR" && npm ci --ignore-scripts --no-audit --no-fund); then
-    missing 5 "npm ci failed in tests/interop/node: the Node suites and the sandbox harness need openid-client and playwright-core"
+    missing 7 "npm ci failed in tests/interop/node: the Node suites and the sandbox harness need openid-client and playwright-core"
     summary
     exit 0
   fi
@@ -76,10 +78,10 @@ fi
 # Python: a venv under the run's temp folder (created once the folder exists, below).
 have_python=true
 if ! command -v python3 >/dev/null 2>&1; then
-  missing 2 "python3 not found: the authlib suites (SI, userinfo) need Python 3 with venv"
+  missing 3 "python3 not found: the authlib suites (SI, userinfo) and schemathesis need Python 3 with venv"
   have_python=false
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-  missing 2 "python3 has no venv/ensurepip: the authlib suites (SI, userinfo) need it (apt-get install python3-venv)"
+  missing 3 "python3 has no venv/ensurepip: the authlib suites (SI, userinfo) and schemathesis need it (apt-get install python3-venv)"
   have_python=false
 fi
 
@@ -192,8 +194,11 @@ if $have_python; then
       -r "$PY_DIR/requirements.txt"; then
     run_suite "authlib + joserfc (Mobile Connect SI)" "$PY_VENV/bin/python" "$PY_DIR/si_authlib.py" "$DATA/sandbox.json" "$BASE"
     run_suite "authlib (userinfo, premiuminfo, KYC match)" "$PY_VENV/bin/python" "$PY_DIR/userinfo_authlib.py" "$DATA/sandbox.json" "$BASE"
+    # Last of all: it creates clients, suspends subscribers and rotates secrets.
+    run_suite "schemathesis (OpenAPI operator APIs: no 5xx, answers as documented)" \
+      bash "$ROOT/scripts/schemathesis.sh" "$PY_VENV/bin/st" "$DATA/sandbox.json" "$BASE"
   else
-    missing 2 "the Python venv or pip install failed: the authlib suites (SI, userinfo) need authlib, joserfc and requests from PyPI"
+    missing 3 "the Python venv or pip install failed: the authlib suites (SI, userinfo) and schemathesis need authlib, joserfc, requests and schemathesis from PyPI"
   fi
 fi
 

@@ -2,8 +2,13 @@
 # Property-based API testing of the operator APIs with schemathesis, driven by the OpenAPI
 # document the gateway serves (`/admin/v1/openapi.json`): the Registry and Provisioning API
 # with the admin bearer token, then introspection and revocation with the demo client's
-# credentials. Fails on any 5xx (`not_a_server_error`); every other answer is the API's to
-# choose. Bounded: a fixed number of examples per operation, no stateful phase.
+# credentials. Fails on any 5xx and on any answer the document does not describe: every
+# check (status codes, content types, response schemas and headers, schema-invalid input
+# refused, auth not ignored). `positive_data_acceptance` is left out for /admin/v1 only: the
+# registry has rules across fields (sector_identifier_uri when redirect_uris span hosts,
+# known scopes, the metadata members, the attribute vocabulary) that a JSON Schema cannot
+# state, so some schema-valid specs are rightly refused with 400. Bounded: a fixed number of
+# examples per operation, no stateful phase, no example database left behind.
 #
 #   scripts/schemathesis.sh SCHEMATHESIS_BIN SANDBOX_JSON BASE_URL
 #
@@ -29,7 +34,8 @@ CLIENT_ID="$(read_json 'd["service_providers"][0]["client_id"]')"
 CLIENT_SECRET="$(read_json 'd["service_providers"][0]["client_secret"]')"
 
 common=(
-  --checks not_a_server_error
+  --checks all
+  --generation-database none
   --phases examples,coverage,fuzzing
   --max-examples "$EXAMPLES"
   --seed "$SEED"
@@ -43,6 +49,7 @@ echo "schemathesis: $("$ST" --version), seed $SEED, $EXAMPLES examples per opera
 echo "schemathesis: Registry and Provisioning (/admin/v1, admin token)"
 "$ST" run "$SPEC" "${common[@]}" \
   --include-path-regex '^/admin/v1/' \
+  --exclude-checks positive_data_acceptance \
   -H "Authorization: Bearer $ADMIN_TOKEN"
 
 echo "schemathesis: Token Manager (/introspect, /revoke, client credentials)"

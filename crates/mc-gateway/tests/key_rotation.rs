@@ -369,3 +369,66 @@ async fn two_nodes_on_one_store_rotate_once() {
     );
     assert_eq!(a.keys.jwks(), b.keys.jwks());
 }
+
+/// Keys at rest: the store holds only `nonce || AES-256-GCM(private key)` under the KEK with
+/// the kid bound in. The rows carry no trace of the key's modulus (a plaintext PKCS#8 or
+/// PEM would), a node with another KEK cannot load them, and a blob moved to another
+/// kid's row does not open.
+#[tokio::test]
+async fn keys_are_sealed_at_rest_under_the_kek() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let dir = temp_dir("sealed-keys");
+    let store: DynStore = Arc::new(SqliteStore::open(&dir.join("mc.db")).await.unwrap());
+    let kek = Kek::new(&KEK).unwrap();
+    let ring = KeyRing::load_or_create(&*store, &kek, now()).await.unwrap();
+    let jwks = ring.jwks();
+    let rows = store.list_keys().await.unwrap();
+    assert_eq!(rows.len(), 2, "one sig and one enc key");
+    for row in &rows {
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == row.kid.as_str())
+            .unwrap_or_else(|| panic!("kid {} is published", row.kid));
+        let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+        assert!(n.len() >= 256, "RSA-2048 or larger");
+        // The modulus' first 16 bytes: a plaintext DER key would hold them.
+        let sealed = &row.private_sealed;
+        assert!(
+            !sealed.windows(16).any(|w| w == &n[..16]),
+            "the modulus appears in the stored row"
+        );
+        assert!(
+            !String::from_utf8_lossy(sealed).contains("PRIVATE KEY"),
+            "the stored row is a PEM"
+        );
+    }
+
+    let other = Kek::new(&[8u8; 32]).unwrap();
+    assert!(
+        KeyRing::load_or_create(&*store, &other, now())
+            .await
+            .is_err(),
+        "another KEK must not open the keys"
+    );
+
+    // The kid is bound in: the sig key's blob under the enc key's kid does not open.
+    let dir2 = temp_dir("sealed-keys-swapped");
+    let store2: DynStore = Arc::new(SqliteStore::open(&dir2.join("mc.db")).await.unwrap());
+    let (a, b) = (&rows[0], &rows[1]);
+    let mut moved_a = a.clone();
+    moved_a.private_sealed = b.private_sealed.clone();
+    let mut moved_b = b.clone();
+    moved_b.private_sealed = a.private_sealed.clone();
+    store2.insert_key(&moved_a).await.unwrap();
+    store2.insert_key(&moved_b).await.unwrap();
+    assert!(
+        KeyRing::load_or_create(&*store2, &kek, now())
+            .await
+            .is_err(),
+        "a sealed key moved to another kid's row must not open"
+    );
+}

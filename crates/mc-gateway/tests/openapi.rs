@@ -230,3 +230,100 @@ async fn the_schemas_match_what_the_api_sends() {
         .unwrap();
     assert!(keys(&bad).is_subset(&properties(&doc, "Error")), "{bad}");
 }
+
+/// What schemathesis found where the document and the API disagreed: a JSON array where the
+/// document has an object was read as the object (serde fills a struct from a sequence), and
+/// the document allowed any text as an MSISDN. Now arrays are refused, unknown members are
+/// refused as the document says, and the MSISDN pattern admits exactly what the API does.
+#[tokio::test]
+async fn bodies_and_numbers_are_checked_as_the_document_says() {
+    let g = Gateway::start().await;
+    let doc = document(&g).await;
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "ClientSpec",
+        "ClientPatch",
+        "SubscriberSpec",
+        "SubscriberPatch",
+        "Pin",
+    ] {
+        assert_eq!(
+            schemas[name]["additionalProperties"],
+            json!(false),
+            "{name} refuses unknown members"
+        );
+    }
+    let admin = |method: reqwest::Method, path: &str, body: Value| {
+        g.http()
+            .request(method, format!("{}{path}", g.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+
+    // Formatting and a leading 00 are accepted (the pattern allows them) ...
+    let r = admin(
+        reqwest::Method::POST,
+        "/admin/v1/subscribers",
+        json!({"msisdn": "00 44 (7700) 900-399"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["msisdn"], "447700900399");
+    // ... a leading zero after the + is not (nor does the pattern allow it).
+    let r = admin(
+        reqwest::Method::POST,
+        "/admin/v1/subscribers",
+        json!({"msisdn": "+0447700900398"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let r = admin(
+        reqwest::Method::PATCH,
+        "/admin/v1/subscribers/447700900399",
+        json!([null, null]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400, "an array is not a SubscriberPatch");
+    let r = admin(
+        reqwest::Method::PATCH,
+        "/admin/v1/subscribers/447700900399",
+        json!({"status": "suspended", "": null}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400, "unknown members are refused");
+
+    let sp = g.sp("ArrayShop", &["openid", "mc_authn"]).await;
+    let client: Value = admin(
+        reqwest::Method::GET,
+        &format!("/admin/v1/clients/{}", sp.client_id),
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let mut spec = json!({
+        "name": client["name"],
+        "short_name": client["short_name"],
+        "redirect_uris": client["redirect_uris"],
+        "scopes": client["scopes"],
+        "sector_identifier_uri": "https://arrayshop.example/sector.json",
+        "metadata": {},
+    });
+    let path = format!("/admin/v1/clients/{}", sp.client_id);
+    let r = admin(reqwest::Method::PUT, &path, spec.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    spec["metadata"] = json!([null, null]);
+    let r = admin(reqwest::Method::PUT, &path, spec).await.unwrap();
+    assert_eq!(r.status(), 400, "an array is not the metadata object");
+}

@@ -140,8 +140,26 @@ fn ok(v: serde_json::Value) -> Reply {
 }
 
 /// JSON bodies parsed with a clear 400 (axum's `Json` extractor answers 415/422 otherwise).
+/// Every admin body is a JSON object: serde would also fill a struct from an array
+/// (`[null, null]`), which the OpenAPI document does not allow.
 fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
-    serde_json::from_slice(bytes).map_err(|e| RegistryError::Invalid(format!("body: {e}")).into())
+    let invalid = |e: String| AdminError::from(RegistryError::Invalid(format!("body: {e}")));
+    let doc: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    if !doc.is_object() {
+        return Err(invalid("a JSON object is expected".into()));
+    }
+    serde_json::from_value(doc).map_err(|e| invalid(e.to_string()))
+}
+
+/// A client spec: a JSON object whose `metadata`, when present, is an object too (serde
+/// would read the metadata struct from an array as well).
+fn client_spec(bytes: &[u8]) -> Result<ClientSpec, AdminError> {
+    let doc: serde_json::Value = body(bytes)?;
+    if doc.get("metadata").is_some_and(|m| !m.is_object()) {
+        return Err(RegistryError::Invalid("metadata: a JSON object is expected".into()).into());
+    }
+    serde_json::from_value(doc).map_err(|e| RegistryError::Invalid(format!("body: {e}")).into())
 }
 
 #[utoipa::path(
@@ -173,7 +191,7 @@ async fn list_clients(State(s): State<AppState>) -> Reply {
     )
 )]
 async fn create_client(State(s): State<AppState>, b: axum::body::Bytes) -> Reply {
-    let spec: ClientSpec = body(&b)?;
+    let spec = client_spec(&b)?;
     let (record, secret) = registry::create_client(&s.store, &spec).await?;
     let mut v = json!(ClientView::from(&record));
     v["client_secret"] = json!(secret);
@@ -217,7 +235,7 @@ async fn update_client(
     Path(id): Path<String>,
     b: axum::body::Bytes,
 ) -> Reply {
-    let spec: ClientSpec = body(&b)?;
+    let spec = client_spec(&b)?;
     let c = registry::update_client(&s.store, &id, &spec).await?;
     ok(json!(ClientView::from(&c)))
 }
@@ -325,7 +343,7 @@ async fn create_subscriber(State(s): State<AppState>, b: axum::body::Bytes) -> R
     path = "/admin/v1/subscribers/{msisdn}/attributes",
     tag = "provisioning",
     security(("admin_token" = [])),
-    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    params(super::openapi::MsisdnPath),
     responses(
         (status = 200, description = "The attribute document", body = Object),
         (status = 400, body = super::openapi::ErrorDoc),
@@ -343,7 +361,7 @@ async fn get_attributes(State(s): State<AppState>, Path(msisdn): Path<String>) -
     path = "/admin/v1/subscribers/{msisdn}/attributes",
     tag = "provisioning",
     security(("admin_token" = [])),
-    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    params(super::openapi::MsisdnPath),
     request_body(content = Object, content_type = "application/json"),
     responses(
         (status = 200, description = "The stored document", body = Object),
@@ -367,7 +385,7 @@ async fn put_attributes(
     path = "/admin/v1/subscribers/{msisdn}/attributes",
     tag = "provisioning",
     security(("admin_token" = [])),
-    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    params(super::openapi::MsisdnPath),
     request_body(content = Object, content_type = "application/json"),
     responses(
         (status = 200, description = "The stored document (JSON merge patch, RFC 7396: null removes)", body = Object),
@@ -390,7 +408,7 @@ async fn patch_attributes(
     path = "/admin/v1/subscribers/{msisdn}/attributes",
     tag = "provisioning",
     security(("admin_token" = [])),
-    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    params(super::openapi::MsisdnPath),
     responses(
         (status = 204, description = "Removed"),
         (status = 400, body = super::openapi::ErrorDoc),
@@ -408,7 +426,7 @@ async fn delete_attributes(State(s): State<AppState>, Path(msisdn): Path<String>
     path = "/admin/v1/subscribers/{msisdn}",
     tag = "provisioning",
     security(("admin_token" = [])),
-    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    params(super::openapi::MsisdnPath),
     responses(
         (status = 200, body = super::openapi::SubscriberViewDoc),
         (status = 400, body = super::openapi::ErrorDoc),
@@ -433,7 +451,7 @@ struct SubscriberPatch {
     path = "/admin/v1/subscribers/{msisdn}",
     tag = "provisioning",
     security(("admin_token" = [])),
-    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    params(super::openapi::MsisdnPath),
     request_body(content = super::openapi::SubscriberPatchDoc, content_type = "application/json"),
     responses(
         (status = 200, body = super::openapi::SubscriberViewDoc),
@@ -465,7 +483,7 @@ struct PinBody {
     path = "/admin/v1/subscribers/{msisdn}/pin",
     tag = "provisioning",
     security(("admin_token" = [])),
-    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    params(super::openapi::MsisdnPath),
     request_body(content = super::openapi::PinDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "PIN set, failures and lock cleared", body = super::openapi::SubscriberViewDoc),
@@ -489,7 +507,7 @@ async fn set_pin(
     path = "/admin/v1/subscribers/{msisdn}/pin",
     tag = "provisioning",
     security(("admin_token" = [])),
-    params(("msisdn" = String, Path, description = "The subscriber's number, international format")),
+    params(super::openapi::MsisdnPath),
     responses(
         (status = 200, body = super::openapi::SubscriberViewDoc),
         (status = 400, body = super::openapi::ErrorDoc),

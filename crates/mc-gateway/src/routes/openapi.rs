@@ -84,6 +84,9 @@ pub fn document(issuer: &str) -> String {
         ClientCreatedDoc,
         ClientSecretDoc,
         ClientPatchDoc,
+        ClientStatusDoc,
+        SubscriberStatusDoc,
+        CapabilityDoc,
         SubscriberSpecDoc,
         SubscriberViewDoc,
         SubscriberPatchDoc,
@@ -131,17 +134,71 @@ fn openapi_json() {}
 // ---------------------------------------------------------------------------------------
 // schemas of the JSON bodies (see the module docs)
 
+// The MSISDN pattern (twice below) is what `Msisdn::parse_typed` accepts: formatting
+// characters anywhere, `+` or `00` before 7 to 15 digits that do not start with 0. Stated
+// exactly, so a number the document calls invalid is one the API refuses (schemathesis
+// checks both ways). The PIN pattern is `mc_authn::pin::is_valid_pin`. (utoipa takes
+// literals only.)
+
+/// A subscriber's number in a path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct MsisdnPath {
+    /// The subscriber's number, international format (as in `SubscriberSpec.msisdn`).
+    #[param(
+        pattern = r"^[ .()-]*(0[ .()-]*0[ .()-]*|\+[ .()-]*)?[1-9]([ .()-]*[0-9]){6,14}[ .()-]*$"
+    )]
+    msisdn: String,
+}
+
+/// A service provider's status.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = ClientStatus)]
+pub enum ClientStatusDoc {
+    Active,
+    Disabled,
+}
+
+/// A subscriber's status.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = SubscriberStatus)]
+pub enum SubscriberStatusDoc {
+    Active,
+    Suspended,
+    Retired,
+}
+
+/// The authenticators a subscriber can use (`registry::KNOWN_CAPABILITIES`).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = Capability)]
+pub enum CapabilityDoc {
+    AppPush,
+    SimApplet,
+    Sms,
+    Passkey,
+}
+
 /// A new or updated service provider.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(as = ClientSpec)]
+#[serde(deny_unknown_fields)]
 pub struct ClientSpecDoc {
-    /// Chosen by the operator, or generated when absent.
+    /// Chosen by the operator, or generated when absent (on create: 1 to 128 characters of
+    /// `[A-Za-z0-9-_.]`; ignored on update, the path names the client).
     pub client_id: Option<String>,
-    /// At most 128 bytes.
+    /// At most 128 bytes, not blank.
+    #[schema(min_length = 1, max_length = 128)]
     pub name: String,
-    /// The Application Short Name (`client_name` of `mc_authz` requests); at most 64 bytes.
+    /// The Application Short Name (`client_name` of `mc_authz` requests); at most 64 bytes,
+    /// not blank, no control characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub short_name: String,
     /// 1 to 20 absolute URIs, matched exactly.
+    #[schema(min_items = 1, max_items = 20)]
     pub redirect_uris: Vec<String>,
     /// Defaults to `openid mc_authn mc_authz`.
     #[serde(default)]
@@ -196,22 +253,28 @@ pub struct ClientSecretDoc {
 /// Enables or disables a service provider.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(as = ClientPatch)]
+#[serde(deny_unknown_fields)]
 pub struct ClientPatchDoc {
-    /// `active` or `disabled`.
-    pub status: String,
+    pub status: ClientStatusDoc,
 }
 
 /// A new subscriber.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(as = SubscriberSpec)]
+#[serde(deny_unknown_fields)]
 pub struct SubscriberSpecDoc {
-    /// International format, 7 to 15 digits (`+` optional).
+    /// International format, 7 to 15 digits, no leading zero; `+` or `00` may lead and
+    /// spaces, dashes, dots and parentheses are dropped.
+    #[schema(
+        pattern = r"^[ .()-]*(0[ .()-]*0[ .()-]*|\+[ .()-]*)?[1-9]([ .()-]*[0-9]){6,14}[ .()-]*$"
+    )]
     pub msisdn: String,
     /// 4 to 8 digits (LoA3).
+    #[schema(pattern = r"^[0-9]{4,8}$")]
     pub pin: Option<String>,
-    /// Defaults to `app_push`; known: `app_push`, `sim_applet`, `sms`, `passkey`.
+    /// Defaults to `app_push`.
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<CapabilityDoc>,
     /// Identity attributes (the Data Gateway's vocabulary), stored with the subscriber.
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<serde_json::Value>,
@@ -235,17 +298,19 @@ pub struct SubscriberViewDoc {
 /// Changes a subscriber's status or capabilities.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(as = SubscriberPatch)]
+#[serde(deny_unknown_fields)]
 pub struct SubscriberPatchDoc {
-    /// `active`, `suspended` or `retired`.
-    pub status: Option<String>,
-    pub capabilities: Option<Vec<String>>,
+    pub status: Option<SubscriberStatusDoc>,
+    pub capabilities: Option<Vec<CapabilityDoc>>,
 }
 
 /// Sets a subscriber's PIN (also the reset after a lockout).
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(as = Pin)]
+#[serde(deny_unknown_fields)]
 pub struct PinDoc {
     /// 4 to 8 digits.
+    #[schema(pattern = r"^[0-9]{4,8}$")]
     pub pin: String,
 }
 
