@@ -21,6 +21,7 @@ pub const KNOWN: &[&str] = &[
     mc_authn::push::CAPABILITY,
     mc_authn::sim_applet::CAPABILITY,
     mc_authn::passkey::CAPABILITY,
+    mc_authn::header_enrichment::NAME,
     "sms_otp",
     "sms_url",
     "sms_otp_url",
@@ -41,6 +42,10 @@ pub struct Parts<'a> {
 fn build_one(name: &str, p: &Parts<'_>) -> Option<Arc<dyn Authenticator>> {
     match name {
         mc_authn::push::CAPABILITY => Some(mc_authn::push::app_push()),
+        // Applied at `/authorize` (crate::enrichment); in the router for its name and `amr`.
+        mc_authn::header_enrichment::NAME => {
+            Some(Arc::new(mc_authn::header_enrichment::HeaderEnrichment))
+        }
         mc_authn::sim_applet::CAPABILITY => {
             let settings = p.config.sim_applet.as_ref()?;
             match MsspClient::new(mssp_config(settings)) {

@@ -166,7 +166,8 @@ pub struct AuthenticatorsConfig {
     /// The SMS authenticators' SMSC link and rules (required when `sms_otp`, `sms_url` or
     /// `sms_otp_url` is enabled).
     pub sms: Option<crate::routes::sms::SmsConfig>,
-    /// Header enrichment (seamless LoA2 at `/authorize`); off when absent.
+    /// Header enrichment (seamless LoA2 at `/authorize`; required when `header_enrichment`
+    /// is enabled, which turns it on).
     pub header_enrichment: Option<crate::enrichment::HeaderEnrichmentConfig>,
 }
 
@@ -276,9 +277,17 @@ impl AuthenticatorsConfig {
             (Some(c), _) => c.validate(&self.enabled)?,
             (None, false) => {}
         }
-        if let Some(he) = &self.header_enrichment {
-            he.validate()
-                .map_err(|e| format!("authenticators.header_enrichment.{e}"))?;
+        let seamless = on(mc_authn::header_enrichment::NAME);
+        match (&self.header_enrichment, seamless) {
+            (None, true) => {
+                return Err("authenticators.header_enrichment: required when \
+                     header_enrichment is enabled"
+                    .into());
+            }
+            (Some(he), _) => he
+                .validate()
+                .map_err(|e| format!("authenticators.header_enrichment.{e}"))?,
+            (None, false) => {}
         }
         Ok(())
     }

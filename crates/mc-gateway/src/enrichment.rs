@@ -4,7 +4,7 @@
 //! approved with `amr` `SEAM_OK` before any phone is asked, and the browser goes straight
 //! on to the code (or to the consent page when attributes are asked).
 //!
-//! It is skipped, and the ordinary chain runs, when: it is not configured; the request says
+//! It is skipped, and the ordinary chain runs, when: it is not enabled; the request says
 //! `prompt=no_seam`; the first requested level is above 2; the header is absent, unreadable
 //! or comes from a source that may not set it (logged with the number masked); the number
 //! is not an active subscriber; or a login hint names someone else.
@@ -102,6 +102,10 @@ pub async fn seamless_login(
     let Some(cfg) = &s.config.authenticators.header_enrichment else {
         return Ok(None);
     };
+    let on = |a: &String| a == mc_authn::header_enrichment::NAME;
+    if !s.config.authenticators.enabled.iter().any(on) {
+        return Ok(None);
+    }
     if req.prompt.no_seam || req.acr.target != Loa::Two {
         return Ok(None);
     }

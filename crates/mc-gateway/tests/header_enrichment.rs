@@ -39,6 +39,9 @@ async fn start(sources: &[&str], proxies: &[&str]) -> (Gateway, tokio::task::Joi
     let dir = temp_dir("he");
     let mut cfg = config(&format!("http://{addr}"));
     cfg.authenticators.header_enrichment = Some(he);
+    cfg.authenticators
+        .enabled
+        .push(mc_authn::header_enrichment::NAME.into());
     cfg.login.allow_no_hint = true;
     cfg.validate().unwrap();
     let store: DynStore = Arc::new(SqliteStore::open(&dir.join("mc.db")).await.unwrap());
@@ -86,6 +89,17 @@ async fn follow(g: &Gateway, url: &str, redirect_uri: &str) -> String {
 async fn trusted_source_is_logged_in_with_no_interaction_at_loa2() {
     let (g, _server) = start(&["127.0.0.0/8"], &[]).await;
     let sp = g.shop().await;
+    let metadata: serde_json::Value = g
+        .http()
+        .get(format!("{}/.well-known/openid-configuration", g.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let amr = metadata["mc_amr_values_supported"].as_array().unwrap();
+    assert!(amr.contains(&json!("SEAM_OK")), "{amr:?}");
     // With a matching hint, and without any hint.
     for q in [Q::valid(&sp, MSISDN), {
         let mut q = Q::valid(&sp, MSISDN);
