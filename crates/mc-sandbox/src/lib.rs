@@ -10,8 +10,10 @@
 
 pub mod discovery;
 pub mod mssp;
+pub mod operators;
 pub mod phone;
 pub mod seed;
+pub mod shop;
 pub mod smsc;
 
 pub use seed::{SandboxInfo, seed};

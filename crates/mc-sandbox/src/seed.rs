@@ -358,8 +358,24 @@ impl SandboxInfo {
         let mut out = String::new();
         let op = &self.operators[0];
         out.push_str("\n  Mobile Connect sandbox is running\n\n");
+        if self.discovery_url.is_some() {
+            out.push_str(&format!(
+                "  Open this:        {}  (the demo shop: log in with a test number below,\n                    approve on its phone page, then pay)\n\n",
+                crate::shop::PATH
+                    .strip_prefix('/')
+                    .map(|p| format!("{}/{p}", crate::operators::origin(&op.issuer)))
+                    .unwrap_or_default()
+            ));
+        }
         out.push_str(&format!("  Identity Gateway  {}\n", op.issuer));
-        out.push_str(&format!("  Metadata          {}\n\n", op.metadata_url));
+        out.push_str(&format!("  Metadata          {}\n", op.metadata_url));
+        for other in self.operators.iter().skip(1) {
+            out.push_str(&format!(
+                "  Operator          {} ({})  {}\n",
+                other.name, other.mcc_mnc, other.issuer
+            ));
+        }
+        out.push('\n');
         for sp in &self.service_providers {
             out.push_str(&format!(
                 "  Service provider  {} (client_name \"{}\")\n",
@@ -379,6 +395,10 @@ impl SandboxInfo {
                 (_, "suspended") => "suspended (stolen phone): logins are refused".to_owned(),
                 (Some(pin), _) => format!("LoA2 and LoA3, PIN {pin}"),
                 (None, _) => "LoA2 only (no PIN)".to_owned(),
+            };
+            let note = match &s.operator {
+                Some(id) => format!("{note}, at {id}"),
+                None => note,
             };
             out.push_str(&format!("    {}  {}  {}\n", s.msisdn, s.phone_url, note));
         }

@@ -282,6 +282,17 @@ pub async fn sandbox(
         admin_token,
     )
     .await?;
+    // The other virtual operators: each its own gateway over its own SQLite file in the
+    // data folder (docs/decisions.md, "Multi-operator sandbox").
+    let kek = configured_kek(&settings.keys, &kek_path, &state.store).await?;
+    let extra = mc_sandbox::operators::open_extra(
+        &data,
+        &kek,
+        &settings.gateway,
+        previous.as_ref(),
+        &mut info,
+    )
+    .await?;
     let discovery = crate::discovery_cli::sandbox(
         &state,
         &settings.keys,
@@ -290,14 +301,33 @@ pub async fn sandbox(
         &mut info,
     )
     .await?;
+    mc_sandbox::discovery::seed_operators(discovery.store(), discovery.secrets(), &extra).await?;
+    discovery
+        .reload()
+        .await
+        .map_err(|e| format!("discovery: {e}"))?;
     mc_sandbox::seed::write_info(&info_path, &info)
         .map_err(|e| format!("{}: {e}", info_path.display()))?;
+    let origin = mc_sandbox::operators::origin(settings.gateway.base_url());
+    let shop = mc_sandbox::shop::ShopConfig::from_info(&info, &origin)
+        .map(mc_sandbox::shop::Shop::new)
+        .ok_or("the demo shop needs the sandbox's Discovery registration")?;
     mc_gateway::notify::spawn_workers(state.clone());
+    for op in &extra {
+        mc_gateway::notify::spawn_workers(op.state.clone());
+    }
+    let phones = mc_sandbox::operators::Phones::new(&extra);
     let app = mc_gateway::with_layers(
         mc_gateway::routes(&state)
             .merge(mc_sandbox::phone::router())
             .with_state(state)
-            .merge(mc_discovery::router(discovery)),
+            .merge(mc_sandbox::operators::routes(&extra))
+            .merge(mc_discovery::router(discovery))
+            .merge(shop.router())
+            .layer(axum::middleware::from_fn_with_state(
+                phones,
+                mc_sandbox::operators::phone_dispatch,
+            )),
     );
     println!("{}", info.banner(&info_path));
     listen(settings.listen, app).await
