@@ -186,6 +186,13 @@ run_suite "openid-client (introspection, refresh, revocation, quotas)" node intr
 if $have_chromium; then
   run_suite "browser (playwright-core + chromium)" env CHROMIUM="$CHROMIUM" node browser.mjs "$DATA/sandbox.json" "$BASE"
 fi
+if $have_chromium; then
+  # The sandbox story (shop → operator selection → phone → logged in → payment); its
+  # screenshots are kept (the work folder is not): target/test-output/story.
+  run_suite "the sandbox story (shop, Discovery, phone, payment; chromium)" \
+    env CHROMIUM="$CHROMIUM" MOBILECONNECT_ARTIFACTS="${MC_TEST_OUTPUT:-$ROOT/target/test-output}" \
+    node story.mjs "$DATA/sandbox.json" "$BASE"
+fi
 if $have_python; then
   PY_VENV="$WORK/pyvenv"
   say "installing the PyPI packages (tests/interop/python/requirements.txt) into $PY_VENV"
