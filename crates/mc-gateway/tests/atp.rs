@@ -14,6 +14,9 @@ use mc_gateway::state::now;
 use mc_store::ClientMetadata;
 use serde_json::{Value, json};
 
+/// Name/value pairs (headers or query parameters).
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
 const SWAPPED: &str = "447700900302";
 const STEADY: &str = "447700900301";
 const STOLEN: &str = "447700900309";
@@ -250,7 +253,8 @@ async fn authentication_and_input_errors() {
         (401, Some("invalid_token"))
     );
 
-    let cases: Vec<(Vec<(&str, &str)>, Vec<(&str, &str)>, &str)> = vec![
+    // (headers, query, the error_description expected)
+    let cases: Vec<(Pairs, Pairs, &str)> = vec![
         (
             vec![("User-ID", SWAPPED)],
             vec![],

@@ -103,8 +103,10 @@ async fn retention_configuration_is_validated() {
     assert!(c.validate().is_ok());
     c.batch_size = 0;
     assert!(c.validate().unwrap_err().contains("retention.batch_size"));
-    let mut c = RetentionConfig::default();
-    c.interval_secs = 1;
+    let c = RetentionConfig {
+        interval_secs: 1,
+        ..Default::default()
+    };
     assert!(
         c.validate()
             .unwrap_err()
