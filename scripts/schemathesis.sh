@@ -25,6 +25,11 @@ EXAMPLES="${MC_SCHEMATHESIS_EXAMPLES:-30}"
 SEED="${MC_SCHEMATHESIS_SEED:-$((RANDOM * 32768 + RANDOM))}"
 SPEC="$BASE/admin/v1/openapi.json"
 
+# schemathesis keeps a crash cache (`.schemathesis/`) in its working folder: a throwaway one,
+# so nothing is left in the tree (each failure is printed with a curl line to reproduce it).
+RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/mc-schemathesis.XXXXXX")"
+trap 'rm -rf "$RUN_DIR"' EXIT
+
 read_json() {
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' \
     "$SANDBOX_JSON" "$1"
@@ -45,6 +50,7 @@ common=(
   --warnings off
 )
 
+cd "$RUN_DIR"
 echo "schemathesis: $("$ST" --version), seed $SEED, $EXAMPLES examples per operation"
 echo "schemathesis: Registry and Provisioning (/admin/v1, admin token)"
 "$ST" run "$SPEC" "${common[@]}" \
