@@ -136,8 +136,8 @@ pub fn check_ciba_binding_message(
 }
 
 /// `user_code` (CIBA §7.1): required when the client registered
-/// `backchannel_user_code_parameter`; bounded and printable. The code is shown on the
-/// phone with the request (the subscriber's own check), not compared with a stored secret.
+/// `backchannel_user_code_parameter`; bounded and printable. The gateway then compares it
+/// with the subscriber's own code (`mc_gateway::backchannel`).
 pub fn check_user_code(raw: Option<&str>, required: bool) -> Result<Option<String>, McError> {
     match (raw, required) {
         (None, true) => Err(McError::MissingUserCode),

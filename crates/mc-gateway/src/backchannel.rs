@@ -79,6 +79,35 @@ pub async fn start(
         .map_err(|e| for_kind(kind, e))
 }
 
+/// The `user_code` must be the subscriber's own (CIBA Core §7.1: "verifiable by the OP"),
+/// set through provisioning; wrong codes count towards a lock that only a new code lifts,
+/// so the back channel cannot be used to guess it. Without a code of their own, or once it
+/// is locked, every code is `invalid_user_code`.
+async fn check_user_code(s: &AppState, subscriber_id: &str, code: &str) -> Result<(), McError> {
+    let stored = s
+        .store
+        .get_user_code(subscriber_id)
+        .await
+        .map_err(store_failure)?;
+    let Some(stored) = stored.filter(|c| !c.locked) else {
+        return Err(McError::InvalidUserCode);
+    };
+    if mc_authn::pin::verify_pin_blocking(code.to_owned(), stored.code_hash).await {
+        s.store
+            .clear_user_code_failures(subscriber_id)
+            .await
+            .map_err(store_failure)?;
+        return Ok(());
+    }
+    let state = s
+        .store
+        .record_user_code_failure(subscriber_id, s.config.login.pin_max_failures)
+        .await
+        .map_err(store_failure)?;
+    tracing::warn!(subscriber = %subscriber_id, failures = state.failures, locked = state.locked, "wrong CIBA user_code");
+    Err(McError::InvalidUserCode)
+}
+
 async fn start_inner(
     s: &AppState,
     client: &ClientRecord,
@@ -107,6 +136,9 @@ async fn start_inner(
     let subscriber = require_active_subscriber(
         resolve_hint_ref(s, hint, &client.client_id, &client.sector, t).await?,
     )?;
+    if let Some(code) = &req.user_code {
+        check_user_code(s, &subscriber.id, code).await?;
+    }
     let choice = crate::login::choose(
         s,
         &subscriber,

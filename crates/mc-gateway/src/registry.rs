@@ -536,6 +536,34 @@ pub async fn update_subscriber(
 }
 
 /// Sets a new PIN (also the "reset" after a lockout); `None` removes the PIN (no LoA3).
+/// A CIBA user code: 4 to 64 printable characters (CIBA Core §7.1 leaves the format to the
+/// OP; it is a secret the subscriber chose, so it is hashed like a PIN).
+pub fn is_valid_user_code(code: &str) -> bool {
+    (4..=64).contains(&code.chars().count()) && !code.chars().any(char::is_control)
+}
+
+/// Sets (`Some`: also unlocks it) or removes the subscriber's CIBA user code.
+pub async fn set_subscriber_user_code(
+    store: &DynStore,
+    msisdn: &str,
+    code: Option<&str>,
+) -> Result<SubscriberRecord, RegistryError> {
+    let current = find_subscriber(store, msisdn).await?;
+    let hash = match code {
+        Some(code) if !is_valid_user_code(code) => {
+            return Err(invalid("user_code: 4 to 64 printable characters"));
+        }
+        Some(code) => Some(
+            mc_authn::pin::hash_pin_blocking(code.to_owned())
+                .await
+                .map_err(|_| invalid("user_code: could not be hashed"))?,
+        ),
+        None => None,
+    };
+    store.set_user_code(&current.id, hash.as_deref()).await?;
+    Ok(current)
+}
+
 pub async fn set_subscriber_pin(
     store: &DynStore,
     msisdn: &str,

@@ -694,6 +694,12 @@ async fn every_authentication_request_error() {
         )
         .await;
     assert_eq!((status, err(&body).0), (400, "invalid_user_code"), "{body}");
+    // The code must be the subscriber's own: none provisioned yet → invalid.
+    let (status, body) = coded.bc(&g, &with(&[("user_code", "4711")])).await;
+    assert_eq!((status, err(&body).0), (400, "invalid_user_code"), "{body}");
+    mc_gateway::registry::set_subscriber_user_code(g.store(), "+447700900303", Some("4711"))
+        .await
+        .unwrap();
 
     // Ping and push need a client_notification_token, of at least 16 characters.
     for n in [&ping, &push] {
@@ -1182,4 +1188,71 @@ async fn a_pending_request_survives_a_restart() {
         g.base.as_str(),
         "the new instance issued them"
     );
+}
+
+#[tokio::test]
+async fn the_user_code_is_the_subscribers_own_and_guessing_locks_it() {
+    let g = Gateway::start().await;
+    subscriber(&g, "447700900311").await;
+    let coded = ciba_client(&g, "Coded", "poll", None, |m| {
+        m.backchannel_user_code_parameter = true;
+    })
+    .await;
+    mc_gateway::registry::set_subscriber_user_code(g.store(), "+447700900311", Some("blue-42"))
+        .await
+        .unwrap();
+    let req = |code: &'static str| {
+        vec![
+            ("scope", "openid mc_authn"),
+            ("login_hint", "MSISDN:447700900311"),
+            ("user_code", code),
+        ]
+    };
+    // Wrong codes count; the third locks the code (login.pin_max_failures = 3).
+    for _ in 0..2 {
+        let (status, body) = coded.bc(&g, &req("red-17")).await;
+        assert_eq!((status, err(&body).0), (400, "invalid_user_code"), "{body}");
+    }
+    // A right one in between resets the count.
+    let (status, body) = coded.bc(&g, &req("blue-42")).await;
+    assert_eq!(status, 200, "{body}");
+    let auth_req_id = body["auth_req_id"].as_str().unwrap().to_owned();
+    deny(&g, "447700900311").await;
+    assert_eq!(status_of(&g, &auth_req_id).await, SessionStatus::Denied);
+    for _ in 0..3 {
+        let (status, body) = coded.bc(&g, &req("red-17")).await;
+        assert_eq!((status, err(&body).0), (400, "invalid_user_code"), "{body}");
+    }
+    // Locked: even the right code is refused, until provisioning sets a new one.
+    let (status, body) = coded.bc(&g, &req("blue-42")).await;
+    assert_eq!((status, err(&body).0), (400, "invalid_user_code"), "{body}");
+    // Through the admin API (the provisioning interface), with bad input refused.
+    let admin = |method: reqwest::Method, body: Option<Value>| {
+        let mut r = g
+            .http()
+            .request(
+                method,
+                format!("{}/admin/v1/subscribers/447700900311/user_code", g.base),
+            )
+            .bearer_auth(common::ADMIN_TOKEN);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    let r = admin(reqwest::Method::PUT, Some(json!({"user_code": "ab"})))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = admin(reqwest::Method::PUT, Some(json!({"user_code": "green-7"})))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (status, body) = coded.bc(&g, &req("green-7")).await;
+    assert_eq!(status, 200, "{body}");
+    deny(&g, "447700900311").await;
+    let r = admin(reqwest::Method::DELETE, None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = coded.bc(&g, &req("green-7")).await;
+    assert_eq!((status, err(&body).0), (400, "invalid_user_code"), "{body}");
 }

@@ -94,6 +94,7 @@ mod keys;
 mod pool;
 mod retention;
 mod token_manager;
+mod user_codes;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod pool;
 pub mod retention;
 pub mod token_manager;
+pub mod user_codes;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -76,6 +77,7 @@ pub async fn run_all(store: &dyn Store) {
     devices::run(store).await;
     discovery::run(store).await;
     token_manager::run(store).await;
+    user_codes::run(store).await;
     // Deletes rows with times below 1 000: only its own.
     retention::run(store).await;
 }

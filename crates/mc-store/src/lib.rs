@@ -21,6 +21,7 @@ mod quota;
 mod records;
 mod retention;
 mod token_manager;
+mod user_codes;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub use quota::QuotaStore;
 pub use records::*;
 pub use retention::{PurgeKind, RetentionStore};
 pub use token_manager::{RefreshTokenRecord, Rotation, TokenManagerStore};
+pub use user_codes::{UserCodeRecord, UserCodeStore};
 
 /// Storage failures. `Busy` and `Conflict` are answers, not faults.
 #[derive(Debug, thiserror::Error)]
@@ -247,6 +249,7 @@ pub trait Store:
     + DiscoveryStore
     + TokenManagerStore
     + QuotaStore
+    + UserCodeStore
 {
 }
 impl<
@@ -266,6 +269,7 @@ impl<
         + DiscoveryStore
         + TokenManagerStore
         + QuotaStore
+        + UserCodeStore
 > Store for T
 {
 }

@@ -40,6 +40,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             put(set_pin).delete(clear_pin),
         )
         .route(
+            "/admin/v1/subscribers/{msisdn}/user_code",
+            put(set_user_code).delete(clear_user_code),
+        )
+        .route(
             "/admin/v1/subscribers/{msisdn}/attributes",
             get(get_attributes)
                 .put(put_attributes)
@@ -475,6 +479,56 @@ async fn patch_subscriber(
 #[serde(deny_unknown_fields)]
 struct PinBody {
     pin: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserCodeBody {
+    user_code: String,
+}
+
+/// Sets the subscriber's CIBA user code (hashed); also the reset after a lockout.
+#[utoipa::path(
+    put,
+    path = "/admin/v1/subscribers/{msisdn}/user_code",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(super::openapi::MsisdnPath),
+    request_body(content = super::openapi::UserCodeDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "User code set, failures and lock cleared", body = super::openapi::SubscriberViewDoc),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
+async fn set_user_code(
+    State(s): State<AppState>,
+    Path(msisdn): Path<String>,
+    b: axum::body::Bytes,
+) -> Reply {
+    let code: UserCodeBody = body(&b)?;
+    let sub = registry::set_subscriber_user_code(&s.store, &msisdn, Some(&code.user_code)).await?;
+    ok(json!(SubscriberView::from(&sub)))
+}
+
+/// Removes the subscriber's CIBA user code.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/subscribers/{msisdn}/user_code",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(super::openapi::MsisdnPath),
+    responses(
+        (status = 200, body = super::openapi::SubscriberViewDoc),
+        (status = 400, body = super::openapi::ErrorDoc),
+        (status = 404, body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
+async fn clear_user_code(State(s): State<AppState>, Path(msisdn): Path<String>) -> Reply {
+    let sub = registry::set_subscriber_user_code(&s.store, &msisdn, None).await?;
+    ok(json!(SubscriberView::from(&sub)))
 }
 
 /// Sets a PIN; also the reset after a lockout.

@@ -70,6 +70,8 @@ pub fn document(issuer: &str) -> String {
         super::admin::patch_subscriber,
         super::admin::set_pin,
         super::admin::clear_pin,
+        super::admin::set_user_code,
+        super::admin::clear_user_code,
         super::admin::get_attributes,
         super::admin::put_attributes,
         super::admin::patch_attributes,
@@ -91,6 +93,7 @@ pub fn document(issuer: &str) -> String {
         SubscriberViewDoc,
         SubscriberPatchDoc,
         PinDoc,
+        UserCodeDoc,
         ErrorDoc,
         TokenQueryDoc,
         IntrospectionDoc,
@@ -312,6 +315,16 @@ pub struct PinDoc {
     /// 4 to 8 digits.
     #[schema(pattern = r"^[0-9]{4,8}$")]
     pub pin: String,
+}
+
+/// A CIBA user code (CIBA Core §7.1), chosen by the subscriber.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = UserCode)]
+#[serde(deny_unknown_fields)]
+pub struct UserCodeDoc {
+    /// 4 to 64 printable characters.
+    #[schema(min_length = 4, max_length = 64)]
+    pub user_code: String,
 }
 
 /// An error answer.

@@ -1,0 +1,8 @@
+-- CIBA user codes (CIBA Core §7.1): one per subscriber, hashed, with a failure count that
+-- locks the code until provisioning sets a new one.
+CREATE TABLE subscriber_user_codes (
+    subscriber_id TEXT    NOT NULL PRIMARY KEY REFERENCES subscribers (id) ON DELETE CASCADE,
+    code_hash     TEXT    NOT NULL,
+    failures      INTEGER NOT NULL DEFAULT 0,
+    locked        INTEGER NOT NULL DEFAULT 0
+) STRICT;
