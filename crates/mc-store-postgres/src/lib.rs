@@ -93,6 +93,7 @@ mod discovery;
 mod keys;
 mod pool;
 mod retention;
+mod sms;
 mod token_manager;
 mod user_codes;
 

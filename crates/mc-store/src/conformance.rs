@@ -21,6 +21,7 @@ pub mod discovery;
 pub mod keys;
 pub mod pool;
 pub mod retention;
+pub mod sms;
 pub mod token_manager;
 pub mod user_codes;
 
@@ -77,6 +78,7 @@ pub async fn run_all(store: &dyn Store) {
     devices::run(store).await;
     discovery::run(store).await;
     token_manager::run(store).await;
+    sms::run(store).await;
     user_codes::run(store).await;
     // Deletes rows with times below 1 000: only its own.
     retention::run(store).await;

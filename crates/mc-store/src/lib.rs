@@ -20,6 +20,7 @@ mod pool;
 mod quota;
 mod records;
 mod retention;
+mod sms;
 mod token_manager;
 mod user_codes;
 
@@ -38,6 +39,10 @@ pub use pool::{PoolStats, PoolUsage};
 pub use quota::QuotaStore;
 pub use records::*;
 pub use retention::{PurgeKind, RetentionStore};
+pub use sms::{
+    LinkAnswer, LinkLookup, OtpCheck, SmsChallengeRecord, SmsChallengeState, SmsMode,
+    SmsOutboxItem, SmsStore, VelocityKey,
+};
 pub use token_manager::{RefreshTokenRecord, Rotation, TokenManagerStore};
 pub use user_codes::{UserCodeRecord, UserCodeStore};
 
@@ -250,6 +255,7 @@ pub trait Store:
     + TokenManagerStore
     + QuotaStore
     + UserCodeStore
+    + SmsStore
 {
 }
 impl<
@@ -270,6 +276,7 @@ impl<
         + TokenManagerStore
         + QuotaStore
         + UserCodeStore
+        + SmsStore
 > Store for T
 {
 }

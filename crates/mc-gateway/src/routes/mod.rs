@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod ops;
 pub mod premiuminfo;
 pub mod revoke;
+pub mod sms;
 pub mod token;
 pub mod userinfo;
 
