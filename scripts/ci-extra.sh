@@ -71,7 +71,7 @@ fi
 
 have_chromium=true
 if [[ ! -x "$CHROMIUM" ]]; then
-  missing 1 "$CHROMIUM not found: the browser suite needs Debian's chromium (apt-get install chromium)"
+  missing 2 "$CHROMIUM not found: the browser and passkey suites need Debian's chromium (apt-get install chromium)"
   have_chromium=false
 fi
 
@@ -108,6 +108,10 @@ cleanup() {
   if [[ -n "$SANDBOX_PID" ]] && kill -0 "$SANDBOX_PID" 2>/dev/null; then
     kill "$SANDBOX_PID" 2>/dev/null || true
     wait "$SANDBOX_PID" 2>/dev/null || true
+  fi
+  if [[ -n "${PK_PID:-}" ]] && kill -0 "$PK_PID" 2>/dev/null; then
+    kill "$PK_PID" 2>/dev/null || true
+    wait "$PK_PID" 2>/dev/null || true
   fi
   rm -rf "$WORK"
 }
@@ -192,6 +196,42 @@ if $have_chromium; then
   run_suite "the sandbox story (shop, Discovery, phone, payment; chromium)" \
     env CHROMIUM="$CHROMIUM" MOBILECONNECT_ARTIFACTS="${MC_TEST_OUTPUT:-$ROOT/target/test-output}" \
     node story.mjs "$DATA/sandbox.json" "$BASE"
+fi
+if $have_chromium; then
+  # Passkeys need the page on `localhost` (WebAuthn refuses IP addresses): a second sandbox
+  # with that issuer and the passkey authenticator on, still listening on 127.0.0.1 only.
+  PK_BASE=""
+  PK_DATA="$WORK/data-passkey"
+  PK_LOG="$WORK/sandbox-passkey.log"
+  for attempt in 1 2 3; do
+    PK_PORT="$(free_port)"
+    rm -rf "$PK_DATA"
+    MC_GATEWAY__AUTHENTICATORS__ENABLED='["app_push", "passkey"]' RUST_LOG="${RUST_LOG:-warn}" \
+      "$BIN" sandbox --listen "127.0.0.1:$PK_PORT" --data "$PK_DATA" --issuer "http://localhost:$PK_PORT" >"$PK_LOG" 2>&1 &
+    PK_PID=$!
+    deadline=$((SECONDS + 120))
+    while ((SECONDS < deadline)) && kill -0 "$PK_PID" 2>/dev/null; do
+      if healthy "http://127.0.0.1:$PK_PORT/healthz"; then
+        PK_BASE="http://localhost:$PK_PORT"
+        break
+      fi
+      sleep 0.2 # polling interval of the readiness loop
+    done
+    [[ -n "$PK_BASE" ]] && break
+    kill "$PK_PID" 2>/dev/null || true
+    wait "$PK_PID" 2>/dev/null || true
+    grep -qi "in use" "$PK_LOG" || break
+  done
+  if [[ -n "$PK_BASE" ]]; then
+    LOG="$PK_LOG" run_suite "passkeys (playwright-core + chromium, virtual authenticator)" \
+      env CHROMIUM="$CHROMIUM" node passkey.mjs "$PK_DATA/sandbox.json" "$PK_BASE"
+    kill "$PK_PID" 2>/dev/null || true
+    wait "$PK_PID" 2>/dev/null || true
+  else
+    say "FAILED: the passkey sandbox did not start; its output:"
+    cat "$PK_LOG" >&2 || true
+    failed=$((failed + 1))
+  fi
 fi
 if $have_python; then
   PY_VENV="$WORK/pyvenv"

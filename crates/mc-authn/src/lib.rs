@@ -21,6 +21,7 @@ pub mod device_key;
 pub mod header_enrichment;
 pub mod hub;
 pub mod mssp;
+pub mod passkey;
 pub mod pin;
 pub mod push;
 pub mod router;

@@ -18,6 +18,8 @@ pub struct WaitPage<'a> {
     pub binding_message: Option<&'a str>,
     pub masked_msisdn: &'a str,
     pub loa: &'a str,
+    /// The passkey authenticator is on: load its script (`routes::passkey`).
+    pub passkeys: bool,
 }
 
 #[derive(Template)]

@@ -91,6 +91,7 @@ mod consent;
 mod devices;
 mod discovery;
 mod keys;
+mod passkeys;
 mod pool;
 mod retention;
 mod sms;

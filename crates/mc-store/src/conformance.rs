@@ -19,6 +19,7 @@ pub mod consent;
 pub mod devices;
 pub mod discovery;
 pub mod keys;
+pub mod passkeys;
 pub mod pool;
 pub mod retention;
 pub mod sms;
@@ -78,6 +79,7 @@ pub async fn run_all(store: &dyn Store) {
     devices::run(store).await;
     discovery::run(store).await;
     token_manager::run(store).await;
+    passkeys::run(store).await;
     sms::run(store).await;
     user_codes::run(store).await;
     // Deletes rows with times below 1 000: only its own.

@@ -16,6 +16,7 @@ mod consent;
 mod devices;
 mod discovery;
 mod keys;
+mod passkeys;
 mod pool;
 mod quota;
 mod records;
@@ -35,6 +36,7 @@ pub use discovery::{
     NumberKind, OperatorCredentialRecord, OperatorRecord,
 };
 pub use keys::{KeyRecord, KeyState, KeyStore};
+pub use passkeys::{CeremonyKind, CeremonyRecord, PasskeyRecord, PasskeyStore};
 pub use pool::{PoolStats, PoolUsage};
 pub use quota::QuotaStore;
 pub use records::*;
@@ -256,6 +258,7 @@ pub trait Store:
     + QuotaStore
     + UserCodeStore
     + SmsStore
+    + PasskeyStore
 {
 }
 impl<
@@ -277,6 +280,7 @@ impl<
         + QuotaStore
         + UserCodeStore
         + SmsStore
+        + PasskeyStore
 > Store for T
 {
 }

@@ -89,6 +89,12 @@ fn current(s: &AppState, headers: &HeaderMap) -> Option<AccountSession> {
     (session.exp > now()).then_some(session)
 }
 
+/// The logged-in subscriber's id and the session's anti-forgery token, for the pages that
+/// live under `/account` (the passkey enrolment, `super::passkey`).
+pub(crate) fn logged_in(s: &AppState, headers: &HeaderMap) -> Option<(String, String)> {
+    current(s, headers).map(|a| (a.subscriber_id, a.csrf))
+}
+
 fn form(headers: &HeaderMap, body: &[u8]) -> Option<RawParams> {
     if is_form(headers) {
         RawParams::from_urlencoded(body).ok()

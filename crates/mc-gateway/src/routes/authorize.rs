@@ -157,6 +157,7 @@ async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: Header
                 binding_message: session.binding_message.as_deref(),
                 masked_msisdn: &masked,
                 loa: session.acr.as_deref().unwrap_or("2"),
+                passkeys: s.router.by_name(mc_authn::passkey::CAPABILITY).is_some(),
             };
             render(page.render())
         }

@@ -9,6 +9,7 @@ pub mod device;
 pub mod introspect;
 pub mod metadata;
 pub mod openapi;
+pub mod passkey;
 pub mod ops;
 pub mod premiuminfo;
 pub mod revoke;
