@@ -12,6 +12,7 @@ mod admin_keys;
 mod bench;
 mod bench_discovery;
 mod discovery_cli;
+mod malloc_tuning;
 mod run;
 mod settings;
 
@@ -81,6 +82,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    malloc_tuning::fix_mmap_threshold();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
