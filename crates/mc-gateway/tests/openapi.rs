@@ -25,6 +25,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/admin/v1/subscribers/{msisdn}"),
     ("put", "/admin/v1/subscribers/{msisdn}/pin"),
     ("delete", "/admin/v1/subscribers/{msisdn}/pin"),
+    ("put", "/admin/v1/subscribers/{msisdn}/user_code"),
+    ("delete", "/admin/v1/subscribers/{msisdn}/user_code"),
     ("get", "/admin/v1/subscribers/{msisdn}/attributes"),
     ("put", "/admin/v1/subscribers/{msisdn}/attributes"),
     ("patch", "/admin/v1/subscribers/{msisdn}/attributes"),
