@@ -20,6 +20,8 @@ pub struct WaitPage<'a> {
     pub loa: &'a str,
     /// The passkey authenticator is on: load its script (`routes::passkey`).
     pub passkeys: bool,
+    /// An SMS code is expected for this login: show its form (`routes::sms`).
+    pub sms_otp: bool,
 }
 
 #[derive(Template)]

@@ -139,7 +139,15 @@ async fn otp_login_with_the_right_code_reports_otp_ok() {
     let code = code_in(&sms.text);
     assert_eq!(code.len(), 6);
 
-    // The form is served on the waiting page's path.
+    // The waiting page carries the code form, also served on its own.
+    let page = g
+        .http()
+        .get(&wait)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(page.text().await.unwrap().contains("id=\"sms-otp\""));
     let form = g.http().get(format!("{wait}/otp")).send().await.unwrap();
     assert_eq!(form.status(), 200);
     assert!(form.text().await.unwrap().contains("name=\"code\""));

@@ -14,6 +14,7 @@ pub mod operators;
 pub mod phone;
 pub mod seed;
 pub mod shop;
+pub mod sms_inbox;
 pub mod smsc;
 
 pub use seed::{SandboxInfo, seed};

@@ -158,6 +158,7 @@ async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: Header
                 masked_msisdn: &masked,
                 loa: session.acr.as_deref().unwrap_or("2"),
                 passkeys: s.router.by_name(mc_authn::passkey::CAPABILITY).is_some(),
+                sms_otp: crate::routes::sms::expects_code(&s, &session.id).await,
             };
             render(page.render())
         }

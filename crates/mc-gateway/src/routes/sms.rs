@@ -275,6 +275,12 @@ pub fn router() -> Router<AppState> {
         .route("/admin/subscribers/{id}/sms-unlock", post(unlock))
 }
 
+/// Whether the waiting page of `session_id` should show the SMS code form.
+pub async fn expects_code(s: &AppState, session_id: &str) -> bool {
+    s.config.authenticators.sms.is_some()
+        && channel(s).expects_code(session_id).await.unwrap_or(false)
+}
+
 fn channel(s: &AppState) -> SmsChannel {
     let attempts = s
         .config
