@@ -76,6 +76,14 @@ const SUBSCRIBERS: &[(&str, Option<&str>, &str)] = &[
     ("447700900309", None, "suspended"),
 ];
 
+/// The test subscriber whose SIM carries the applet (the sandbox MSSP's SIM): LoA2 is "OK"
+/// on the SIM, LoA3 the SIM PIN, checked by the (virtual) card; the app is the fallback.
+pub const SIM_SUBSCRIBER: &str = "447700900305";
+/// The PIN of that SIM (not a gateway PIN: the card checks it).
+pub const SIM_PIN: &str = "2468";
+/// Its authenticator capabilities.
+const SIM_CAPABILITIES: &[&str] = &["sim_applet", "app_push"];
+
 /// The demo SP's redirect URIs: the callback page, a local developer's app, and the demo
 /// shop (served at the host's root, whatever the issuer's path).
 pub fn demo_redirect_uris(base_url: &str) -> Vec<String> {
@@ -124,6 +132,15 @@ pub async fn seed(
             operator: None,
         });
     }
+    seed_subscriber_with(store, SIM_SUBSCRIBER, None, "active", SIM_CAPABILITIES).await?;
+    subscribers.push(SubscriberInfo {
+        msisdn: format!("+{SIM_SUBSCRIBER}"),
+        pin: None,
+        status: "active".into(),
+        capabilities: SIM_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+        phone_url: format!("{base_url}/phone/{SIM_SUBSCRIBER}"),
+        operator: None,
+    });
     seed_attributes(store).await?;
     Ok(SandboxInfo {
         operators: vec![OperatorInfo {
@@ -233,6 +250,17 @@ pub async fn seed_subscriber(
     pin: Option<&str>,
     status: &str,
 ) -> Result<(), String> {
+    seed_subscriber_with(store, msisdn, pin, status, &["app_push"]).await
+}
+
+/// As [`seed_subscriber`], with these authenticator capabilities.
+pub async fn seed_subscriber_with(
+    store: &DynStore,
+    msisdn: &str,
+    pin: Option<&str>,
+    status: &str,
+    capabilities: &[&str],
+) -> Result<(), String> {
     let err = |e: registry::RegistryError| e.to_string();
     if store
         .find_subscriber_by_msisdn(msisdn)
@@ -245,7 +273,7 @@ pub async fn seed_subscriber(
     let s = SubscriberSpec {
         msisdn: msisdn.into(),
         pin: pin.map(String::from),
-        capabilities: vec!["app_push".into()],
+        capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
     };
     registry::create_subscriber(store, &s).await.map_err(err)?;
     if status != "active" {

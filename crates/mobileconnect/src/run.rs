@@ -200,6 +200,9 @@ pub async fn serve(config: &Path) -> Result<(), String> {
     listen(settings.listen, app).await
 }
 
+/// The sandbox gateway's application-provider id at the built-in MSSP.
+const SANDBOX_AP_ID: &str = "mid://sandbox.mobileconnect";
+
 /// `mobileconnect sandbox`.
 pub async fn sandbox(
     listen_addr: SocketAddr,
@@ -220,6 +223,20 @@ pub async fn sandbox(
     };
     let issuer_flag = issuer.clone();
     let issuer = issuer.unwrap_or_else(|| format!("http://{host}"));
+    // The built-in MSSP (its virtual SIM shows on the phone page), reached over loopback by
+    // the gateway's real MSSP client: the SIM applet channel runs end to end.
+    let mssp_password = random_token();
+    let mssp_defaults = mc_authn::mssp::MsspConfig::new("", SANDBOX_AP_ID, "");
+    let mssp = mc_sandbox::mssp::MsspSim::new(mc_sandbox::mssp::MsspSimConfig {
+        ap_id: SANDBOX_AP_ID.into(),
+        ap_password: mssp_password.clone(),
+        profile_loa2: mssp_defaults.profile_loa2,
+        profile_loa3: mssp_defaults.profile_loa3,
+    });
+    mssp.add_sim(
+        &format!("+{}", mc_sandbox::seed::SIM_SUBSCRIBER),
+        mc_sandbox::seed::SIM_PIN,
+    );
     let base = Settings {
         listen: listen_addr,
         database: DatabaseSettings {
@@ -235,7 +252,22 @@ pub async fn sandbox(
             issuer: issuer.clone(),
             tokens: Default::default(),
             login: Default::default(),
-            authenticators: Default::default(),
+            // The SIM applet first (for the one subscriber with an applet SIM), then the app.
+            authenticators: mc_gateway::config::AuthenticatorsConfig {
+                enabled: vec!["sim_applet".into(), "app_push".into()],
+                sim_applet: Some(mc_gateway::config::SimAppletConfig {
+                    mssp_url: format!("http://{host}/mssp/rest/service"),
+                    ap_id: SANDBOX_AP_ID.into(),
+                    ap_password: mssp_password,
+                    mssp_id: None,
+                    profile_loa2: None,
+                    profile_loa3: None,
+                    transaction_timeout_secs: 120,
+                    poll_interval_millis: 500,
+                    display_text: "truncate".into(),
+                }),
+                ..Default::default()
+            },
             admin: mc_gateway::config::AdminConfig {
                 token_sha256: Some(sha256_hex(&admin_token)),
             },
@@ -323,6 +355,7 @@ pub async fn sandbox(
             .with_state(state)
             .merge(mc_sandbox::operators::routes(&extra))
             .merge(mc_discovery::router(discovery))
+            .merge(mssp.router())
             .merge(shop.router())
             .layer(axum::middleware::from_fn_with_state(
                 phones,

@@ -1310,3 +1310,74 @@ async fn admin_commands_print_json_and_a_sandbox_uses_what_they_provision() {
     assert_eq!(q["error"], "access_denied", "{back}");
     assert_eq!(q["state"], "st-e2");
 }
+
+// ---------------------------------------------------------------------------------------
+// the sandbox's SIM applet channel (built-in MSSP, virtual SIM on the phone page)
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandbox_sim_subscriber_logs_in_on_the_virtual_sim() {
+    let tmp = TempDir::new("sim");
+    let data = tmp.join("data");
+    let s = sandbox(&data, tmp.path(), None).await;
+    let base = s.base.clone();
+    let info = read_json(&data.join("sandbox.json"));
+    let sim_sub = info["subscribers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["msisdn"] == "+447700900305")
+        .unwrap_or_else(|| panic!("no SIM subscriber in {info}"));
+    assert!(
+        sim_sub["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("sim_applet")),
+        "{sim_sub}"
+    );
+    let sp = demo_sp(&info);
+    let http = client();
+    // The phone page carries the SIM Toolkit dialog.
+    let page = http
+        .get(format!("{base}/phone/447700900305"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("/mssp/sim/"),
+        "no SIM dialog on the phone page"
+    );
+
+    let a = Authz {
+        msisdn: "447700900305",
+        acr: "3",
+        ..demo_login(&sp, "sim-1")
+    };
+    let r = http.get(authorize_url(&base, &a)).send().await.unwrap();
+    let wait = location(&base, &r);
+    let sim = get_json(&http, &format!("{base}/mssp/sim/%2B447700900305")).await;
+    let tx = &sim["pending"][0];
+    assert_eq!(tx["pin_required"], true, "{sim}");
+    assert!(
+        tx["text"].as_str().unwrap().contains("TST-42"),
+        "the binding message is on the SIM: {sim}"
+    );
+    let r = http
+        .post(format!("{base}/mssp/sim/%2B447700900305/answer"))
+        .json(&json!({"trans_id": tx["trans_id"], "accept": true, "pin": "2468"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let back = follow_to_redirect_uri(&http, &base, &wait, &sp.redirect_uri).await;
+    let code = query(&back)["code"].clone();
+    let (status, tokens) = exchange(&http, &base, &sp, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["acr"], "3");
+    assert_eq!(claims["amr"], json!(["SIM_PIN"]));
+    drop(s);
+}
