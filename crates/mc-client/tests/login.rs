@@ -388,7 +388,7 @@ async fn client_secret_post_works_too() {
     let back = browser(&start.url, &sbx.shop_redirect()).await;
     phone.await.unwrap();
     let login = op.complete(&start.pending, &back).await.unwrap();
-    assert_eq!(login.id_token.aud, [s.client_id.clone()]);
+    assert_eq!(login.id_token.aud, std::slice::from_ref(&s.client_id));
     // And a wrong secret is the gateway's invalid_client.
     let wrong = op.with_credentials(ClientCredentials::secret_basic(&s.client_id, "wrong"));
     match wrong.exchange_code(&start.pending, "whatever").await {
