@@ -45,14 +45,14 @@ summary() {
 
 # ---- tools ---------------------------------------------------------------------------------
 # Node also drives the sandbox harness below (free port, readiness), so without it every
-# suite is skipped (7: openid-client code, openid-client CIBA, openid-client token manager, browser,
-# authlib SI, authlib userinfo, schemathesis).
+# suite is skipped (9: openid-client code, openid-client CIBA, openid-client token manager, browser,
+# story, passkeys, authlib SI, authlib userinfo, schemathesis).
 have_node=true
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  missing 7 "node/npm not found: the openid-client, browser and sandbox harness need Node 20"
+  missing 9 "node/npm not found: the openid-client, browser and sandbox harness need Node 20"
   have_node=false
 elif ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
-  missing 7 "Node $(node --version) is older than 20: the openid-client, browser and sandbox harness need Node 20"
+  missing 9 "Node $(node --version) is older than 20: the openid-client, browser and sandbox harness need Node 20"
   have_node=false
 fi
 if ! $have_node; then
@@ -63,7 +63,7 @@ fi
 if [[ ! -d "$NODE_DIR/node_modules/openid-client" || ! -d "$NODE_DIR/node_modules/playwright-core" ]]; then
   say "installing the npm packages (npm ci) in tests/interop/node"
   if ! (cd "$NODE_DIR" && npm ci --ignore-scripts --no-audit --no-fund); then
-    missing 7 "npm ci failed in tests/interop/node: the Node suites and the sandbox harness need openid-client and playwright-core"
+    missing 9 "npm ci failed in tests/interop/node: the Node suites and the sandbox harness need openid-client and playwright-core"
     summary
     exit 0
   fi
@@ -71,7 +71,7 @@ fi
 
 have_chromium=true
 if [[ ! -x "$CHROMIUM" ]]; then
-  missing 2 "$CHROMIUM not found: the browser and passkey suites need Debian's chromium (apt-get install chromium)"
+  missing 3 "$CHROMIUM not found: the browser, story and passkey suites need Debian's chromium (apt-get install chromium)"
   have_chromium=false
 fi
 
