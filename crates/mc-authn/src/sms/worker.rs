@@ -30,6 +30,10 @@ pub struct WorkerOptions {
     pub batch: u32,
     /// Longest sleep without a wake-up (picks up rows of other nodes and of a restart).
     pub idle_poll: Duration,
+    /// How long ended challenges (their links answer "unknown" after) and old velocity
+    /// windows are kept; purged about hourly by the worker (every node purges; the
+    /// deletes are idempotent).
+    pub keep_secs: i64,
 }
 
 impl Default for WorkerOptions {
@@ -38,6 +42,7 @@ impl Default for WorkerOptions {
             lease_secs: 60,
             batch: 20,
             idle_poll: Duration::from_secs(2),
+            keep_secs: 86_400,
         }
     }
 }
@@ -80,7 +85,12 @@ impl SmsWorker {
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut link = self.client.watch_state();
+            let mut last_purge: Option<tokio::time::Instant> = None;
             loop {
+                if last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(3_600)) {
+                    last_purge = Some(tokio::time::Instant::now());
+                    self.purge().await;
+                }
                 let state = link.borrow_and_update().clone();
                 if state != LinkState::Bound {
                     let waited = tokio::time::timeout(self.options.idle_poll, link.changed()).await;
@@ -162,6 +172,20 @@ impl SmsWorker {
                 metrics::counter!("mc_sms_outbox_total", "outcome" => "retry").increment(1);
                 Done::Retry
             }
+        }
+    }
+
+    /// Forgets challenges and velocity windows older than `keep_secs`.
+    pub async fn purge(&self) {
+        let before = now() - self.options.keep_secs;
+        match (
+            self.store.purge_sms_challenges(before).await,
+            self.store.purge_sms_velocity(before).await,
+        ) {
+            (Ok(challenges), Ok(windows)) => {
+                tracing::debug!(challenges, windows, "SMS state purged");
+            }
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "SMS purge failed"),
         }
     }
 
