@@ -79,9 +79,9 @@ pub async fn run_all(store: &dyn Store) {
     devices::run(store).await;
     discovery::run(store).await;
     token_manager::run(store).await;
-    passkeys::run(store).await;
-    sms::run(store).await;
     user_codes::run(store).await;
+    sms::run(store).await;
+    passkeys::run(store).await;
     // Deletes rows with times below 1 000: only its own.
     retention::run(store).await;
 }

@@ -280,7 +280,7 @@ impl<
         + QuotaStore
         + UserCodeStore
         + SmsStore
-        + PasskeyStore
+        + PasskeyStore,
 > Store for T
 {
 }

@@ -202,6 +202,8 @@ pub async fn serve(config: &Path) -> Result<(), String> {
 
 /// The sandbox gateway's application-provider id at the built-in MSSP.
 const SANDBOX_AP_ID: &str = "mid://sandbox.mobileconnect";
+/// The sandbox gateway's SMPP `system_id` at the built-in SMSC (at most 15 characters).
+const SANDBOX_SMPP_SYSTEM_ID: &str = "mcsandbox";
 
 /// `mobileconnect sandbox`.
 pub async fn sandbox(
@@ -237,6 +239,23 @@ pub async fn sandbox(
         &format!("+{}", mc_sandbox::seed::SIM_SUBSCRIBER),
         mc_sandbox::seed::SIM_PIN,
     );
+    // The built-in SMSC (SMPP 3.4 server side) that delivers to the virtual phones' inboxes;
+    // the gateway's real SMPP client binds to it over loopback.
+    let smsc_password = random_token()[..8].to_owned();
+    let smsc = mc_sandbox::smsc::Smsc::start(
+        "127.0.0.1:0",
+        mc_sandbox::smsc::SmscConfig::new(SANDBOX_SMPP_SYSTEM_ID, &smsc_password),
+    )
+    .await
+    .map_err(|e| format!("sandbox SMSC: {e}"))?;
+    let sms_inbox = mc_sandbox::sms_inbox::SmsInbox::attach(&smsc);
+    let sms: mc_gateway::routes::sms::SmsConfig = serde_json::from_value(serde_json::json!({
+        "smsc_address": smsc.local_addr().to_string(),
+        "system_id": SANDBOX_SMPP_SYSTEM_ID,
+        "password": smsc_password,
+        "link_base": format!("{issuer}/sms/link"),
+    }))
+    .map_err(|e| format!("sandbox SMS settings: {e}"))?;
     let base = Settings {
         listen: listen_addr,
         database: DatabaseSettings {
@@ -254,7 +273,9 @@ pub async fn sandbox(
             login: Default::default(),
             // The SIM applet first (for the one subscriber with an applet SIM), then the app.
             authenticators: mc_gateway::config::AuthenticatorsConfig {
-                enabled: vec!["sim_applet".into(), "app_push".into()],
+                // SMS (code and link) is the last resort, after the delay.
+                enabled: vec!["sim_applet".into(), "app_push".into(), "sms_otp_url".into()],
+                sms: Some(sms),
                 sim_applet: Some(mc_gateway::config::SimAppletConfig {
                     mssp_url: format!("http://{host}/mssp/rest/service"),
                     ap_id: SANDBOX_AP_ID.into(),
@@ -356,6 +377,7 @@ pub async fn sandbox(
             .merge(mc_sandbox::operators::routes(&extra))
             .merge(mc_discovery::router(discovery))
             .merge(mssp.router())
+            .merge(mc_sandbox::sms_inbox::router(sms_inbox))
             .merge(shop.router())
             .layer(axum::middleware::from_fn_with_state(
                 phones,

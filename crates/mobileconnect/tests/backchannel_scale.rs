@@ -487,6 +487,8 @@ async fn ten_thousand_pending_ciba_requests_bounded_memory_and_survive_a_restart
                 // The sandbox's default of 100 calls a day would stop the test at 100.
                 "quota_per_day": 0,
                 "quota_per_second": 0,
+                // The app only: no SMS fallback for requests nobody answers.
+                "authenticator_chains": {"2": ["app_push"], "3": ["app_push"]},
             },
         }))
         .send()

@@ -1381,3 +1381,75 @@ async fn the_sandbox_sim_subscriber_logs_in_on_the_virtual_sim() {
     assert_eq!(claims["amr"], json!(["SIM_PIN"]));
     drop(s);
 }
+
+/// The sandbox SMS channel end to end: the gateway's SMPP client, the built-in SMSC, the
+/// phone's inbox, the one-time link's confirm page.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandbox_sends_the_sms_link_through_its_smsc_to_the_phone() {
+    let tmp = TempDir::new("sms");
+    let data = tmp.join("data");
+    let s = sandbox(&data, tmp.path(), None).await;
+    let base = s.base.clone();
+    let info = read_json(&data.join("sandbox.json"));
+    let http = client();
+    // An SP whose own chain is SMS only (its registration narrows the operator's chain).
+    let redirect_uri = format!("{base}/demo-sp/callback");
+    let r = http
+        .post(format!("{base}/admin/v1/clients"))
+        .bearer_auth(info["admin_token"].as_str().unwrap())
+        .json(&json!({
+            "name": "Texting Shop",
+            "short_name": "TextShop",
+            "redirect_uris": [redirect_uri],
+            "scopes": ["openid", "mc_authn"],
+            "metadata": {"authenticator_chains": {"2": ["sms_otp_url"]}},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    let sp = Sp {
+        client_id: v["client_id"].as_str().unwrap().to_owned(),
+        secret: v["client_secret"].as_str().unwrap().to_owned(),
+        redirect_uri,
+    };
+    let a = Authz {
+        client_name: "TextShop",
+        ..demo_login(&sp, "sms-1")
+    };
+    let r = http.get(authorize_url(&base, &a)).send().await.unwrap();
+    let wait = location(&base, &r);
+    // The outbox worker submits the SMS; the SMSC delivers it to the phone's inbox.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let inbox = get_json(&http, &format!("{base}/phone/{MSISDN_301}/sms")).await;
+        if let Some(t) = inbox["messages"][0]["text"].as_str() {
+            break t.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SMS reached the phone: {inbox}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{base}/sms/link/")))
+        .unwrap_or_else(|| panic!("no link in {text:?}"));
+    let r = http
+        .post(link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("answer=confirm")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let back = follow_to_redirect_uri(&http, &base, &wait, &sp.redirect_uri).await;
+    let code = query(&back)["code"].clone();
+    let (status, tokens) = exchange(&http, &base, &sp, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["amr"], json!(["SMS_URL_OK"]));
+    drop(s);
+}
