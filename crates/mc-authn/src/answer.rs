@@ -40,12 +40,15 @@ pub enum AnswerOutcome {
 pub mod denial {
     pub const USER_DENIED: &str = "user_denied";
     pub const PIN_LOCKED: &str = "pin_locked";
+    /// Too many wrong SMS codes (`crate::sms::channel`).
+    pub const OTP_LOCKED: &str = "otp_locked";
     pub const START_FAILED: &str = "start_failed";
 
     /// The Mobile Connect error a stored denial stands for.
     pub fn to_error(kind: &str) -> mc_core::McError {
         match kind {
             PIN_LOCKED => mc_core::McError::PinLocked,
+            OTP_LOCKED => mc_core::McError::OtpLocked,
             mc_store::STALE_SESSION_ERROR => mc_core::McError::AuthenticationTimeout,
             START_FAILED => mc_core::McError::LoaUnavailable,
             _ => mc_core::McError::UserDenied,

@@ -151,6 +151,8 @@ pub enum McError {
     AuthenticationTimeout,
     #[error("PIN attempts exhausted")]
     PinLocked,
+    #[error("SMS code attempts exhausted")]
+    OtpLocked,
     #[error("prompt=none cannot be honoured")]
     LoginRequired,
     #[error("throttled")]
@@ -264,7 +266,8 @@ impl McError {
             | UserDenied
             | LoaUnavailable
             | AuthenticationTimeout
-            | PinLocked => ErrorCode::AccessDenied,
+            | PinLocked
+            | OtpLocked => ErrorCode::AccessDenied,
             LoginRequired => ErrorCode::LoginRequired,
             Throttled | TemporarilyUnavailable => ErrorCode::TemporarilyUnavailable,
             InvalidClient => ErrorCode::InvalidClient,
@@ -331,6 +334,8 @@ impl McError {
             LoaUnavailable => "The requested level of assurance cannot be provided for this user",
             AuthenticationTimeout => "The user did not respond in time",
             PinLocked => "The user has run out of PIN attempts",
+            // Digest §9.5 (the MTS wording).
+            OtpLocked => "The client has run out of attempts to authorize by sms code",
             LoginRequired => "User interaction is required to authenticate",
             Throttled => "Too many requests, retry later",
             InvalidClient => "Client authentication failed",
@@ -433,6 +438,7 @@ mod tests {
             LoaUnavailable,
             AuthenticationTimeout,
             PinLocked,
+            OtpLocked,
             LoginRequired,
             Throttled,
             InvalidClient,

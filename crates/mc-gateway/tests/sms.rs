@@ -192,7 +192,13 @@ async fn wrong_codes_lock_until_provisioning_unlocks() {
     let resp = post_form(&g, &format!("{wait}/otp"), &[("code", "<script>")]).await;
     assert_eq!(resp.status(), 303);
     let back = finish(&g, &wait, &sp).await;
-    assert_eq!(error_of(&back).0, "access_denied");
+    assert_eq!(
+        error_of(&back),
+        (
+            "access_denied".to_owned(),
+            "The client has run out of attempts to authorize by sms code".to_owned()
+        )
+    );
     // The right code afterwards changes nothing.
     let resp = post_form(&g, &format!("{wait}/otp"), &[("code", &code)]).await;
     assert_eq!(resp.status(), 303);

@@ -18,7 +18,7 @@ use crate::hub::{Event, Hub};
 
 /// The stored denial of a login whose code was mistyped too often (digest §9.4:
 /// "the client has run out of attempts to authorize by sms code").
-pub const OTP_LOCKED: &str = "otp_locked";
+pub const OTP_LOCKED: &str = crate::answer::denial::OTP_LOCKED;
 
 /// Longest typed code looked at; longer input is a wrong code.
 const MAX_CODE_LEN: usize = 16;
