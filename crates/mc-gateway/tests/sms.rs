@@ -557,3 +557,53 @@ async fn an_accepted_sms_is_sent_exactly_once_after_a_restart() {
     let claims = id_token_claims(&g, &sp, &back).await;
     assert_eq!(claims["amr"], serde_json::json!(["OTP_OK"]));
 }
+
+/// SMS as the fallback of the chain (app push first, no delay): the waiting page's status
+/// says a code is expected once the SMS has started, so a page drawn before shows the form.
+#[tokio::test]
+async fn the_waiting_status_announces_a_code_sent_as_a_fallback() {
+    let smsc = smsc().await;
+    let mut inbox = smsc.subscribe();
+    let addr = smsc.local_addr().to_string();
+    let g = Gateway::start_with(move |c| {
+        c.authenticators.enabled = vec!["app_push".into(), "sms_otp".into()];
+        c.authenticators.next_start_delay_secs = 0;
+        c.authenticators.sms = Some(sms_config(&addr, &c.issuer));
+    })
+    .await;
+    let sp = g.shop().await;
+    g.subscriber(MSISDN, None).await;
+    let wait = start_login(&g, &sp, MSISDN, |_| {}).await;
+    let sms = next_sms(&mut inbox, MSISDN).await;
+    let status: serde_json::Value = g
+        .http()
+        .get(format!("{wait}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status, serde_json::json!({"done": false, "sms_otp": true}));
+    let page = g
+        .http()
+        .get(&wait)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"sms-otp\""),
+        "the page now asks for the code"
+    );
+    let resp = post_form(&g, &format!("{wait}/otp"), &[("code", &code_in(&sms.text))]).await;
+    assert_eq!(resp.status(), 303);
+    let back = finish(&g, &wait, &sp).await;
+    assert_eq!(
+        id_token_claims(&g, &sp, &back).await["amr"],
+        serde_json::json!(["OTP_OK"])
+    );
+}

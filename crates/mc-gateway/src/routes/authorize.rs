@@ -170,7 +170,10 @@ async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: Header
 async fn wait_status(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     note_session(&id);
     let done = login::hold_while_pending(&s, &id, Duration::from_secs(20)).await;
-    axum::Json(json!({ "done": done })).into_response()
+    // An SMS with a code may have been started since the page was drawn (a fallback of the
+    // chain): the page then redraws itself with the code form.
+    let sms_otp = !done && crate::routes::sms::expects_code(&s, &id).await;
+    axum::Json(json!({ "done": done, "sms_otp": sms_otp })).into_response()
 }
 
 async fn number_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
