@@ -141,11 +141,21 @@ pub fn check_ciba_binding_message(
 pub fn check_user_code(raw: Option<&str>, required: bool) -> Result<Option<String>, McError> {
     match (raw, required) {
         (None, true) => Err(McError::MissingUserCode),
-        (Some(c), _) if c.len() > 64 || c.chars().any(char::is_control) => {
-            Err(McError::InvalidUserCode)
-        }
+        (Some(c), _) if !user_code_is_well_formed(c) => Err(McError::InvalidUserCode),
         (c, _) => Ok(c.map(str::to_owned)),
     }
+}
+
+/// What a `user_code` may be: at most 64 bytes, no control characters (the format is the
+/// OP's choice, CIBA Core §7.1).
+pub fn user_code_is_well_formed(code: &str) -> bool {
+    code.len() <= 64 && !code.chars().any(char::is_control)
+}
+
+/// What a subscriber's own code may be when provisioned: well formed and at least 4
+/// characters (a secret, hashed like a PIN).
+pub fn user_code_is_provisionable(code: &str) -> bool {
+    user_code_is_well_formed(code) && code.chars().count() >= 4
 }
 
 /// `requested_expiry`: a positive integer number of seconds, capped by the operator

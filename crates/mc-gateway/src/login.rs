@@ -225,8 +225,13 @@ fn walk_rest_of_plan(s: AppState, plan: mc_authn::chain::Plan, started: usize, c
 async fn still_pending(s: &AppState, session_id: &str) -> bool {
     matches!(
         s.store.get_session(session_id).await,
-        Ok(Some(sess)) if sess.status == SessionStatus::Pending && sess.expires_at > now()
+        Ok(Some(sess)) if awaits_answer(&sess, now())
     )
+}
+
+/// A session the phone may still answer: pending and not expired at `t`.
+fn awaits_answer(session: &AuthSession, t: i64) -> bool {
+    session.status == SessionStatus::Pending && session.expires_at > t
 }
 
 fn busy_or_failure(e: StoreError) -> McError {
@@ -419,7 +424,7 @@ pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) 
     let answered = s.hub.watch(Event::SessionResolved(session_id.to_owned()));
     loop {
         match s.store.get_session(session_id).await {
-            Ok(Some(sess)) if sess.status == SessionStatus::Pending && sess.expires_at > now() => {}
+            Ok(Some(sess)) if awaits_answer(&sess, now()) => {}
             _ => return true,
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -535,13 +535,6 @@ pub async fn update_subscriber(
         .ok_or(RegistryError::NotFound)
 }
 
-/// Sets a new PIN (also the "reset" after a lockout); `None` removes the PIN (no LoA3).
-/// A CIBA user code: 4 to 64 printable characters (CIBA Core §7.1 leaves the format to the
-/// OP; it is a secret the subscriber chose, so it is hashed like a PIN).
-pub fn is_valid_user_code(code: &str) -> bool {
-    (4..=64).contains(&code.chars().count()) && !code.chars().any(char::is_control)
-}
-
 /// Sets (`Some`: also unlocks it) or removes the subscriber's CIBA user code.
 pub async fn set_subscriber_user_code(
     store: &DynStore,
@@ -550,8 +543,10 @@ pub async fn set_subscriber_user_code(
 ) -> Result<SubscriberRecord, RegistryError> {
     let current = find_subscriber(store, msisdn).await?;
     let hash = match code {
-        Some(code) if !is_valid_user_code(code) => {
-            return Err(invalid("user_code: 4 to 64 printable characters"));
+        Some(code) if !mc_core::backchannel::user_code_is_provisionable(code) => {
+            return Err(invalid(
+                "user_code: at least 4 printable characters, at most 64 bytes",
+            ));
         }
         Some(code) => Some(
             mc_authn::pin::hash_pin_blocking(code.to_owned())
@@ -564,6 +559,7 @@ pub async fn set_subscriber_user_code(
     Ok(current)
 }
 
+/// Sets a new PIN (also the "reset" after a lockout); `None` removes the PIN (no LoA3).
 pub async fn set_subscriber_pin(
     store: &DynStore,
     msisdn: &str,

@@ -322,7 +322,7 @@ pub struct PinDoc {
 #[schema(as = UserCode)]
 #[serde(deny_unknown_fields)]
 pub struct UserCodeDoc {
-    /// 4 to 64 printable characters.
+    /// At least 4 printable characters, at most 64 bytes.
     #[schema(min_length = 4, max_length = 64)]
     pub user_code: String,
 }
