@@ -98,13 +98,17 @@ pub enum Scenario {
     ClientCredentials,
     /// GET /userinfo with tokens obtained once.
     Userinfo,
+    /// GET /healthz: what one HTTP request costs, gateway and load generator together.
+    #[value(name = "http_floor", alias = "http-floor")]
+    HttpFloor,
     /// --pending CIBA requests left pending; resident set afterwards.
     Pending,
     /// Resident set of an idle `mobileconnect sandbox` process.
     Idle,
     /// RSA-2048 and ES256 signatures per second, in process.
     Floor,
-    /// floor, idle, login, ciba, client_credentials, userinfo (not pending: it is long).
+    /// floor, idle, login, ciba, client_credentials, userinfo, http_floor (not pending: it
+    /// is long).
     All,
 }
 
@@ -238,11 +242,13 @@ pub async fn run(mut args: BenchArgs) -> Result<(), String> {
             Scenario::Ciba,
             Scenario::ClientCredentials,
             Scenario::Userinfo,
+            Scenario::HttpFloor,
         ],
         Scenario::Login => &[Scenario::Login],
         Scenario::Ciba => &[Scenario::Ciba],
         Scenario::ClientCredentials => &[Scenario::ClientCredentials],
         Scenario::Userinfo => &[Scenario::Userinfo],
+        Scenario::HttpFloor => &[Scenario::HttpFloor],
         Scenario::Pending => &[Scenario::Pending],
     };
     if http_scenarios.is_empty() {
@@ -274,6 +280,7 @@ pub async fn run(mut args: BenchArgs) -> Result<(), String> {
                 ));
                 Job::Userinfo(Arc::new(userinfo_tokens(&bed, args.concurrency).await?))
             }
+            Scenario::HttpFloor => Job::HttpFloor(Arc::new(format!("{}/healthz", bed.base))),
             _ => Job::Login,
         };
         progress(&format!(
@@ -346,6 +353,7 @@ fn scenario_name(s: Scenario) -> &'static str {
         Scenario::Ciba => "ciba",
         Scenario::ClientCredentials => "client_credentials",
         Scenario::Userinfo => "userinfo",
+        Scenario::HttpFloor => "http_floor",
         Scenario::Pending => "pending",
         Scenario::Idle => "idle",
         Scenario::Floor => "floor",
@@ -902,6 +910,8 @@ enum Job {
     ClientCredentials(Arc<Endpoint>),
     /// One access token per worker.
     Userinfo(Arc<Vec<String>>),
+    /// The URL of a handler that does nothing.
+    HttpFloor(Arc<String>),
 }
 
 /// Whose peak RSS a run reports.
@@ -1041,6 +1051,7 @@ async fn worker(
             Job::Ciba(op) => ciba_login(bed, op, sub, &mut tally).await,
             Job::ClientCredentials(op) => client_credentials(bed, op).await,
             Job::Userinfo(tokens) => userinfo(bed, &tokens[index % tokens.len()]).await,
+            Job::HttpFloor(url) => http_floor(bed, url).await,
         };
         tally.record(t0, result);
     }
@@ -1357,6 +1368,22 @@ async fn userinfo(bed: &TestBed, access_token: &str) -> Result<Steps, String> {
     if !claims["sub"].is_string() {
         return Err(format!("userinfo: no sub: {claims}"));
     }
+    Ok(Steps::default())
+}
+
+/// One `GET /healthz`: no store, no crypto, the HTTP stack of both sides only. A login is
+/// six such round trips plus its work, so this bounds what any login rate can reach here.
+async fn http_floor(bed: &TestBed, url: &str) -> Result<Steps, String> {
+    let resp = bed
+        .http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("healthz: {e}"))?;
+    if resp.status() != StatusCode::OK {
+        return Err(format!("healthz: {}", resp.status()));
+    }
+    resp.bytes().await.map_err(|e| format!("healthz: {e}"))?;
     Ok(Steps::default())
 }
 

@@ -118,6 +118,26 @@ fn bench_userinfo_runs_on_tokens_from_real_logins() {
 }
 
 #[test]
+fn bench_http_floor_measures_requests_that_do_nothing() {
+    let objects = bench_json(&[
+        "--scenario",
+        "http_floor",
+        "--duration",
+        "500ms",
+        "--concurrency",
+        "2",
+        "--subscribers",
+        "4",
+    ]);
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let h = &objects[0];
+    assert_eq!(h["scenario"], "http_floor");
+    assert!(h["ops"].as_u64().unwrap() > 0, "{h}");
+    assert_eq!(h["errors"], 0, "{h}");
+    assert!(h["floor_fraction"].is_null(), "healthz signs nothing: {h}");
+}
+
+#[test]
 fn bench_pending_leaves_every_request_pending_in_the_store() {
     let objects = bench_json(&[
         "--scenario",
