@@ -91,6 +91,7 @@ mod consent;
 mod devices;
 mod discovery;
 mod keys;
+mod mssp;
 mod passkeys;
 mod pool;
 mod retention;

@@ -19,6 +19,7 @@ pub mod consent;
 pub mod devices;
 pub mod discovery;
 pub mod keys;
+pub mod mssp;
 pub mod passkeys;
 pub mod pool;
 pub mod retention;
@@ -81,6 +82,7 @@ pub async fn run_all(store: &dyn Store) {
     token_manager::run(store).await;
     user_codes::run(store).await;
     sms::run(store).await;
+    mssp::run(store).await;
     passkeys::run(store).await;
     // Deletes rows with times below 1 000: only its own.
     retention::run(store).await;

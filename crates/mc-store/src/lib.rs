@@ -16,6 +16,7 @@ mod consent;
 mod devices;
 mod discovery;
 mod keys;
+mod mssp;
 mod passkeys;
 mod pool;
 mod quota;
@@ -36,6 +37,7 @@ pub use discovery::{
     NumberKind, OperatorCredentialRecord, OperatorRecord,
 };
 pub use keys::{KeyRecord, KeyState, KeyStore};
+pub use mssp::{MsspRequestRecord, MsspStore};
 pub use passkeys::{CeremonyKind, CeremonyRecord, PasskeyRecord, PasskeyStore};
 pub use pool::{PoolStats, PoolUsage};
 pub use quota::QuotaStore;
@@ -258,6 +260,7 @@ pub trait Store:
     + QuotaStore
     + UserCodeStore
     + SmsStore
+    + MsspStore
     + PasskeyStore
 {
 }
@@ -280,6 +283,7 @@ impl<
         + QuotaStore
         + UserCodeStore
         + SmsStore
+        + MsspStore
         + PasskeyStore,
 > Store for T
 {
