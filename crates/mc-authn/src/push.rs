@@ -22,8 +22,9 @@ use crate::router::pin_eligibility;
 mod devices;
 pub use devices::{DeviceError, ENROLMENT_TTL_SECS};
 
-/// The capability a subscriber needs for this authenticator.
-pub const CAPABILITY: &str = "app_push";
+/// The capability a subscriber needs for this authenticator (a registered, unrevoked device
+/// gives it: the store keeps it with the devices).
+pub const CAPABILITY: &str = mc_store::DeviceRecord::CAPABILITY;
 
 /// The app-push authenticator. Starting a challenge only announces it: the device long-polls
 /// the store-backed challenge list, so there is nothing to deliver and nothing to lose.

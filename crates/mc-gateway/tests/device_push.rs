@@ -434,3 +434,186 @@ async fn registration_refuses_bad_keys_codes_and_signatures() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+/// The admin API's view of the subscriber's capabilities.
+async fn capabilities(g: &Gateway, msisdn: &str) -> Value {
+    let resp = g
+        .http()
+        .get(format!("{}/admin/v1/subscribers/{msisdn}", g.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().await.unwrap()["capabilities"].clone()
+}
+
+/// `DELETE /admin/v1/subscribers/{msisdn}/devices/{id}`: the status.
+async fn revoke(g: &Gateway, msisdn: &str, device_id: &str) -> u16 {
+    g.http()
+        .delete(format!(
+            "{}/admin/v1/subscribers/{msisdn}/devices/{device_id}",
+            g.base
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The ids the admin API lists as the subscriber's devices.
+async fn listed_devices(g: &Gateway, msisdn: &str) -> Vec<String> {
+    let resp = g
+        .http()
+        .get(format!("{}/admin/v1/subscribers/{msisdn}/devices", g.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A login the app approves with its key (signed answer): the id_token's `amr`.
+async fn app_login(g: &Gateway, sp: &Sp, msisdn: &str, app: &App, state: &str) -> Value {
+    let login = start_login(g, sp, msisdn, |q| {
+        q.set("state", state).set("nonce", &format!("n-{state}"));
+    });
+    let c = long_poll(g, app).await;
+    let id = c["id"].as_str().expect("the app is asked").to_owned();
+    let (status, body) = post(
+        g,
+        &format!("/device/v1/challenges/{id}"),
+        app.answer(&id, json!({})),
+    )
+    .await;
+    assert_eq!((status, body["result"].as_str()), (200, Some("approved")));
+    id_token_of(g, sp, &login.await.unwrap()).await["amr"].clone()
+}
+
+/// Revoking devices through the admin API: the capability follows them. With a device left
+/// the app is still asked; once the last one is revoked the subscriber loses `app_push`,
+/// the next login's chain skips the app and starts the next authenticator (SMS) at once —
+/// not after the app's `next_start_delay_secs`, which is far longer than the test waits —
+/// and a newly registered device brings the app back as the first step.
+#[tokio::test]
+async fn revoking_the_last_device_takes_the_app_out_of_the_chain_until_a_new_one_registers() {
+    use mc_sandbox::smsc::{Smsc, SmscConfig};
+    let smsc = Smsc::start("127.0.0.1:0", SmscConfig::new("mcgw", "pw"))
+        .await
+        .unwrap();
+    let mut inbox = smsc.subscribe();
+    let addr = smsc.local_addr().to_string();
+    let g = Gateway::start_with(move |c| {
+        c.authenticators.enabled = vec!["app_push".into(), "sms_otp".into()];
+        c.authenticators.next_start_delay_secs = 600;
+        c.authenticators.sms = Some(
+            serde_json::from_value(json!({
+                "smsc_address": addr,
+                "system_id": "mcgw",
+                "password": "pw",
+                "link_base": format!("{}/sms/link", c.issuer),
+            }))
+            .unwrap(),
+        );
+    })
+    .await;
+    let sp = g.shop().await;
+    let msisdn = "447700900406";
+    g.subscriber(msisdn, None).await;
+    let first = registered(&g, msisdn).await;
+    let second = registered(&g, msisdn).await;
+    // Oldest first; both registered within the same second here, so compare as sets.
+    let mut listed = listed_devices(&g, msisdn).await;
+    listed.sort();
+    let mut both = vec![first.id.clone(), second.id.clone()];
+    both.sort();
+    assert_eq!(listed, both);
+
+    // One of two revoked: the other still carries the app.
+    assert_eq!(revoke(&g, msisdn, &first.id).await, 204);
+    assert_eq!(revoke(&g, msisdn, &first.id).await, 404, "revoked once");
+    assert_eq!(listed_devices(&g, msisdn).await, vec![second.id.clone()]);
+    assert_eq!(capabilities(&g, msisdn).await, json!(["app_push"]));
+    assert_eq!(
+        app_login(&g, &sp, msisdn, &second, "with-app").await,
+        json!(["PUSH_OK"])
+    );
+
+    // Another subscriber's number does not reach this device; bad input is a clear 4xx.
+    g.subscriber("447700900407", None).await;
+    assert_eq!(revoke(&g, "447700900407", &second.id).await, 404);
+    assert_eq!(revoke(&g, "not-a-number", &second.id).await, 400);
+    assert_eq!(revoke(&g, "447700900999", &second.id).await, 404);
+    assert_eq!(revoke(&g, msisdn, &"f".repeat(300)).await, 404);
+    let unauthenticated = g
+        .http()
+        .delete(format!(
+            "{}/admin/v1/subscribers/{msisdn}/devices/{}",
+            g.base, second.id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+
+    // The last one revoked: no app, no app_push; the chain goes straight to the SMS.
+    assert_eq!(revoke(&g, msisdn, &second.id).await, 204);
+    assert!(listed_devices(&g, msisdn).await.is_empty());
+    assert_eq!(capabilities(&g, msisdn).await, json!([]));
+    let mut q = Q::valid(&sp, msisdn);
+    q.set("state", "no-app").set("nonce", "n-no-app");
+    let resp = g.http().get(q.url(&g)).send().await.unwrap();
+    let wait = location(&g.base, &resp).expect("the waiting page");
+    let to = format!("+{msisdn}");
+    let sms = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let m = inbox.recv().await.unwrap();
+            if m.to == to {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("the SMS starts at once: the app is not in the chain");
+    let resp = g
+        .http()
+        .get(format!("{}/device/v1/challenges", g.base))
+        .bearer_auth(second.proof())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "a revoked device is cut off");
+    let at = sms.text.find("Code: ").expect("a code in the SMS") + 6;
+    let code: String = sms.text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let resp = g
+        .http()
+        .post(format!("{wait}/otp"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("code={code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let back = follow_to_redirect_uri(&g, &wait, &sp.redirect_uri).await;
+    assert_eq!(id_token_of(&g, &sp, &back).await["amr"], json!(["OTP_OK"]));
+
+    // A new device: app_push again, and the app is the chain's first step once more.
+    let third = registered(&g, msisdn).await;
+    assert_eq!(capabilities(&g, msisdn).await, json!(["app_push"]));
+    assert_eq!(
+        app_login(&g, &sp, msisdn, &third, "app-again").await,
+        json!(["PUSH_OK"])
+    );
+}

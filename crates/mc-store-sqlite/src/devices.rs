@@ -2,13 +2,16 @@
 //!
 //! `register_device` is one `BEGIN IMMEDIATE` transaction on the single writer: the
 //! conditional `UPDATE … RETURNING` takes the enrolment code, and the device is inserted in
-//! the same commit (a failed insert rolls the code back to unused).
+//! the same commit (a failed insert rolls the code back to unused). Registration and
+//! revocation also set the subscriber's `app_push` capability in their transaction
+//! ([`DeviceRecord::capabilities_for`]): the single writer orders them.
 
 use async_trait::async_trait;
 use mc_store::{DeviceRecord, DeviceStore, NewDevice, StoreError, StoreResult};
+use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 
-use crate::{SqliteStore, backend, col, on_unique};
+use crate::{SqliteStore, backend, col, list_col, on_unique, to_json};
 
 pub(crate) mod sql {
     macro_rules! device_columns {
@@ -34,12 +37,24 @@ pub(crate) mod sql {
         device_columns!(),
         " FROM devices WHERE subscriber_id = ? AND revoked_at IS NULL ORDER BY created_at, id"
     );
-    pub const REVOKE_DEVICE: &str =
-        "UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
+    pub const REVOKE_DEVICE: &str = "UPDATE devices SET revoked_at = ? \
+        WHERE id = ? AND revoked_at IS NULL RETURNING subscriber_id";
+    pub const HAS_DEVICE: &str =
+        "SELECT 1 FROM devices WHERE subscriber_id = ? AND revoked_at IS NULL LIMIT 1";
+    pub const CAPABILITIES: &str = "SELECT capabilities FROM subscribers WHERE id = ?";
+    pub const SET_CAPABILITIES: &str = "UPDATE subscribers SET capabilities = ? WHERE id = ?";
 
     /// The lookups (for the query-plan test).
     #[cfg(test)]
-    pub const LOOKUPS: &[&str] = &[TAKE_ENROLMENT, GET_DEVICE, DEVICES_OF, REVOKE_DEVICE];
+    pub const LOOKUPS: &[&str] = &[
+        TAKE_ENROLMENT,
+        GET_DEVICE,
+        DEVICES_OF,
+        REVOKE_DEVICE,
+        HAS_DEVICE,
+        CAPABILITIES,
+        SET_CAPABILITIES,
+    ];
 }
 
 fn device_from_row(row: &SqliteRow) -> StoreResult<DeviceRecord> {
@@ -51,6 +66,35 @@ fn device_from_row(row: &SqliteRow) -> StoreResult<DeviceRecord> {
         created_at: col(row, "created_at")?,
         revoked_at: col(row, "revoked_at")?,
     })
+}
+
+/// Inside a device transaction: gives or takes the subscriber's `app_push` capability
+/// according to whether an unrevoked device remains.
+async fn follow_devices(conn: &mut SqliteConnection, subscriber_id: &str) -> StoreResult<()> {
+    let has_device = sqlx::query(sql::HAS_DEVICE)
+        .bind(subscriber_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .is_some();
+    let Some(row) = sqlx::query(sql::CAPABILITIES)
+        .bind(subscriber_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+    else {
+        return Ok(());
+    };
+    if let Some(caps) = DeviceRecord::capabilities_for(&list_col(&row, "capabilities")?, has_device)
+    {
+        sqlx::query(sql::SET_CAPABILITIES)
+            .bind(to_json(&caps)?)
+            .bind(subscriber_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -112,6 +156,7 @@ impl DeviceStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("device id")))?;
+        follow_devices(&mut tx, &record.subscriber_id).await?;
         tx.commit().await.map_err(backend)?;
         Ok(Some(record))
     }
@@ -135,13 +180,24 @@ impl DeviceStore for SqliteStore {
     }
 
     async fn revoke_device(&self, id: &str, now: i64) -> StoreResult<bool> {
-        let done = sqlx::query(sql::REVOKE_DEVICE)
-            .bind(now)
-            .bind(id)
-            .execute(&self.write)
+        let mut tx = self
+            .write
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        Ok(done.rows_affected() == 1)
+        let Some(row) = sqlx::query(sql::REVOKE_DEVICE)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(false);
+        };
+        let subscriber_id: String = col(&row, "subscriber_id")?;
+        follow_devices(&mut tx, &subscriber_id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 }
 

@@ -10,7 +10,7 @@ use mc_core::acr::Loa;
 use mc_core::error::McError;
 use mc_store::{DeviceRecord, NewDevice, StoreError, SubscriberRecord};
 
-use super::{CAPABILITY, PushChannel};
+use super::PushChannel;
 use crate::answer::{Answer, AnswerOutcome, requested_loa};
 use crate::device_key::{self, DeviceKeyError, FetchProof, MAX_SKEW_SECS, SignedAnswer};
 
@@ -89,7 +89,8 @@ impl PushChannel {
     }
 
     /// Registers a device from its self-signed registration (see
-    /// [`device_key::verify_registration`]); the subscriber gains the `app_push` capability.
+    /// [`device_key::verify_registration`]); the subscriber gains the `app_push` capability
+    /// in the store's transaction (a registered app *is* the capability).
     pub async fn register(&self, jws: &str, now: i64) -> Result<DeviceRecord, DeviceError> {
         let reg = device_key::verify_registration(jws, now)?;
         let device = NewDevice {
@@ -103,25 +104,46 @@ impl PushChannel {
             .await
             .map_err(store_failure)?
             .ok_or(DeviceError::InvalidEnrolmentCode)?;
-        // The router's eligibility reads capabilities; a registered app is the capability.
-        // (Read-modify-write: provisioning changing the same subscriber at this instant could
-        // drop it; re-registering restores it.)
-        if let Some(sub) = self
-            .store
-            .get_subscriber(&record.subscriber_id)
-            .await
-            .map_err(store_failure)?
-            && !sub.capabilities.iter().any(|c| c == CAPABILITY)
-        {
-            let mut caps = sub.capabilities.clone();
-            caps.push(CAPABILITY.to_owned());
-            self.store
-                .update_subscriber(&sub.id, sub.status, &caps)
-                .await
-                .map_err(store_failure)?;
-        }
         tracing::info!(device = %record.id, "app device registered");
         Ok(record)
+    }
+
+    /// The subscriber's registered, unrevoked devices, oldest first.
+    pub async fn devices(&self, subscriber_id: &str) -> Result<Vec<DeviceRecord>, DeviceError> {
+        self.store
+            .devices_of(subscriber_id)
+            .await
+            .map_err(store_failure)
+    }
+
+    /// Revokes one of the subscriber's devices (a lost phone, an uninstalled app): it can
+    /// no longer fetch or answer, and when it was the last one the subscriber loses the
+    /// `app_push` capability in the same store transaction, so the router stops choosing
+    /// the app. False when `device_id` is not an unrevoked device of this subscriber.
+    pub async fn revoke(
+        &self,
+        subscriber_id: &str,
+        device_id: &str,
+        now: i64,
+    ) -> Result<bool, DeviceError> {
+        let mine = self
+            .store
+            .get_device(device_id)
+            .await
+            .map_err(store_failure)?
+            .is_some_and(|d| d.subscriber_id == subscriber_id && d.revoked_at.is_none());
+        if !mine {
+            return Ok(false);
+        }
+        let revoked = self
+            .store
+            .revoke_device(device_id, now)
+            .await
+            .map_err(store_failure)?;
+        if revoked {
+            tracing::info!(device = %device_id, "app device revoked");
+        }
+        Ok(revoked)
     }
 
     /// The registered, unrevoked device that signed `jws`, with its subscriber.

@@ -9,6 +9,8 @@
 //! | `GET /device/v1/events?proof=<JWS>` | `text/event-stream`: an event `challenges` with the open list, again whenever it changes |
 //! | `POST /device/v1/challenges/{id}` | body: signed answer JWS → `{result}` |
 //! | `POST /admin/v1/subscribers/{msisdn}/enrolment` | admin: a one-time enrolment code for the subscriber's app |
+//! | `GET /admin/v1/subscribers/{msisdn}/devices` | admin: the subscriber's unrevoked devices |
+//! | `DELETE /admin/v1/subscribers/{msisdn}/devices/{id}` | admin: revokes one (the last one takes `app_push` along) → 204 |
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use mc_authn::answer::AnswerOutcome;
 use mc_authn::device_key::DeviceKeyError;
 use mc_authn::push::{DeviceChallenge, DeviceError, ENROLMENT_TTL_SECS, PushChannel};
@@ -45,12 +47,18 @@ pub fn router() -> Router<AppState> {
         .route("/device/v1/challenges/{id}", post(answer))
 }
 
-/// Provisioning's enrolment route (merged with the admin API, behind its token).
+/// Provisioning's device routes (merged with the admin API, behind its token).
 pub fn admin_router() -> Router<AppState> {
-    Router::new().route(
-        "/admin/v1/subscribers/{msisdn}/enrolment",
-        post(admin_enrolment),
-    )
+    Router::new()
+        .route(
+            "/admin/v1/subscribers/{msisdn}/enrolment",
+            post(admin_enrolment),
+        )
+        .route("/admin/v1/subscribers/{msisdn}/devices", get(admin_devices))
+        .route(
+            "/admin/v1/subscribers/{msisdn}/devices/{id}",
+            delete(admin_revoke),
+        )
 }
 
 /// A refusal as JSON `{error, error_description}`.
@@ -266,13 +274,71 @@ pub async fn enrolment_for(s: &AppState, msisdn: &Msisdn) -> Response {
     }
 }
 
+fn not_an_msisdn() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"error": "invalid_request", "error_description": "not an MSISDN"})),
+    )
+        .into_response()
+}
+
+fn not_found(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": "not_found", "error_description": what})),
+    )
+        .into_response()
+}
+
 async fn admin_enrolment(State(s): State<AppState>, Path(raw): Path<String>) -> Response {
     match Msisdn::parse(&raw) {
         Some(m) => enrolment_for(&s, &m).await,
-        None => (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"error": "invalid_request", "error_description": "not an MSISDN"})),
-        )
-            .into_response(),
+        None => not_an_msisdn(),
+    }
+}
+
+/// The subscriber of an admin device route's number, or the response that ends it.
+async fn admin_subscriber(s: &AppState, raw: &str) -> Result<SubscriberRecord, Response> {
+    let m = Msisdn::parse(raw).ok_or_else(not_an_msisdn)?;
+    match s.store.find_subscriber_by_msisdn(m.as_str()).await {
+        Ok(Some(sub)) => Ok(sub),
+        Ok(None) => Err(not_found("no such subscriber")),
+        Err(e) => Err(crate::error::ApiError::from(crate::error::store_failure(e)).into_response()),
+    }
+}
+
+async fn admin_devices(State(s): State<AppState>, Path(raw): Path<String>) -> Response {
+    let sub = match admin_subscriber(&s, &raw).await {
+        Ok(sub) => sub,
+        Err(resp) => return resp,
+    };
+    match s.push_channel().devices(&sub.id).await {
+        Ok(list) => {
+            let devices: Vec<_> = list
+                .iter()
+                .map(|d| json!({"device_id": d.id, "label": d.label, "created_at": d.created_at}))
+                .collect();
+            axum::Json(json!({ "devices": devices })).into_response()
+        }
+        Err(e) => refusal(&e),
+    }
+}
+
+async fn admin_revoke(
+    State(s): State<AppState>,
+    Path((raw, id)): Path<(String, String)>,
+) -> Response {
+    let sub = match admin_subscriber(&s, &raw).await {
+        Ok(sub) => sub,
+        Err(resp) => return resp,
+    };
+    // Device ids are 32 hex digits; anything else names no device (and is not looked up).
+    if id.is_empty() || id.len() > 64 {
+        return not_found("no such device of this subscriber");
+    }
+    match s.push_channel().revoke(&sub.id, &id, now()).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => not_found("no such device of this subscriber"),
+        Err(e) => refusal(&e),
     }
 }

@@ -1,14 +1,16 @@
 //! Conformance of [`crate::DeviceStore`]: an enrolment code registers exactly one device
 //! (once, before it expires, even under a race), devices list per subscriber without the
-//! revoked ones, and revocation happens once.
+//! revoked ones, and revocation happens once; the `app_push` capability follows the
+//! devices (registration adds it, revoking the last device removes it).
 
 use super::{RACERS, expect_err, fixture, is_conflict, is_not_found, join_all, ok};
-use crate::{DeviceRecord, NewDevice, Store};
+use crate::{DeviceRecord, NewDevice, Store, SubscriberStatus};
 
 /// Runs every device contract.
 pub async fn run(store: &dyn Store) {
     enrolment_and_registration(store).await;
     concurrent_registration(store).await;
+    capability_follows_devices(store).await;
 }
 
 fn new_device(id: &str) -> NewDevice {
@@ -190,4 +192,73 @@ pub async fn concurrent_registration(store: &dyn Store) {
         .count();
     assert_eq!(winners, 1, "conformance: one code, one device");
     assert_eq!(ok(store.devices_of(sub).await, "race devices").len(), 1);
+}
+
+/// Registering gives `app_push`, revoking one of two devices keeps it, revoking the last
+/// takes it (other capabilities untouched), registering again gives it back.
+pub async fn capability_follows_devices(store: &dyn Store) {
+    let sub = "cf-device-caps";
+    fixture(store, "cf-device-caps-client", &[(sub, "+440000007704")]).await;
+    let caps = |want: &[&str]| want.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    ok(
+        store
+            .update_subscriber(sub, SubscriberStatus::Active, &caps(&["sms"]))
+            .await,
+        "subscriber without the app",
+    );
+    let capabilities = |label: &'static str| async move {
+        match ok(store.get_subscriber(sub).await, label) {
+            Some(s) => s.capabilities,
+            None => panic!("conformance: {label}: the subscriber is gone"),
+        }
+    };
+    let register = |code: &'static str, device: &'static str| async move {
+        ok(
+            store.create_enrolment_code(code, sub, 5_000, 1_000).await,
+            "caps code",
+        );
+        let got = ok(
+            store
+                .register_device(code, &new_device(device), 1_100)
+                .await,
+            "caps register",
+        );
+        assert!(got.is_some(), "conformance: {device} registers");
+    };
+    register("cf-dev-caps-1", "cf-dev-caps-a").await;
+    assert_eq!(
+        capabilities("caps after a registration").await,
+        caps(&["sms", "app_push"]),
+        "conformance: a registered device gives app_push"
+    );
+    register("cf-dev-caps-2", "cf-dev-caps-b").await;
+    assert_eq!(
+        capabilities("caps after a second registration").await,
+        caps(&["sms", "app_push"]),
+        "conformance: app_push is listed once"
+    );
+    assert!(ok(
+        store.revoke_device("cf-dev-caps-a", 1_200).await,
+        "revoke one"
+    ));
+    assert_eq!(
+        capabilities("caps with one device left").await,
+        caps(&["sms", "app_push"]),
+        "conformance: another unrevoked device keeps app_push"
+    );
+    assert!(ok(
+        store.revoke_device("cf-dev-caps-b", 1_300).await,
+        "revoke the last"
+    ));
+    assert_eq!(
+        capabilities("caps without a device").await,
+        caps(&["sms"]),
+        "conformance: revoking the last device takes app_push"
+    );
+    register("cf-dev-caps-3", "cf-dev-caps-c").await;
+    assert_eq!(
+        capabilities("caps after registering again").await,
+        caps(&["sms", "app_push"]),
+        "conformance: a new device gives app_push back"
+    );
 }
