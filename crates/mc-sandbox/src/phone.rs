@@ -4,9 +4,12 @@
 //! The page is an app with a device key: it takes an enrolment code from
 //! `POST /phone/<msisdn>/enrolment` (the sandbox's stand-in for the operator's provisioning,
 //! open to anyone: these are test numbers), registers a WebCrypto P-256 key and then uses
-//! the gateway's signed device API (`/device/v1/...`). The unsigned
-//! `/phone/<msisdn>/challenges` API stays for scripts, SDK examples and tests, and for
-//! pages that are not a secure context (no WebCrypto).
+//! the signed device API (`<issuer path>/device/v1/...`) of the gateway that serves the
+//! number: the page is rendered with that operator's state (the first operator's at the
+//! root, another's through [`crate::operators::phone_dispatch`]), so its enrolment code and
+//! its device API belong to the same gateway. The unsigned `/phone/<msisdn>/challenges` API
+//! stays for scripts, SDK examples and tests, and for pages that are not a secure context
+//! (no WebCrypto).
 
 use std::time::Duration;
 
@@ -37,6 +40,9 @@ pub fn router() -> Router<AppState> {
 struct PhonePage<'a> {
     msisdn: &'a str,
     e164: &'a str,
+    /// The serving gateway's device API (`/operators/bluewave/device/v1`; `/device/v1` for
+    /// an issuer without a path).
+    device_api: &'a str,
 }
 
 fn bad_number() -> Response {
@@ -47,13 +53,14 @@ fn bad_number() -> Response {
         .into_response()
 }
 
-async fn page(Path(raw): Path<String>) -> Response {
+async fn page(State(s): State<AppState>, Path(raw): Path<String>) -> Response {
     let Some(m) = Msisdn::parse(&raw) else {
         return bad_number();
     };
     match (PhonePage {
         msisdn: m.as_str(),
         e164: &m.e164(),
+        device_api: &format!("{}/device/v1", s.base_path),
     })
     .render()
     {

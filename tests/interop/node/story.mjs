@@ -5,7 +5,9 @@
 // 1. The shop (/shop): "Log in with Mobile Connect" → Discovery's operator-selection page →
 //    the number of a Bluewave Mobile subscriber typed → that operator's waiting page (its own
 //    issuer, /operators/bluewave) → OK on the virtual phone (a second page) → back at the
-//    shop, logged in, account created: PCR, acr and amr on the account page.
+//    shop, logged in, account created: PCR, acr and amr on the account page. The phone is
+//    Bluewave's app: its key registered at Bluewave's device API, its OK a signed answer
+//    posted there (not the sandbox's unsigned phone API).
 // 2. A payment: "Pay" → mc_authz at the same operator → the phone shows the amount (context)
 //    and the code (binding_message) → OK → the payment is on the account page with what the
 //    phone displayed (from the id_token's displayed_data).
@@ -81,6 +83,13 @@ async function main() {
       await phone.goto(subscriber.phone_url);
       await phone.locator('#number').filter({ hasText: subscriber.msisdn }).waitFor();
       await phone.locator('#idle').waitFor({ state: 'visible' });
+      // The page registered its device key with the serving operator (Bluewave).
+      await phone.locator('#number[data-device]').waitFor({ state: 'attached' });
+      const deviceApi = await phone.evaluate(() => document.body.dataset.deviceApi);
+      check(
+        deviceApi === `${new URL(bluewave.issuer).pathname}/device/v1`,
+        `the phone uses the device API ${deviceApi}, not ${bluewave.issuer}/device/v1`,
+      );
 
       // 1. Log in with Mobile Connect.
       const shop = await ctx.newPage();
@@ -102,7 +111,12 @@ async function main() {
       const cardText = await loginCard.innerText();
       check(cardText.includes('OnlineShopper'), `the phone does not name the shop: ${cardText}`);
       await shot(phone, 'phone-login');
+      const signed = phone.waitForResponse(
+        (r) => r.request().method() === 'POST' && r.url().startsWith(`${bluewave.issuer}/device/v1/challenges/`),
+      );
       await loginCard.locator('button.ok').click();
+      const answered = await (await signed).json();
+      check(answered.result === 'approved', `the signed answer at Bluewave: ${JSON.stringify(answered)}`);
 
       await shop.waitForURL(`${base}/shop/account`);
       const notice = await shop.locator('#notice').innerText();
@@ -138,7 +152,7 @@ async function main() {
       await shot(shop, 'paid');
 
       console.log(
-        `story: ok chromium ${ctx.browser()?.version() ?? ''}: shop → operator selection → ${bluewave.name} (${bluewave.issuer}) → phone OK → ` +
+        `story: ok chromium ${ctx.browser()?.version() ?? ''}: shop → operator selection → ${bluewave.name} (${bluewave.issuer}) → phone OK (signed, at its device API) → ` +
           `account (acr=${acr}, amr=${amr}) → payment "${context}" code ${code} approved; ${n} screenshots in ${shots}`,
       );
     } catch (e) {
