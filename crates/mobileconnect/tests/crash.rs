@@ -18,11 +18,17 @@
 //!   (or, if its redemption had committed when the answer was lost, is refused as
 //!   `invalid_grant`), the short-lived CIBA request is reported `expired_token`; no answer is
 //!   a server error, and no open challenge is left that the test cannot account for;
-//! * no MSISDN is left locked: every subscriber completes a new login.
+//! * no MSISDN is left locked: every subscriber completes a new login;
+//! * consent given before the kill is intact: a subscriber approved a login of a second
+//!   service provider asking for `mc_identity_phonenumber` on the phone (the consent
+//!   question on the challenge, approved and shared) before the stream started. After the
+//!   restart the token obtained then still releases the phone number, the subscriber's
+//!   self-service page (`/account`, logged in with the phone) lists that provider with "Your
+//!   phone number", and a new login of that provider for the same attribute asks no consent
+//!   and is granted it.
 //!
 //! Runs on SQLite (always) and on PostgreSQL (with `MC_TEST_POSTGRES_URL`, see
-//! `multinode.rs`). Consents are not covered yet: TODO once the consent store exists, grant
-//! one before the kill and check it after the restart.
+//! `multinode.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -74,6 +80,12 @@ const PARKED: [Parked; 7] = [
     Parked::CibaExpiring,
 ];
 const FIRST_PARKED_MSISDN: u64 = 447_700_939_000;
+/// The subscriber who consents, before the kill, to share the phone number with
+/// [`CONSENT_SCOPE`]'s service provider.
+const CONSENT_MSISDN: &str = "447700938001";
+/// What the consenting service provider asks for (an identity product: the phone shows the
+/// consent question, approving shares it).
+const CONSENT_SCOPE: &str = "openid mc_identity_phonenumber";
 
 /// How far a login has come, as the SP and the phone know it.
 #[derive(Clone, Debug)]
@@ -413,6 +425,144 @@ async fn finish(
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Consent
+// ---------------------------------------------------------------------------------------
+
+/// A service provider that may ask for the phone number (`mc_identity_phonenumber`).
+async fn register_consent_sp(http: &reqwest::Client, base: &str) -> Sp {
+    let r = http
+        .post(format!("{base}/admin/v1/clients"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "name": "ConsentShop (test)",
+            "short_name": "ConsentShop",
+            "redirect_uris": [REDIRECT_URI],
+            "scopes": ["openid", "mc_authn", "mc_identity_phonenumber"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    Sp {
+        client_id: v["client_id"].as_str().unwrap().to_owned(),
+        secret: v["client_secret"].as_str().unwrap().to_owned(),
+        redirect_uri: REDIRECT_URI.to_owned(),
+    }
+}
+
+/// A front-channel login of `sp` for [`CONSENT_SCOPE`], approved on the phone (sharing what
+/// it asks): the consent question the challenge carried (`Null` when none), and the tokens.
+async fn consent_login(
+    http: &reqwest::Client,
+    base: &str,
+    sp: &Sp,
+    state: &str,
+    kids: &[String],
+) -> (Value, Value) {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{base}/authorize"),
+        [
+            ("client_id", sp.client_id.as_str()),
+            ("redirect_uri", &sp.redirect_uri),
+            ("response_type", "code"),
+            ("scope", CONSENT_SCOPE),
+            ("acr_values", "2"),
+            ("version", "mc_di_r2_v2.3"),
+            ("state", state),
+            ("nonce", &format!("n-{state}")),
+            ("login_hint", &format!("MSISDN:{CONSENT_MSISDN}")),
+        ],
+    )
+    .unwrap();
+    let r = http.get(url).send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let sid = loc
+        .strip_prefix("/authorize/wait/")
+        .unwrap_or_else(|| panic!("not the waiting page: {loc}"))
+        .to_owned();
+    let challenge = phone_challenges(http, base, CONSENT_MSISDN, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c["id"] == sid.as_str())
+        .expect("the phone is asked");
+    let r = phone_answer(http, base, CONSENT_MSISDN, &sid, true, None)
+        .await
+        .unwrap();
+    assert_eq!(r, "approved");
+    let back = wait_for_redirect(http, base, &sid, None).await.unwrap();
+    let code = query_of(&back)
+        .get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("no code: {back}"));
+    let (status, tokens) = redeem(http, base, sp, &code, None).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    check_tokens(&tokens, sp, kids);
+    (challenge["consent"].clone(), tokens)
+}
+
+/// What `/userinfo` releases with `tokens`' access token (which must work).
+async fn released(http: &reqwest::Client, base: &str, tokens: &Value) -> Value {
+    let (status, info) = userinfo(http, base, tokens["access_token"].as_str().unwrap(), None).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    info
+}
+
+/// The first `name=value` of a `Set-Cookie` header named `name`.
+fn cookie_of(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+/// The subscriber's self-service page, after logging in to it with the phone (the login of
+/// the gateway's built-in client: waiting page, OK on the phone, callback with the code).
+async fn account_page(http: &reqwest::Client, base: &str, msisdn: &str) -> String {
+    let r = http
+        .post(format!("{base}/account/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("msisdn", &format!("+{msisdn}"))]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let state_cookie = cookie_of(&r, "mc_account_login");
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let sid = loc.strip_prefix("/authorize/wait/").unwrap().to_owned();
+    let r = phone_answer(http, base, msisdn, &sid, true, None)
+        .await
+        .unwrap();
+    assert_eq!(r, "approved");
+    // The callback is the issuer's; the node serves it on its loopback address.
+    let back = wait_for_redirect(http, base, &sid, None).await.unwrap();
+    let back = reqwest::Url::parse(&back).unwrap();
+    assert_eq!(back.path(), "/account/callback");
+    let r = http
+        .get(format!("{base}/account/callback?{}", back.query().unwrap()))
+        .header("cookie", state_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = cookie_of(&r, "mc_account");
+    let r = http
+        .get(format!("{base}/account"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.text().await.unwrap()
+}
+
 /// The whole scenario on one kind of store.
 async fn crash_and_restart(dir: &TempDir, database_url: String) {
     let spec = NodeSpec {
@@ -440,9 +590,23 @@ async fn crash_and_restart(dir: &TempDir, database_url: String) {
         .flat_map(|t| (0..SUBS_PER_WORKER).map(move |i| stream_msisdn(t, i)))
         .collect();
     msisdns.extend((0..PARKED.len()).map(parked_msisdn));
+    msisdns.push(CONSENT_MSISDN.to_owned());
     for m in &msisdns {
         provision(&http, &base, m).await;
     }
+
+    // ----- consent given on the phone -------------------------------------------------------
+    let consent_sp = register_consent_sp(&http, &base).await;
+    let (asked, consent_tokens) = consent_login(&http, &base, &consent_sp, "consent", &kids).await;
+    assert_eq!(
+        asked["items"],
+        json!(["mc_identity_phonenumber"]),
+        "{asked}"
+    );
+    assert_eq!(
+        released(&http, &base, &consent_tokens).await["phone_number"],
+        format!("+{CONSENT_MSISDN}")
+    );
 
     // ----- parked logins, then the stream, then kill -9 ---------------------------------
     let mut parked = Vec::new();
@@ -526,8 +690,40 @@ async fn crash_and_restart(dir: &TempDir, database_url: String) {
         assert_eq!(v["msisdn"], m.as_str(), "{v}");
         assert_eq!(v["status"], "active", "{v}");
     }
-    // TODO(consent): once the consent store exists, a consent granted before the kill is
-    // checked here.
+    // The consent of before the kill: its token still releases the number, the subscriber's
+    // self-service page lists it, and the provider's next login for it asks nothing.
+    assert_eq!(
+        released(&http, &base, &consent_tokens).await["phone_number"],
+        format!("+{CONSENT_MSISDN}"),
+        "the token issued with consent before the kill"
+    );
+    let page = account_page(&http, &base, CONSENT_MSISDN).await;
+    assert!(
+        page.contains("ConsentShop (test)") && page.contains("Your phone number"),
+        "the self-service page lists the consent: {page}"
+    );
+    assert!(
+        !page.contains("You withdrew your consent"),
+        "the consent is not withdrawn: {page}"
+    );
+    let (asked, tokens) = consent_login(&http, &base, &consent_sp, "consent-again", &kids).await;
+    assert_eq!(
+        asked,
+        Value::Null,
+        "consent given before the kill is not asked again"
+    );
+    assert!(
+        tokens["scope"]
+            .as_str()
+            .unwrap_or_default()
+            .split(' ')
+            .any(|s| s == "mc_identity_phonenumber"),
+        "{tokens}"
+    );
+    assert_eq!(
+        released(&http, &base, &tokens).await["phone_number"],
+        format!("+{CONSENT_MSISDN}")
+    );
 
     // Every token of before the kill.
     assert!(issued.len() >= KILL_AFTER);
