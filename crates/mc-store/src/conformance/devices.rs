@@ -11,6 +11,7 @@ pub async fn run(store: &dyn Store) {
     enrolment_and_registration(store).await;
     concurrent_registration(store).await;
     capability_follows_devices(store).await;
+    revocation_racing_registration(store).await;
 }
 
 fn new_device(id: &str) -> NewDevice {
@@ -261,4 +262,73 @@ pub async fn capability_follows_devices(store: &dyn Store) {
         caps(&["sms", "app_push"]),
         "conformance: a new device gives app_push back"
     );
+}
+
+/// Revoking a subscriber's only device while a new one registers for them, concurrently:
+/// whichever commits first, the subscriber ends with the new device and `app_push` (a
+/// revocation that did not see the new device must not take the capability from it).
+pub async fn revocation_racing_registration(store: &dyn Store) {
+    use std::future::Future;
+    use std::pin::Pin;
+    type Step<'a> = Pin<Box<dyn Future<Output = crate::StoreResult<bool>> + Send + 'a>>;
+
+    let sub = "cf-device-caps-race";
+    fixture(
+        store,
+        "cf-device-caps-race-client",
+        &[(sub, "+440000007705")],
+    )
+    .await;
+    ok(
+        store
+            .update_subscriber(sub, SubscriberStatus::Active, &[])
+            .await,
+        "race subscriber without the app",
+    );
+    let code = |i: usize| format!("cf-dev-cr-code-{i}");
+    let device = |i: usize| new_device(&format!("cf-dev-cr-{i}"));
+    ok(
+        store
+            .create_enrolment_code(&code(0), sub, 5_000, 1_000)
+            .await,
+        "race code 0",
+    );
+    let first = ok(
+        store.register_device(&code(0), &device(0), 1_000).await,
+        "race device 0",
+    );
+    assert!(first.is_some(), "conformance: the first device registers");
+    for round in 1..=RACERS {
+        ok(
+            store
+                .create_enrolment_code(&code(round), sub, 5_000, 1_000)
+                .await,
+            "race code",
+        );
+        let (old, new) = (device(round - 1), device(round));
+        let steps: Vec<Step<'_>> = vec![
+            Box::pin(store.revoke_device(&old.id, 1_000 + round as i64)),
+            Box::pin(async {
+                store
+                    .register_device(&code(round), &new, 1_000 + round as i64)
+                    .await
+                    .map(|d| d.is_some())
+            }),
+        ];
+        let done: Vec<bool> = join_all(steps)
+            .await
+            .into_iter()
+            .map(|r| ok(r, "racing revocation and registration"))
+            .collect();
+        assert_eq!(done, vec![true, true], "conformance: both happen");
+        let caps = match ok(store.get_subscriber(sub).await, "race caps") {
+            Some(s) => s.capabilities,
+            None => panic!("conformance: the race subscriber is gone"),
+        };
+        assert_eq!(
+            caps,
+            vec![DeviceRecord::CAPABILITY.to_string()],
+            "conformance: round {round}: the new device keeps app_push"
+        );
+    }
 }
