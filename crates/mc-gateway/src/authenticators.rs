@@ -10,7 +10,7 @@ use std::time::Duration;
 use mc_authn::answer::PinPolicy;
 use mc_authn::chain::{ChainConfig, chain_config};
 use mc_authn::mssp::{DisplayPolicy, MsspClient, MsspConfig};
-use mc_authn::sim_applet::SimApplet;
+use mc_authn::sim_applet::{OutboxOptions, SimApplet};
 use mc_authn::{Authenticator, Hub};
 use mc_store::DynStore;
 
@@ -49,12 +49,22 @@ fn build_one(name: &str, p: &Parts<'_>) -> Option<Arc<dyn Authenticator>> {
         mc_authn::sim_applet::CAPABILITY => {
             let settings = p.config.sim_applet.as_ref()?;
             match MsspClient::new(mssp_config(settings)) {
-                Ok(client) => Some(SimApplet::new(
-                    client,
-                    p.store.clone(),
-                    p.hub.clone(),
-                    p.pin_policy,
-                )),
+                Ok(client) => {
+                    let applet = SimApplet::with_options(
+                        client,
+                        p.store.clone(),
+                        p.hub.clone(),
+                        p.pin_policy,
+                        OutboxOptions::with_lease(settings.outbox_lease_secs),
+                    );
+                    // Takes over the MSSP requests of a node that stopped (a crash).
+                    if applet.spawn_worker().is_none() {
+                        tracing::warn!(
+                            "sim_applet: no runtime; MSSP requests are not taken over after a crash"
+                        );
+                    }
+                    Some(applet)
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "sim_applet: the MSSP client could not be built; left out");
                     None

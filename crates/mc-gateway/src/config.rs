@@ -210,6 +210,10 @@ pub struct SimAppletConfig {
     /// What to do with a text longer than the SIM shows: `truncate` or `reject`.
     #[serde(default = "default_display_policy")]
     pub display_text: String,
+    /// The poller's lease on a durable MSSP request: after a crash the request is taken
+    /// over (polled, or sent again with the same `AP_TransID`) by a node once it ran out.
+    #[serde(default = "default_sim_lease")]
+    pub outbox_lease_secs: u32,
 }
 
 fn default_sim_timeout() -> u32 {
@@ -217,6 +221,9 @@ fn default_sim_timeout() -> u32 {
 }
 fn default_sim_poll() -> u32 {
     1000
+}
+fn default_sim_lease() -> u32 {
+    30
 }
 fn default_display_policy() -> String {
     "truncate".into()
@@ -231,6 +238,7 @@ impl std::fmt::Debug for SimAppletConfig {
             .field("transaction_timeout_secs", &self.transaction_timeout_secs)
             .field("poll_interval_millis", &self.poll_interval_millis)
             .field("display_text", &self.display_text)
+            .field("outbox_lease_secs", &self.outbox_lease_secs)
             .finish_non_exhaustive()
     }
 }
@@ -315,6 +323,9 @@ impl SimAppletConfig {
         }
         if !matches!(self.display_text.as_str(), "truncate" | "reject") {
             return Err("authenticators.sim_applet.display_text: truncate or reject".into());
+        }
+        if !(2..=600).contains(&self.outbox_lease_secs) {
+            return Err("authenticators.sim_applet.outbox_lease_secs: must be 2..=600".into());
         }
         Ok(())
     }

@@ -45,6 +45,12 @@ pub const BACKCHANNEL_PENDING: &str = "backchannel_pending_requests";
 pub const OUTBOX_DEPTH: &str = "outbox_depth";
 /// Age of the oldest waiting notification, 0 when none (sampled at scrape time).
 pub const OUTBOX_OLDEST_AGE: &str = "outbox_oldest_age_seconds";
+/// SMS waiting in the SMS outbox (sampled at scrape time).
+pub const SMS_OUTBOX_DEPTH: &str = "sms_outbox_depth";
+/// SIM applet requests not over yet (the durable MSSP requests, sampled at scrape time).
+pub const MSSP_OUTBOX_DEPTH: &str = "mssp_outbox_depth";
+/// Age of the oldest of them.
+pub const MSSP_OUTBOX_OLDEST_AGE: &str = "mssp_outbox_oldest_age_seconds";
 /// `store_pool_connections{pool, state="idle"|"in_use"}`: this node's store connections
 /// (sampled at scrape time).
 pub const STORE_POOL_CONNECTIONS: &str = "store_pool_connections";
@@ -123,6 +129,13 @@ fn describe() {
         OUTBOX_OLDEST_AGE,
         Unit::Seconds,
         "Age of the oldest waiting notification"
+    );
+    describe_gauge!(SMS_OUTBOX_DEPTH, "SMS waiting in the SMS outbox");
+    describe_gauge!(MSSP_OUTBOX_DEPTH, "SIM applet (MSSP) requests not over yet");
+    describe_gauge!(
+        MSSP_OUTBOX_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest SIM applet (MSSP) request not over yet"
     );
     describe_gauge!(
         STORE_POOL_CONNECTIONS,
@@ -270,6 +283,20 @@ pub async fn sample_store_gauges(s: &AppState) {
         }
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics: outbox depth failed"),
         Err(_) => tracing::warn!("metrics: outbox depth timed out"),
+    }
+    match tokio::time::timeout(STORE_SAMPLE_TIMEOUT, s.store.sms_outbox_len()).await {
+        Ok(Ok(n)) => metrics::gauge!(SMS_OUTBOX_DEPTH).set(n as f64),
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: SMS outbox depth failed"),
+        Err(_) => tracing::warn!("metrics: SMS outbox depth timed out"),
+    }
+    match tokio::time::timeout(STORE_SAMPLE_TIMEOUT, s.store.mssp_outbox_depth()).await {
+        Ok(Ok(d)) => {
+            metrics::gauge!(MSSP_OUTBOX_DEPTH).set(d.items as f64);
+            let age = d.oldest.map_or(0, |o| (t - o).max(0));
+            metrics::gauge!(MSSP_OUTBOX_OLDEST_AGE).set(age as f64);
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: MSSP outbox depth failed"),
+        Err(_) => tracing::warn!("metrics: MSSP outbox depth timed out"),
     }
 }
 

@@ -8,6 +8,13 @@
 //! is limited in bytes (`103 WRONG_DATA_LENGTH`). The handset side is a small JSON API
 //! under `/mssp/sim/{msisdn}` that the virtual phone page (and tests) use to read the
 //! prompt and answer it.
+//!
+//! **Retransmissions.** A signature request whose `AP_TransID` (of the same AP) names a
+//! transaction already started is a retransmission — the gateway sends a request again
+//! after a crash when it never learnt whether the first one arrived: when it asks the same
+//! (number, text, profile) it is answered with the original transaction and the SIM is not
+//! asked again; when it asks something else the `AP_TransID` is refused (`101
+//! WRONG_PARAM`), as TS 102 204 requires `AP_TransID` to be unique per AP.
 
 use std::{
     collections::HashMap,
@@ -53,6 +60,9 @@ enum TxState {
 }
 
 struct Tx {
+    ap_id: String,
+    ap_trans_id: String,
+    profile: String,
     msisdn: String,
     text: String,
     pin_required: bool,
@@ -65,6 +75,12 @@ struct Inner {
     sims: HashMap<String, Sim>,
     txs: HashMap<String, Tx>,
     next_id: u64,
+    /// Per MSISDN: signature requests that asked the SIM (new transactions).
+    prompts: HashMap<String, usize>,
+    /// Per MSISDN: status queries answered.
+    status_queries: HashMap<String, usize>,
+    /// Retransmissions answered with their original transaction.
+    retransmissions: usize,
 }
 
 /// The MSSP and its virtual SIMs; cheap to clone.
@@ -81,6 +97,9 @@ impl MsspSim {
                 sims: HashMap::new(),
                 txs: HashMap::new(),
                 next_id: 1,
+                prompts: HashMap::new(),
+                status_queries: HashMap::new(),
+                retransmissions: 0,
             })),
         }
     }
@@ -94,6 +113,21 @@ impl MsspSim {
                 wrong_pins: 0,
             },
         );
+    }
+
+    /// Signature requests for `msisdn` that asked its SIM (retransmissions not counted).
+    pub fn prompts(&self, msisdn: &str) -> usize {
+        self.lock().prompts.get(msisdn).copied().unwrap_or(0)
+    }
+
+    /// Status queries answered for transactions of `msisdn`.
+    pub fn status_queries(&self, msisdn: &str) -> usize {
+        self.lock().status_queries.get(msisdn).copied().unwrap_or(0)
+    }
+
+    /// Retransmitted signature requests answered with their original transaction.
+    pub fn retransmissions(&self) -> usize {
+        self.lock().retransmissions
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -203,6 +237,32 @@ fn signature_request(mssp: &MsspSim, req: &Value) -> Response {
         return fault(103, "DataToBeSigned is longer than the SIM shows");
     }
     let msisdn = msisdn.to_owned();
+    let ap_id = str_at(req, "/AP_Info/AP_ID").unwrap_or_default().to_owned();
+    let ap_trans_id = str_at(req, "/AP_Info/AP_TransID")
+        .unwrap_or_default()
+        .to_owned();
+    if ap_trans_id.is_empty() {
+        return fault(102, "AP_Info.AP_TransID is required");
+    }
+    let earlier = inner
+        .txs
+        .iter()
+        .find(|(_, t)| t.ap_id == ap_id && t.ap_trans_id == ap_trans_id)
+        .map(|(id, t)| {
+            let same = t.msisdn == msisdn && t.text == text && t.profile == profile;
+            (id.clone(), same)
+        });
+    match earlier {
+        // The same request again: the transaction it started, the SIM not asked twice.
+        Some((id, true)) => {
+            inner.retransmissions += 1;
+            return signature_response(req, &id, &msisdn);
+        }
+        Some((_, false)) => {
+            return fault(101, "AP_TransID already used for another request");
+        }
+        None => {}
+    }
     match inner.sims.get(&msisdn) {
         None => return fault(105, "no applet-capable SIM for this number"),
         Some(sim) if sim.wrong_pins >= PIN_TRIES => return fault(402, "the SIM PIN is blocked"),
@@ -225,6 +285,9 @@ fn signature_request(mssp: &MsspSim, req: &Value) -> Response {
     inner.txs.insert(
         id.clone(),
         Tx {
+            ap_id,
+            ap_trans_id,
+            profile: profile.to_owned(),
             msisdn: msisdn.clone(),
             text: text.to_owned(),
             pin_required,
@@ -232,6 +295,12 @@ fn signature_request(mssp: &MsspSim, req: &Value) -> Response {
             deadline: now + Duration::from_secs(timeout),
         },
     );
+    *inner.prompts.entry(msisdn.clone()).or_default() += 1;
+    signature_response(req, &id, &msisdn)
+}
+
+/// `100 REQUEST_OK` for transaction `id`.
+fn signature_response(req: &Value, id: &str, msisdn: &str) -> Response {
     let body = json!({
         "MSS_SignatureResp": {
             "AP_Info": req.get("AP_Info"),
@@ -258,7 +327,10 @@ fn status_request(mssp: &MsspSim, req: &Value) -> Response {
     if tx.state == TxState::Outstanding && tx.deadline <= Instant::now() {
         tx.state = TxState::Fault(208);
     }
-    let code = match tx.state {
+    let state = tx.state.clone();
+    let tx_msisdn = tx.msisdn.clone();
+    *inner.status_queries.entry(tx_msisdn.clone()).or_default() += 1;
+    let code = match state {
         TxState::Outstanding => 504,
         TxState::Signed => 500,
         TxState::Fault(code) => return fault(code, "transaction ended"),
@@ -266,7 +338,7 @@ fn status_request(mssp: &MsspSim, req: &Value) -> Response {
     let mut resp = json!({
         "AP_Info": req.get("AP_Info"),
         "MSSP_TransID": id,
-        "MobileUser": { "MSISDN": tx.msisdn },
+        "MobileUser": { "MSISDN": tx_msisdn },
         "Status": status(code),
     });
     if code == 500 {

@@ -333,3 +333,51 @@ async fn an_unreachable_mssp_is_a_channel_failure() {
     assert!(matches!(err, MsspError::Transport(_)), "{err:?}");
     assert_eq!(err.outcome(), FaultOutcome::ChannelFailed);
 }
+
+/// The gateway sends a request again with the same `AP_TransID` after a crash: the MSSP
+/// answers with the transaction the first one started and the SIM is asked once; the same
+/// `AP_TransID` for a different request is refused.
+#[tokio::test]
+async fn a_retransmission_is_answered_with_its_transaction_and_asks_the_sim_once() {
+    let sim = MsspSim::new(MsspSimConfig {
+        ap_id: "mid://mobileconnect".into(),
+        ap_password: "ap-secret".into(),
+        profile_loa2: "urn:profile:loa2".into(),
+        profile_loa3: "urn:profile:loa3".into(),
+    });
+    sim.add_sim(PHONE, "1234");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = sim.router();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut cfg = MsspConfig::new(
+        &format!("{base}/mssp/rest/service"),
+        "mid://mobileconnect",
+        "ap-secret",
+    );
+    cfg.profile_loa2 = "urn:profile:loa2".into();
+    cfg.profile_loa3 = "urn:profile:loa3".into();
+    let client = MsspClient::new(cfg).unwrap();
+
+    let first = client
+        .start(PHONE, "OnlineShopper: log in?", false, "session-1")
+        .await
+        .unwrap();
+    let again = client
+        .start(PHONE, "OnlineShopper: log in?", false, "session-1")
+        .await
+        .unwrap();
+    assert_eq!(again.mssp_trans_id, first.mssp_trans_id);
+    assert_eq!(sim.prompts(PHONE), 1, "the SIM is asked once");
+    assert_eq!(sim.retransmissions(), 1);
+
+    let other = client
+        .start(PHONE, "OnlineShopper: pay 5 GBP?", false, "session-1")
+        .await
+        .unwrap_err();
+    assert_eq!(fault_code(&other), 101);
+    assert_eq!(sim.prompts(PHONE), 1);
+
+    assert_eq!(client.status(&first).await.unwrap(), Status::Outstanding);
+    assert_eq!(sim.status_queries(PHONE), 1);
+}

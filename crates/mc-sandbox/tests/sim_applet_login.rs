@@ -110,6 +110,7 @@ async fn gateway(mssp: &Mssp, next_start_delay_secs: u32) -> Gateway {
             transaction_timeout_secs: 30,
             poll_interval_millis: 100,
             display_text: "truncate".into(),
+            outbox_lease_secs: 30,
         });
     })
     .await;

@@ -286,6 +286,7 @@ pub async fn sandbox(
                     transaction_timeout_secs: 120,
                     poll_interval_millis: 500,
                     display_text: "truncate".into(),
+                    outbox_lease_secs: 30,
                 }),
                 ..Default::default()
             },
