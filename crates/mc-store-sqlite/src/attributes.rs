@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 use mc_store::{AttributeStore, AttributesRecord, StoreError, StoreResult};
-use sqlx::Row;
+use rusqlite::params;
 
-use crate::{SqliteStore, backend};
+use crate::conn::{exec, query_opt};
+use crate::{SqliteStore, backend, col};
 
 const GET: &str =
     "SELECT attributes, updated_at FROM subscriber_attributes WHERE subscriber_id = ?";
@@ -17,44 +18,35 @@ const DELETE: &str = "DELETE FROM subscriber_attributes WHERE subscriber_id = ?"
 #[async_trait]
 impl AttributeStore for SqliteStore {
     async fn get_attributes(&self, subscriber_id: &str) -> StoreResult<Option<AttributesRecord>> {
-        let Some(row) = sqlx::query(GET)
-            .bind(subscriber_id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?
-        else {
-            return Ok(None);
-        };
-        let text: String = row.try_get("attributes").map_err(backend)?;
-        let attributes = serde_json::from_str(&text)
-            .map_err(|e| StoreError::Backend(format!("stored attributes are invalid: {e}")))?;
-        Ok(Some(AttributesRecord {
-            subscriber_id: subscriber_id.to_owned(),
-            attributes,
-            updated_at: row.try_get("updated_at").map_err(backend)?,
-        }))
+        self.read(|conn| {
+            query_opt(conn, GET, [subscriber_id], |row| {
+                let text: String = col(row, "attributes")?;
+                let attributes = serde_json::from_str(&text).map_err(|e| {
+                    StoreError::Backend(format!("stored attributes are invalid: {e}"))
+                })?;
+                Ok(AttributesRecord {
+                    subscriber_id: subscriber_id.to_owned(),
+                    attributes,
+                    updated_at: col(row, "updated_at")?,
+                })
+            })
+        })
+        .await
     }
 
     async fn put_attributes(&self, r: &AttributesRecord) -> StoreResult<()> {
         let text = serde_json::to_string(&r.attributes)
             .map_err(|e| StoreError::Backend(format!("encoding attributes: {e}")))?;
         // The foreign key turns an unknown subscriber into `NotFound` (see `backend`).
-        sqlx::query(PUT)
-            .bind(&r.subscriber_id)
-            .bind(text)
-            .bind(r.updated_at)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.write(|conn| {
+            exec(conn, PUT, params![r.subscriber_id, text, r.updated_at]).map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn delete_attributes(&self, subscriber_id: &str) -> StoreResult<bool> {
-        let done = sqlx::query(DELETE)
-            .bind(subscriber_id)
-            .execute(&self.write)
+        self.write(|conn| Ok(exec(conn, DELETE, [subscriber_id]).map_err(backend)? > 0))
             .await
-            .map_err(backend)?;
-        Ok(done.rows_affected() > 0)
     }
 }

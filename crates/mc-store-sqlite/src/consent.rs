@@ -5,9 +5,10 @@
 //! a revocation empties the list and revokes the tokens in one commit.
 
 use async_trait::async_trait;
-use mc_store::{ConsentChannel, ConsentRecord, ConsentStore, StoreError, StoreResult, merge_items};
-use sqlx::sqlite::SqliteRow;
+use mc_store::{ConsentChannel, ConsentRecord, ConsentStore, StoreError, StoreResult};
+use rusqlite::{Row, params};
 
+use crate::conn::{exec, immediate, query_all, query_one, query_opt};
 use crate::{SqliteStore, backend, col, corrupt, list_col, to_json};
 
 pub(crate) mod sql {
@@ -54,7 +55,7 @@ pub(crate) mod sql {
     ];
 }
 
-fn consent_from_row(row: &SqliteRow) -> StoreResult<ConsentRecord> {
+fn consent_from_row(row: &Row<'_>) -> StoreResult<ConsentRecord> {
     let channel: Option<String> = col(row, "channel")?;
     Ok(ConsentRecord {
         subscriber_id: col(row, "subscriber_id")?,
@@ -79,42 +80,42 @@ impl ConsentStore for SqliteStore {
         channel: ConsentChannel,
         now: i64,
     ) -> StoreResult<ConsentRecord> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            exec(
+                &tx,
+                sql::NOTE_CONSENT,
+                params![subscriber_id, client_id, now],
+            )
             .map_err(backend)?;
-        sqlx::query(sql::NOTE_CONSENT)
-            .bind(subscriber_id)
-            .bind(client_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let row = sqlx::query(sql::GET_CONSENT)
-            .bind(subscriber_id)
-            .bind(client_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let mut record = consent_from_row(&row)?;
-        if !scopes.is_empty() {
-            record.scopes = merge_items(&record.scopes, scopes);
-            record.given_at = Some(now);
-            record.channel = Some(channel);
-            record.revoked_at = None;
-            sqlx::query(sql::GIVE_CONSENT)
-                .bind(to_json(&record.scopes)?)
-                .bind(now)
-                .bind(channel.as_str())
-                .bind(subscriber_id)
-                .bind(client_id)
-                .execute(&mut *tx)
-                .await
+            let mut record = query_one(
+                &tx,
+                sql::GET_CONSENT,
+                [subscriber_id, client_id],
+                consent_from_row,
+            )?;
+            if !scopes.is_empty() {
+                record.scopes = mc_store::merge_items(&record.scopes, scopes);
+                record.given_at = Some(now);
+                record.channel = Some(channel);
+                record.revoked_at = None;
+                exec(
+                    &tx,
+                    sql::GIVE_CONSENT,
+                    params![
+                        to_json(&record.scopes)?,
+                        now,
+                        channel.as_str(),
+                        subscriber_id,
+                        client_id
+                    ],
+                )
                 .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(record)
+            }
+            tx.commit().map_err(backend)?;
+            Ok(record)
+        })
+        .await
     }
 
     async fn consent_for(
@@ -122,22 +123,20 @@ impl ConsentStore for SqliteStore {
         subscriber_id: &str,
         client_id: &str,
     ) -> StoreResult<Option<ConsentRecord>> {
-        let row = sqlx::query(sql::GET_CONSENT)
-            .bind(subscriber_id)
-            .bind(client_id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(consent_from_row).transpose()
+        self.read(|conn| {
+            query_opt(
+                conn,
+                sql::GET_CONSENT,
+                [subscriber_id, client_id],
+                consent_from_row,
+            )
+        })
+        .await
     }
 
     async fn list_consents(&self, subscriber_id: &str) -> StoreResult<Vec<ConsentRecord>> {
-        let rows = sqlx::query(sql::LIST_CONSENTS)
-            .bind(subscriber_id)
-            .fetch_all(&self.read)
+        self.read(|conn| query_all(conn, sql::LIST_CONSENTS, [subscriber_id], consent_from_row))
             .await
-            .map_err(backend)?;
-        rows.iter().map(consent_from_row).collect()
     }
 
     async fn revoke_consent(
@@ -146,43 +145,35 @@ impl ConsentStore for SqliteStore {
         client_id: &str,
         now: i64,
     ) -> StoreResult<u64> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            let found = exec(
+                &tx,
+                sql::REVOKE_CONSENT,
+                params![now, subscriber_id, client_id],
+            )
             .map_err(backend)?;
-        let found = sqlx::query(sql::REVOKE_CONSENT)
-            .bind(now)
-            .bind(subscriber_id)
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
+            if found == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let tokens = exec(&tx, sql::REVOKE_TOKENS_OF_GRANT, [subscriber_id, client_id])
+                .map_err(backend)?;
+            let refresh = exec(
+                &tx,
+                sql::REVOKE_REFRESH_OF_GRANT,
+                [subscriber_id, client_id],
+            )
             .map_err(backend)?;
-        if found.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        let tokens = sqlx::query(sql::REVOKE_TOKENS_OF_GRANT)
-            .bind(subscriber_id)
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let refresh = sqlx::query(sql::REVOKE_REFRESH_OF_GRANT)
-            .bind(subscriber_id)
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        Ok(tokens.rows_affected() + refresh.rows_affected())
+            tx.commit().map_err(backend)?;
+            Ok(tokens + refresh)
+        })
+        .await
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use sqlx::Row;
-
     use super::*;
 
     /// Every consent statement that looks rows up searches a key or an index.
@@ -190,19 +181,7 @@ mod tests {
     async fn consent_lookups_use_an_index() {
         let store = SqliteStore::open_in_memory().await.unwrap();
         for statement in sql::LOOKUPS {
-            let params = statement.matches('?').count();
-            let explain = format!("EXPLAIN QUERY PLAN {statement}");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
-            for _ in 0..params {
-                query = query.bind(None::<String>);
-            }
-            let rows = query.fetch_all(&store.read).await.unwrap();
-            let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
-            assert!(!plan.is_empty(), "{statement}");
-            assert!(
-                plan.iter().all(|step| !step.starts_with("SCAN")),
-                "table scan in `{statement}`: {plan:?}"
-            );
+            crate::test_support::assert_no_scan(&store, statement).await;
         }
     }
 }

@@ -8,9 +8,9 @@
 
 use async_trait::async_trait;
 use mc_store::{DeviceRecord, DeviceStore, NewDevice, StoreError, StoreResult};
-use sqlx::SqliteConnection;
-use sqlx::sqlite::SqliteRow;
+use rusqlite::{Connection, Row, params};
 
+use crate::conn::{exec, immediate, query_all, query_opt};
 use crate::{SqliteStore, backend, col, list_col, on_unique, to_json};
 
 pub(crate) mod sql {
@@ -57,7 +57,7 @@ pub(crate) mod sql {
     ];
 }
 
-fn device_from_row(row: &SqliteRow) -> StoreResult<DeviceRecord> {
+fn device_from_row(row: &Row<'_>) -> StoreResult<DeviceRecord> {
     Ok(DeviceRecord {
         id: col(row, "id")?,
         subscriber_id: col(row, "subscriber_id")?,
@@ -70,29 +70,21 @@ fn device_from_row(row: &SqliteRow) -> StoreResult<DeviceRecord> {
 
 /// Inside a device transaction: gives or takes the subscriber's `app_push` capability
 /// according to whether an unrevoked device remains.
-async fn follow_devices(conn: &mut SqliteConnection, subscriber_id: &str) -> StoreResult<()> {
-    let has_device = sqlx::query(sql::HAS_DEVICE)
-        .bind(subscriber_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?
-        .is_some();
-    let Some(row) = sqlx::query(sql::CAPABILITIES)
-        .bind(subscriber_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?
+fn follow_devices(conn: &Connection, subscriber_id: &str) -> StoreResult<()> {
+    let has_device = query_opt(conn, sql::HAS_DEVICE, [subscriber_id], |_| Ok(()))?.is_some();
+    let Some(capabilities) = query_opt(conn, sql::CAPABILITIES, [subscriber_id], |row| {
+        list_col(row, "capabilities")
+    })?
     else {
         return Ok(());
     };
-    if let Some(caps) = DeviceRecord::capabilities_for(&list_col(&row, "capabilities")?, has_device)
-    {
-        sqlx::query(sql::SET_CAPABILITIES)
-            .bind(to_json(&caps)?)
-            .bind(subscriber_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?;
+    if let Some(caps) = DeviceRecord::capabilities_for(&capabilities, has_device) {
+        exec(
+            conn,
+            sql::SET_CAPABILITIES,
+            params![to_json(&caps)?, subscriber_id],
+        )
+        .map_err(backend)?;
     }
     Ok(())
 }
@@ -106,15 +98,16 @@ impl DeviceStore for SqliteStore {
         expires_at: i64,
         now: i64,
     ) -> StoreResult<()> {
-        sqlx::query(sql::INSERT_ENROLMENT)
-            .bind(code_hash)
-            .bind(subscriber_id)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.write)
-            .await
+        self.write(|conn| {
+            exec(
+                conn,
+                sql::INSERT_ENROLMENT,
+                params![code_hash, subscriber_id, now, expires_at],
+            )
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("enrolment code")))?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn register_device(
@@ -123,89 +116,75 @@ impl DeviceStore for SqliteStore {
         device: &NewDevice,
         now: i64,
     ) -> StoreResult<Option<DeviceRecord>> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let Some(row) = sqlx::query(sql::TAKE_ENROLMENT)
-            .bind(now)
-            .bind(code_hash)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?
-        else {
-            return Ok(None);
-        };
-        let subscriber_id: String = col(&row, "subscriber_id")?;
-        let record = DeviceRecord {
-            id: device.id.clone(),
-            subscriber_id,
-            public_jwk: device.public_jwk.clone(),
-            label: device.label.clone(),
-            created_at: now,
-            revoked_at: None,
-        };
-        sqlx::query(sql::INSERT_DEVICE)
-            .bind(&record.id)
-            .bind(&record.subscriber_id)
-            .bind(&record.public_jwk)
-            .bind(&record.label)
-            .bind(record.created_at)
-            .execute(&mut *tx)
-            .await
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            let Some(subscriber_id) = query_opt(
+                &tx,
+                sql::TAKE_ENROLMENT,
+                params![now, code_hash, now],
+                |row| col::<String>(row, "subscriber_id"),
+            )?
+            else {
+                return Ok(None);
+            };
+            let record = DeviceRecord {
+                id: device.id.clone(),
+                subscriber_id,
+                public_jwk: device.public_jwk.clone(),
+                label: device.label.clone(),
+                created_at: now,
+                revoked_at: None,
+            };
+            exec(
+                &tx,
+                sql::INSERT_DEVICE,
+                params![
+                    record.id,
+                    record.subscriber_id,
+                    record.public_jwk,
+                    record.label,
+                    record.created_at
+                ],
+            )
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("device id")))?;
-        follow_devices(&mut tx, &record.subscriber_id).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(Some(record))
+            follow_devices(&tx, &record.subscriber_id)?;
+            tx.commit().map_err(backend)?;
+            Ok(Some(record))
+        })
+        .await
     }
 
     async fn get_device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
-        let row = sqlx::query(sql::GET_DEVICE)
-            .bind(id)
-            .fetch_optional(&self.read)
+        self.read(|conn| query_opt(conn, sql::GET_DEVICE, [id], device_from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(device_from_row).transpose()
     }
 
     async fn devices_of(&self, subscriber_id: &str) -> StoreResult<Vec<DeviceRecord>> {
-        let rows = sqlx::query(sql::DEVICES_OF)
-            .bind(subscriber_id)
-            .fetch_all(&self.read)
+        self.read(|conn| query_all(conn, sql::DEVICES_OF, [subscriber_id], device_from_row))
             .await
-            .map_err(backend)?;
-        rows.iter().map(device_from_row).collect()
     }
 
     async fn revoke_device(&self, id: &str, now: i64) -> StoreResult<bool> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let Some(row) = sqlx::query(sql::REVOKE_DEVICE)
-            .bind(now)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?
-        else {
-            return Ok(false);
-        };
-        let subscriber_id: String = col(&row, "subscriber_id")?;
-        follow_devices(&mut tx, &subscriber_id).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(true)
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            let Some(subscriber_id) =
+                query_opt(&tx, sql::REVOKE_DEVICE, params![now, id], |row| {
+                    col::<String>(row, "subscriber_id")
+                })?
+            else {
+                return Ok(false);
+            };
+            follow_devices(&tx, &subscriber_id)?;
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use sqlx::Row;
-
     use super::*;
 
     /// Every device statement that looks rows up searches a key or an index.
@@ -213,18 +192,7 @@ mod tests {
     async fn device_lookups_use_an_index() {
         let store = SqliteStore::open_in_memory().await.unwrap();
         for statement in sql::LOOKUPS {
-            let params = statement.matches('?').count();
-            let explain = format!("EXPLAIN QUERY PLAN {statement}");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
-            for _ in 0..params {
-                query = query.bind(None::<String>);
-            }
-            let rows = query.fetch_all(&store.read).await.unwrap();
-            let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
-            assert!(
-                plan.iter().all(|d| !d.starts_with("SCAN")),
-                "{statement} scans: {plan:?}"
-            );
+            crate::test_support::assert_no_scan(&store, statement).await;
         }
     }
 }

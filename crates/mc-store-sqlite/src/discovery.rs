@@ -2,9 +2,10 @@
 //!
 //! Every write runs in one `BEGIN IMMEDIATE` transaction that also bumps
 //! `discovery_meta.generation`. Number batches are written as multi-row `INSERT … ON
-//! CONFLICT DO UPDATE` statements of [`ROWS_PER_STATEMENT`] rows: one statement per row
-//! would cost a round trip to the connection's worker thread each, which dominates an
-//! import of millions.
+//! CONFLICT DO UPDATE` statements of [`ROWS_PER_STATEMENT`] rows (fewer statements to
+//! step through for an import of millions). A batch of more than [`INLINE_ROWS`] rows, the
+//! purge of an import's leftovers and the counts (scans of tables of millions of rows) run
+//! on tokio's blocking pool; everything else inline.
 
 use std::collections::BTreeMap;
 
@@ -13,10 +14,10 @@ use mc_store::{
     DiscoveryAppRecord, DiscoveryGeneration, DiscoveryStore, IpRangeRecord, NumberEntry,
     NumberKind, OperatorCredentialRecord, OperatorRecord, StoreError, StoreResult,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection};
+use rusqlite::{Connection, Row, params};
 
-use crate::{SqliteStore, backend, on_unique};
+use crate::conn::{exec, immediate, query_all, query_one, query_opt};
+use crate::{INLINE_ROWS, SqliteStore, backend, on_unique};
 
 /// Rows per multi-row insert (3 parameters each, well under SQLite's 32 766).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -84,14 +85,11 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("stored {what} is invalid: {e}"))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, name: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(name).map_err(backend)
+fn get<T: rusqlite::types::FromSql>(row: &Row<'_>, name: &str) -> StoreResult<T> {
+    row.get(name).map_err(backend)
 }
 
-fn operator_from_row(row: &SqliteRow) -> StoreResult<OperatorRecord> {
+fn operator_from_row(row: &Row<'_>) -> StoreResult<OperatorRecord> {
     let links: String = get(row, "links")?;
     let links: BTreeMap<String, String> =
         serde_json::from_str(&links).map_err(|e| corrupt("operator links", e))?;
@@ -110,7 +108,7 @@ fn operator_from_row(row: &SqliteRow) -> StoreResult<OperatorRecord> {
     })
 }
 
-fn app_from_row(row: &SqliteRow) -> StoreResult<DiscoveryAppRecord> {
+fn app_from_row(row: &Row<'_>) -> StoreResult<DiscoveryAppRecord> {
     let uris: String = get(row, "redirect_uris")?;
     Ok(DiscoveryAppRecord {
         client_id: get(row, "client_id")?,
@@ -123,7 +121,7 @@ fn app_from_row(row: &SqliteRow) -> StoreResult<DiscoveryAppRecord> {
     })
 }
 
-fn credential_from_row(row: &SqliteRow) -> StoreResult<OperatorCredentialRecord> {
+fn credential_from_row(row: &Row<'_>) -> StoreResult<OperatorCredentialRecord> {
     Ok(OperatorCredentialRecord {
         app_id: get(row, "app_id")?,
         operator_id: get(row, "operator_id")?,
@@ -142,36 +140,63 @@ fn list_json(v: &[String]) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
 }
 
-async fn bump(conn: &mut SqliteConnection, numbers: bool) -> StoreResult<()> {
-    sqlx::query(if numbers { BUMP_NUMBERS } else { BUMP })
-        .execute(conn)
-        .await
+fn bump(conn: &Connection, numbers: bool) -> StoreResult<()> {
+    exec(conn, if numbers { BUMP_NUMBERS } else { BUMP }, [])
         .map_err(backend)
         .map(|_| ())
 }
 
-impl SqliteStore {
-    /// Runs one statement and bumps the generation, in one transaction; returns the rows
-    /// the statement changed.
-    async fn discovery_write<'q>(
-        &self,
-        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
-        on_err: fn(sqlx::Error) -> StoreError,
-        numbers: bool,
-    ) -> StoreResult<u64> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let done = query.execute(&mut *tx).await.map_err(on_err)?;
-        bump(&mut tx, numbers).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(done.rows_affected())
-    }
+/// Runs `statement` and bumps the generation, in one transaction; the rows the statement
+/// changed.
+fn write_and_bump(
+    conn: &mut Connection,
+    numbers: bool,
+    statement: impl FnOnce(&Connection) -> StoreResult<u64>,
+) -> StoreResult<u64> {
+    let tx = immediate(conn)?;
+    let changed = statement(&tx)?;
+    bump(&tx, numbers)?;
+    tx.commit().map_err(backend)?;
+    Ok(changed)
 }
 
-fn operator_conflict(e: sqlx::Error) -> StoreError {
+/// Writes `entries` (one batch) and bumps the numbers' generation, in one transaction.
+fn upsert_batch(conn: &mut Connection, entries: &[NumberEntry], import_id: i64) -> StoreResult<()> {
+    let tx = immediate(conn)?;
+    for kind in [NumberKind::Range, NumberKind::Ported] {
+        let rows: Vec<&NumberEntry> = entries.iter().filter(|e| e.kind == kind).collect();
+        let full = upsert_sql(kind, ROWS_PER_STATEMENT);
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut values: Vec<(i64, &str)> = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                values.push((to_i64(e.number)?, e.operator_id.as_str()));
+            }
+            let binds: Vec<&dyn rusqlite::ToSql> = values
+                .iter()
+                .flat_map(|(number, operator)| {
+                    [
+                        number as &dyn rusqlite::ToSql,
+                        operator as &dyn rusqlite::ToSql,
+                        &import_id as &dyn rusqlite::ToSql,
+                    ]
+                })
+                .collect();
+            // The full-size statement is the same each time: keep it prepared.
+            if chunk.len() == ROWS_PER_STATEMENT {
+                tx.prepare_cached(&full)
+                    .and_then(|mut stmt| stmt.execute(binds.as_slice()))
+            } else {
+                tx.prepare(&upsert_sql(kind, chunk.len()))
+                    .and_then(|mut stmt| stmt.execute(binds.as_slice()))
+            }
+            .map_err(backend)?;
+        }
+    }
+    bump(&tx, true)?;
+    tx.commit().map_err(backend)
+}
+
+fn operator_conflict(e: rusqlite::Error) -> StoreError {
     on_unique(e, |m| {
         if m.contains("discovery_operators.mcc") {
             StoreError::Conflict("mcc/mnc")
@@ -181,43 +206,66 @@ fn operator_conflict(e: sqlx::Error) -> StoreError {
     })
 }
 
-fn app_conflict(e: sqlx::Error) -> StoreError {
+fn app_conflict(e: rusqlite::Error) -> StoreError {
     on_unique(e, |_| StoreError::Conflict("client id"))
 }
 
 #[async_trait]
 impl DiscoveryStore for SqliteStore {
     async fn insert_operator(&self, o: &OperatorRecord) -> StoreResult<()> {
-        let q = sqlx::query(INSERT_OPERATOR)
-            .bind(&o.id)
-            .bind(&o.mcc)
-            .bind(&o.mnc)
-            .bind(&o.name)
-            .bind(&o.country)
-            .bind(&o.currency)
-            .bind(links_json(&o.links)?)
-            .bind(&o.encryption_jwk)
-            .bind(i64::from(o.enabled))
-            .bind(o.created_at)
-            .bind(o.updated_at);
-        self.discovery_write(q, operator_conflict, false)
-            .await
-            .map(|_| ())
+        let links = links_json(&o.links)?;
+        self.write(|conn| {
+            write_and_bump(conn, false, |tx| {
+                exec(
+                    tx,
+                    INSERT_OPERATOR,
+                    params![
+                        o.id,
+                        o.mcc,
+                        o.mnc,
+                        o.name,
+                        o.country,
+                        o.currency,
+                        links,
+                        o.encryption_jwk,
+                        i64::from(o.enabled),
+                        o.created_at,
+                        o.updated_at,
+                    ],
+                )
+                .map_err(operator_conflict)
+            })
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn update_operator(&self, o: &OperatorRecord) -> StoreResult<()> {
-        let q = sqlx::query(UPDATE_OPERATOR)
-            .bind(&o.mcc)
-            .bind(&o.mnc)
-            .bind(&o.name)
-            .bind(&o.country)
-            .bind(&o.currency)
-            .bind(links_json(&o.links)?)
-            .bind(&o.encryption_jwk)
-            .bind(i64::from(o.enabled))
-            .bind(o.updated_at)
-            .bind(&o.id);
-        match self.discovery_write(q, operator_conflict, false).await? {
+        let links = links_json(&o.links)?;
+        let changed = self
+            .write(|conn| {
+                write_and_bump(conn, false, |tx| {
+                    exec(
+                        tx,
+                        UPDATE_OPERATOR,
+                        params![
+                            o.mcc,
+                            o.mnc,
+                            o.name,
+                            o.country,
+                            o.currency,
+                            links,
+                            o.encryption_jwk,
+                            i64::from(o.enabled),
+                            o.updated_at,
+                            o.id,
+                        ],
+                    )
+                    .map_err(operator_conflict)
+                })
+            })
+            .await?;
+        match changed {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
         }
@@ -225,99 +273,129 @@ impl DiscoveryStore for SqliteStore {
 
     async fn get_operator(&self, id: &str) -> StoreResult<Option<OperatorRecord>> {
         let sql = format!("SELECT {OPERATOR_COLUMNS} FROM discovery_operators WHERE id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.read)
+        self.read(|conn| query_opt(conn, &sql, [id], operator_from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(operator_from_row).transpose()
     }
 
     async fn list_operators(&self) -> StoreResult<Vec<OperatorRecord>> {
         let sql = format!("SELECT {OPERATOR_COLUMNS} FROM discovery_operators ORDER BY id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.read)
+        self.read(|conn| query_all(conn, &sql, [], operator_from_row))
             .await
-            .map_err(backend)?;
-        rows.iter().map(operator_from_row).collect()
     }
 
     async fn delete_operator(&self, id: &str) -> StoreResult<()> {
-        match self
-            .discovery_write(sqlx::query(DELETE_OPERATOR).bind(id), backend, true)
-            .await?
-        {
+        // The operator's numbers go with it (a cascade of possibly millions of rows).
+        let id = id.to_owned();
+        let changed = self
+            .write_blocking(move |conn| {
+                write_and_bump(conn, true, |tx| {
+                    exec(tx, DELETE_OPERATOR, [&id]).map_err(backend)
+                })
+            })
+            .await?;
+        match changed {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
         }
     }
 
     async fn insert_discovery_app(&self, a: &DiscoveryAppRecord) -> StoreResult<()> {
-        let q = sqlx::query(INSERT_APP)
-            .bind(&a.client_id)
-            .bind(&a.secret_hash)
-            .bind(&a.name)
-            .bind(&a.short_name)
-            .bind(list_json(&a.redirect_uris)?)
-            .bind(i64::from(a.enabled))
-            .bind(a.created_at);
-        self.discovery_write(q, app_conflict, false)
-            .await
-            .map(|_| ())
+        let uris = list_json(&a.redirect_uris)?;
+        self.write(|conn| {
+            write_and_bump(conn, false, |tx| {
+                exec(
+                    tx,
+                    INSERT_APP,
+                    params![
+                        a.client_id,
+                        a.secret_hash,
+                        a.name,
+                        a.short_name,
+                        uris,
+                        i64::from(a.enabled),
+                        a.created_at,
+                    ],
+                )
+                .map_err(app_conflict)
+            })
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn get_discovery_app(&self, client_id: &str) -> StoreResult<Option<DiscoveryAppRecord>> {
         let sql = format!("SELECT {APP_COLUMNS} FROM discovery_apps WHERE client_id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(client_id)
-            .fetch_optional(&self.read)
+        self.read(|conn| query_opt(conn, &sql, [client_id], app_from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(app_from_row).transpose()
     }
 
     async fn list_discovery_apps(&self) -> StoreResult<Vec<DiscoveryAppRecord>> {
         let sql = format!("SELECT {APP_COLUMNS} FROM discovery_apps ORDER BY client_id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.read)
+        self.read(|conn| query_all(conn, &sql, [], app_from_row))
             .await
-            .map_err(backend)?;
-        rows.iter().map(app_from_row).collect()
     }
 
     async fn update_discovery_app(&self, a: &DiscoveryAppRecord) -> StoreResult<()> {
-        let q = sqlx::query(UPDATE_APP)
-            .bind(&a.secret_hash)
-            .bind(&a.name)
-            .bind(&a.short_name)
-            .bind(list_json(&a.redirect_uris)?)
-            .bind(i64::from(a.enabled))
-            .bind(&a.client_id);
-        match self.discovery_write(q, backend, false).await? {
+        let uris = list_json(&a.redirect_uris)?;
+        let changed = self
+            .write(|conn| {
+                write_and_bump(conn, false, |tx| {
+                    exec(
+                        tx,
+                        UPDATE_APP,
+                        params![
+                            a.secret_hash,
+                            a.name,
+                            a.short_name,
+                            uris,
+                            i64::from(a.enabled),
+                            a.client_id,
+                        ],
+                    )
+                    .map_err(backend)
+                })
+            })
+            .await?;
+        match changed {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
         }
     }
 
     async fn delete_discovery_app(&self, client_id: &str) -> StoreResult<()> {
-        match self
-            .discovery_write(sqlx::query(DELETE_APP).bind(client_id), backend, false)
-            .await?
-        {
+        let changed = self
+            .write(|conn| {
+                write_and_bump(conn, false, |tx| {
+                    exec(tx, DELETE_APP, [client_id]).map_err(backend)
+                })
+            })
+            .await?;
+        match changed {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
         }
     }
 
     async fn put_operator_credential(&self, c: &OperatorCredentialRecord) -> StoreResult<()> {
-        let q = sqlx::query(PUT_CREDENTIAL)
-            .bind(&c.app_id)
-            .bind(&c.operator_id)
-            .bind(&c.client_id)
-            .bind(&c.client_secret_sealed)
-            .bind(&c.client_name)
-            .bind(c.updated_at);
-        self.discovery_write(q, backend, false).await.map(|_| ())
+        self.write(|conn| {
+            write_and_bump(conn, false, |tx| {
+                exec(
+                    tx,
+                    PUT_CREDENTIAL,
+                    params![
+                        c.app_id,
+                        c.operator_id,
+                        c.client_id,
+                        c.client_secret_sealed,
+                        c.client_name,
+                        c.updated_at,
+                    ],
+                )
+                .map_err(backend)
+            })
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn get_operator_credential(
@@ -329,13 +407,8 @@ impl DiscoveryStore for SqliteStore {
             "SELECT {CREDENTIAL_COLUMNS} FROM discovery_credentials \
              WHERE app_id = ? AND operator_id = ?"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(app_id)
-            .bind(operator_id)
-            .fetch_optional(&self.read)
+        self.read(|conn| query_opt(conn, &sql, [app_id, operator_id], credential_from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(credential_from_row).transpose()
     }
 
     async fn list_operator_credentials(
@@ -346,12 +419,8 @@ impl DiscoveryStore for SqliteStore {
             "SELECT {CREDENTIAL_COLUMNS} FROM discovery_credentials WHERE app_id = ? \
              ORDER BY operator_id"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(app_id)
-            .fetch_all(&self.read)
+        self.read(|conn| query_all(conn, &sql, [app_id], credential_from_row))
             .await
-            .map_err(backend)?;
-        rows.iter().map(credential_from_row).collect()
     }
 
     async fn delete_operator_credential(
@@ -359,48 +428,39 @@ impl DiscoveryStore for SqliteStore {
         app_id: &str,
         operator_id: &str,
     ) -> StoreResult<bool> {
-        let q = sqlx::query(DELETE_CREDENTIAL)
-            .bind(app_id)
-            .bind(operator_id);
-        Ok(self.discovery_write(q, backend, false).await? > 0)
+        let changed = self
+            .write(|conn| {
+                write_and_bump(conn, false, |tx| {
+                    exec(tx, DELETE_CREDENTIAL, [app_id, operator_id]).map_err(backend)
+                })
+            })
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn upsert_numbers(&self, entries: &[NumberEntry], import_id: i64) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        for kind in [NumberKind::Range, NumberKind::Ported] {
-            let rows: Vec<&NumberEntry> = entries.iter().filter(|e| e.kind == kind).collect();
-            let full = upsert_sql(kind, ROWS_PER_STATEMENT);
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let sql = if chunk.len() == ROWS_PER_STATEMENT {
-                    full.clone()
-                } else {
-                    upsert_sql(kind, chunk.len())
-                };
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for e in chunk {
-                    q = q
-                        .bind(to_i64(e.number)?)
-                        .bind(&e.operator_id)
-                        .bind(import_id);
-                }
-                q.execute(&mut *tx).await.map_err(backend)?;
-            }
+        if entries.len() <= INLINE_ROWS {
+            return self
+                .write(|conn| upsert_batch(conn, entries, import_id))
+                .await;
         }
-        bump(&mut tx, true).await?;
-        tx.commit().await.map_err(backend)
+        let entries = entries.to_vec();
+        self.write_blocking(move |conn| upsert_batch(conn, &entries, import_id))
+            .await
     }
 
     async fn delete_number(&self, kind: NumberKind, number: u64) -> StoreResult<bool> {
         let sql = format!("DELETE FROM {} WHERE number = ?", table(kind));
-        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_i64(number)?);
-        Ok(self.discovery_write(q, backend, true).await? > 0)
+        let number = to_i64(number)?;
+        let changed = self
+            .write(|conn| {
+                write_and_bump(conn, true, |tx| exec(tx, &sql, [number]).map_err(backend))
+            })
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn numbers_after(
@@ -417,14 +477,8 @@ impl DiscoveryStore for SqliteStore {
             Some(n) => to_i64(n)?,
             None => -1,
         };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await
-            .map_err(backend)?;
-        rows.iter()
-            .map(|row| {
+        let page = move |conn: &Connection| {
+            query_all(conn, &sql, params![after, i64::from(limit)], |row| {
                 let n: i64 = get(row, "number")?;
                 Ok(NumberEntry {
                     kind,
@@ -432,58 +486,74 @@ impl DiscoveryStore for SqliteStore {
                     operator_id: get(row, "operator_id")?,
                 })
             })
-            .collect()
+        };
+        if limit as usize <= INLINE_ROWS {
+            self.read(page).await
+        } else {
+            self.read_blocking(page).await
+        }
     }
 
     async fn purge_numbers_except(&self, kind: NumberKind, import_id: i64) -> StoreResult<u64> {
         let sql = format!("DELETE FROM {} WHERE import_id <> ?", table(kind));
-        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(import_id);
-        self.discovery_write(q, backend, true).await
+        self.write_blocking(move |conn| {
+            write_and_bump(conn, true, |tx| {
+                exec(tx, &sql, [import_id]).map_err(backend)
+            })
+        })
+        .await
     }
 
     async fn count_numbers(&self, kind: NumberKind) -> StoreResult<u64> {
         let sql = format!("SELECT COUNT(*) AS n FROM {}", table(kind));
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&self.read)
-            .await
-            .map_err(backend)?;
-        let n: i64 = get(&row, "n")?;
+        let n: i64 = self
+            .read_blocking(move |conn| query_one(conn, &sql, [], |row| get(row, "n")))
+            .await?;
         u64::try_from(n).map_err(|_| corrupt("count", n))
     }
 
     async fn put_ip_range(&self, r: &IpRangeRecord) -> StoreResult<()> {
-        let q = sqlx::query(PUT_IP_RANGE).bind(&r.cidr).bind(&r.operator_id);
-        self.discovery_write(q, backend, false).await.map(|_| ())
+        self.write(|conn| {
+            write_and_bump(conn, false, |tx| {
+                exec(tx, PUT_IP_RANGE, [&r.cidr, &r.operator_id]).map_err(backend)
+            })
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn delete_ip_range(&self, cidr: &str) -> StoreResult<bool> {
-        let q = sqlx::query(DELETE_IP_RANGE).bind(cidr);
-        Ok(self.discovery_write(q, backend, false).await? > 0)
+        let changed = self
+            .write(|conn| {
+                write_and_bump(conn, false, |tx| {
+                    exec(tx, DELETE_IP_RANGE, [cidr]).map_err(backend)
+                })
+            })
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn list_ip_ranges(&self) -> StoreResult<Vec<IpRangeRecord>> {
-        let rows = sqlx::query(LIST_IP_RANGES)
-            .fetch_all(&self.read)
-            .await
-            .map_err(backend)?;
-        rows.iter()
-            .map(|row| {
+        self.read(|conn| {
+            query_all(conn, LIST_IP_RANGES, [], |row| {
                 Ok(IpRangeRecord {
                     cidr: get(row, "cidr")?,
                     operator_id: get(row, "operator_id")?,
                 })
             })
-            .collect()
+        })
+        .await
     }
 
     async fn discovery_generation(&self) -> StoreResult<DiscoveryGeneration> {
-        let row = sqlx::query(GENERATION)
-            .fetch_one(&self.read)
-            .await
-            .map_err(backend)?;
-        Ok(DiscoveryGeneration {
-            all: get(&row, "generation")?,
-            numbers: get(&row, "numbers_generation")?,
+        self.read(|conn| {
+            query_one(conn, GENERATION, [], |row| {
+                Ok(DiscoveryGeneration {
+                    all: get(row, "generation")?,
+                    numbers: get(row, "numbers_generation")?,
+                })
+            })
         })
+        .await
     }
 }

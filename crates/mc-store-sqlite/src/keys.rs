@@ -6,8 +6,9 @@
 
 use async_trait::async_trait;
 use mc_store::{KeyRecord, KeyState, KeyStore, StoreError, StoreResult};
-use sqlx::sqlite::SqliteRow;
+use rusqlite::{Row, params};
 
+use crate::conn::{exec, immediate, query_all};
 use crate::{SqliteStore, backend, col, corrupt, on_unique};
 
 pub(crate) mod sql {
@@ -45,7 +46,7 @@ pub(crate) mod sql {
     pub const LOOKUPS: &[&str] = &[RETIRE_ACTIVE, ACTIVATE_NEXT, SCHEDULE_KEY];
 }
 
-fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
+fn key_from_row(row: &Row<'_>) -> StoreResult<KeyRecord> {
     let state: String = col(row, "state")?;
     Ok(KeyRecord {
         kid: col(row, "kid")?,
@@ -63,26 +64,27 @@ fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
-        let rows = sqlx::query(sql::LIST_KEYS)
-            .fetch_all(&self.read)
+        self.read(|conn| query_all(conn, sql::LIST_KEYS, [], key_from_row))
             .await
-            .map_err(backend)?;
-        rows.iter().map(key_from_row).collect()
     }
 
     async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()> {
-        sqlx::query(sql::INSERT_KEY)
-            .bind(&k.kid)
-            .bind(&k.key_use)
-            .bind(&k.alg)
-            .bind(&k.private_sealed)
-            .bind(k.created_at)
-            .bind(k.state.as_str())
-            .bind(k.activates_at)
-            .bind(k.deactivated_at)
-            .bind(k.remove_at)
-            .execute(&self.write)
-            .await
+        self.write(|conn| {
+            exec(
+                conn,
+                sql::INSERT_KEY,
+                params![
+                    k.kid,
+                    k.key_use,
+                    k.alg,
+                    k.private_sealed,
+                    k.created_at,
+                    k.state.as_str(),
+                    k.activates_at,
+                    k.deactivated_at,
+                    k.remove_at,
+                ],
+            )
             .map_err(|e| {
                 on_unique(e, |m| {
                     if m.contains("keys.kid") {
@@ -92,7 +94,9 @@ impl KeyStore for SqliteStore {
                     }
                 })
             })?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn promote_key(
@@ -102,52 +106,35 @@ impl KeyStore for SqliteStore {
         now: i64,
         remove_at: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let retired = sqlx::query(sql::RETIRE_ACTIVE)
-            .bind(now)
-            .bind(remove_at)
-            .bind(from)
-            .bind(to)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        if retired.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let activated = sqlx::query(sql::ACTIVATE_NEXT)
-            .bind(now)
-            .bind(to)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        if activated.rows_affected() != 1 {
-            tx.rollback().await.map_err(backend)?;
-            return Ok(false);
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(true)
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            let retired = exec(&tx, sql::RETIRE_ACTIVE, params![now, remove_at, from, to])
+                .map_err(backend)?;
+            if retired != 1 {
+                return Ok(false);
+            }
+            let activated = exec(&tx, sql::ACTIVATE_NEXT, params![now, to]).map_err(backend)?;
+            if activated != 1 {
+                tx.rollback().map_err(backend)?;
+                return Ok(false);
+            }
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn schedule_key(&self, kid: &str, activates_at: i64) -> StoreResult<bool> {
-        let done = sqlx::query(sql::SCHEDULE_KEY)
-            .bind(activates_at)
-            .bind(kid)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(done.rows_affected() == 1)
+        self.write(|conn| {
+            Ok(exec(conn, sql::SCHEDULE_KEY, params![activates_at, kid]).map_err(backend)? == 1)
+        })
+        .await
     }
 
     async fn remove_retired_keys(&self, now: i64) -> StoreResult<Vec<String>> {
-        let mut kids: Vec<String> = sqlx::query_scalar(sql::REMOVE_RETIRED)
-            .bind(now)
-            .fetch_all(&self.write)
-            .await
-            .map_err(backend)?;
+        let mut kids = self
+            .write(|conn| query_all(conn, sql::REMOVE_RETIRED, [now], |row| col(row, "kid")))
+            .await?;
         kids.sort();
         Ok(kids)
     }

@@ -1,4 +1,4 @@
-//! The SQLite backend of [`mc_store::Store`], on `sqlx`.
+//! The SQLite backend of [`mc_store::Store`], on `rusqlite`, run inline on the calling task.
 //!
 //! # Design
 //!
@@ -10,23 +10,37 @@
 //! application crash loses nothing. For a login gateway that is the right trade: a lost
 //! commit is a login the user repeats.
 //!
-//! **One writer.** SQLite allows a single writer at a time anyway; letting several pooled
+//! **Inline, no thread hop.** A statement on an embedded database is a few microseconds
+//! of CPU; handing each one to a connection thread and back (what sqlx's SQLite driver
+//! does) cost more than running it: wake-ups and context switches on those threads were
+//! about a fifth of a login's CPU (docs/benchmarks.md). So a store operation waits
+//! asynchronously only for a connection, then runs its statements synchronously on the
+//! calling task's thread and returns; a connection is never held across an `.await`, so a
+//! cancelled call cannot leave a transaction open. Statements are prepared once per
+//! connection (`prepare_cached`). Each call yields once to the runtime before its
+//! statements, so a store call remains a point where other ready tasks run (the `conn`
+//! module says why).
+//!
+//! **One writer.** SQLite allows a single writer at a time anyway; letting several
 //! connections race for the write lock only produces `SQLITE_BUSY` retries (and, for a
 //! deferred transaction that reads before it writes, a `SQLITE_BUSY_SNAPSHOT` that
-//! `busy_timeout` cannot wait out). So writes go through a pool of exactly **one**
-//! connection, which serialises them in-process in FIFO order, while reads use a separate
-//! pool of [`READ_CONNECTIONS`] connections opened with `query_only`. The multi-statement
-//! operations (`create_session`, `assign_subscriber`, `resolve_session`, the back-channel
-//! writes, `remember_jti`) still run in `BEGIN IMMEDIATE` transactions, which take the write lock up front, so the store stays correct if
-//! another process (an admin tool) opens the same file; `busy_timeout` (5 s) lets such
-//! writers queue instead of failing.
+//! `busy_timeout` cannot wait out). So writes go through exactly **one** connection behind
+//! an async mutex (tokio's, fair: FIFO), while reads use up to [`READ_CONNECTIONS`]
+//! connections opened with `query_only`, lent synchronously from a stack (opened when
+//! needed, kept when returned). The multi-statement operations (`create_session`,
+//! `assign_subscriber`, `resolve_session`, the back-channel writes, `remember_jti`) run in
+//! `BEGIN IMMEDIATE` transactions, which take the write lock up front, so the store stays
+//! correct if another process (an admin tool) opens the same file.
 //!
-//! **No ping per store call.** sqlx runs each SQLite connection on a thread of its own, and
-//! by default pings a pooled connection (one more round trip to that thread) every time it
-//! is taken from the pool. A local file connection cannot go stale behind our back, so the
-//! pools skip that test (`test_before_acquire(false)`): one thread hand-off less per
-//! store call, measured in docs/benchmarks.md. It also means a cancelled `acquire` cannot
-//! drop the one connection of an in-memory database (sqlx's `Pool::acquire` docs).
+//! **What a slow writer means.** While a write runs, it occupies the tokio worker thread
+//! that called it; the other workers go on (other writers wait on the mutex without a
+//! thread). A write is tens of microseconds, but two things can make one slow: another
+//! process holding the file's write lock, which `busy_timeout` ([`BUSY_TIMEOUT`], 5 s)
+//! waits out *on that worker*, and big batches. The long operations therefore run on
+//! tokio's blocking pool instead (`spawn_blocking`, holding the writer): the migrations at
+//! open, a discovery number batch of more than [`INLINE_ROWS`] rows, the retention purges
+//! and `purge_numbers_except`, and the counting scans of the discovery tables.
+//! (`block_in_place` is not used: it panics on a current-thread runtime.)
 //!
 //! **Contracts in the schema.** The atomic contracts of `mc-store` do not rest on the
 //! serialisation above alone; each is one constraint or one conditional statement:
@@ -70,27 +84,31 @@
 //! capabilities) are JSON arrays in `TEXT` columns, and so is the client metadata (one
 //! JSON object); tables are `STRICT`.
 //!
-//! **Errors.** All `sqlx` errors become [`StoreError`] here: unique violations become
-//! `Conflict` (or `Busy` for the pending-session index), a foreign-key violation (a
-//! session naming an unknown client or subscriber, a token naming an unknown session)
-//! becomes `NotFound`, anything else `Backend` with the driver's text.
+//! **Errors.** All `rusqlite` errors become [`StoreError`] here: unique violations
+//! (`SQLITE_CONSTRAINT_UNIQUE`, `SQLITE_CONSTRAINT_PRIMARYKEY`) become `Conflict` (or
+//! `Busy` for the pending-session index), a foreign-key violation (a session naming an
+//! unknown client or subscriber, a token naming an unknown session) becomes `NotFound`,
+//! anything else `Backend` with the driver's text.
 //!
-//! **Migrations** live in `migrations/` and are embedded with `sqlx::migrate!()`; `open`
-//! applies the missing ones.
+//! **Migrations** live in `migrations/` and are embedded at build time (`build.rs` lists
+//! the directory); `open` applies the missing ones, each in its own transaction, recorded
+//! in `_sqlx_migrations` exactly as the sqlx migrator this store used before recorded them
+//! (same table, same SHA-384 checksums), so existing data folders open unchanged.
 //!
 //! **In memory.** [`SqliteStore::open_in_memory`] is for tests. An in-memory SQLite
-//! database belongs to the connection that opened it, so the store uses a single
-//! connection for reads and writes, kept open for the life of the pool (no idle timeout,
-//! no maximum lifetime). A shared-cache URI would allow several connections, but shared
-//! cache uses table locks that fail with `SQLITE_LOCKED` rather than waiting, so it is not
-//! used.
+//! database belongs to the connection that opened it, so the store uses its writer for
+//! reads too, for the life of the store. A shared-cache URI would allow several
+//! connections, but shared cache uses table locks that fail with `SQLITE_LOCKED` rather
+//! than waiting, so it is not used.
 #![forbid(unsafe_code)]
 
 mod attributes;
+mod conn;
 mod consent;
 mod devices;
 mod discovery;
 mod keys;
+mod migrate;
 mod mssp;
 mod passkeys;
 mod pool;
@@ -100,6 +118,7 @@ mod token_manager;
 mod user_codes;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -110,33 +129,44 @@ use mc_store::{
     SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus, SubscriberStore,
     TokenStore,
 };
-use sqlx::error::ErrorKind;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite};
+use rusqlite::types::FromSql;
+use rusqlite::{Connection, Row, params};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+use crate::conn::{
+    ReadPool, Readers, Writer, exec, immediate, query_all, query_one, query_opt, query_opt_or,
+};
 
 /// The `error` a stale pending session gets when a newer one for its subscriber replaces
 /// it (the `McError::AuthenticationTimeout` kind).
 pub use mc_store::STALE_SESSION_ERROR;
 
-/// How long a connection waits for another process's write lock.
+/// How long a connection waits for another process's write lock (on the thread that runs
+/// the statement).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections in the read pool of a file database.
 pub const READ_CONNECTIONS: u32 = 4;
 
-/// A SQLite database holding everything the gateway persists. Cheap to clone (the pools
-/// are shared).
-#[derive(Debug, Clone)]
+/// Rows a discovery number batch may have and still be written inline; bigger batches go
+/// to the blocking pool.
+pub const INLINE_ROWS: usize = 1_000;
+
+/// A SQLite database holding everything the gateway persists. Cheap to clone (the
+/// connections are shared).
+#[derive(Clone)]
 pub struct SqliteStore {
-    /// `query_only` connections; the same pool as `write` for an in-memory database.
-    read: SqlitePool,
     /// Exactly one connection: every write is serialised through it.
-    write: SqlitePool,
+    writer: Writer,
+    /// `query_only` connections; the writer for an in-memory database.
+    readers: Readers,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("in_memory", &matches!(self.readers, Readers::Writer))
+            .finish_non_exhaustive()
+    }
 }
 
 impl SqliteStore {
@@ -148,62 +178,52 @@ impl SqliteStore {
                 .await
                 .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
         }
-        let base = SqliteConnectOptions::new()
-            .filename(path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(base.clone().create_if_missing(true))
-            .await
-            .map_err(backend)?;
-        MIGRATOR
-            .run(&write)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .test_before_acquire(false)
-            .connect_with(base.pragma("query_only", "ON"))
-            .await
-            .map_err(backend)?;
+        let file = path.to_path_buf();
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut conn = conn::open_writer(&file)?;
+            migrate::run(&mut conn, None)?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("opening the store: {e}")))??;
+        let store = SqliteStore {
+            writer: Arc::new(tokio::sync::Mutex::new(Some(writer))),
+            readers: Readers::Pool(Arc::new(ReadPool::new(path.to_path_buf()))),
+        };
+        // One reader now, so that a file that cannot be read fails here, not later.
+        store.read(|_| Ok(())).await?;
         tracing::debug!(path = %path.display(), "sqlite store open");
-        Ok(SqliteStore { read, write })
+        Ok(store)
     }
 
     /// A private in-memory database on one connection that lives as long as the store.
     pub async fn open_in_memory() -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .in_memory(true)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .map_err(backend)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
-        Ok(SqliteStore {
-            read: pool.clone(),
-            write: pool,
+        let conn = tokio::task::spawn_blocking(|| {
+            let mut conn = conn::open_memory()?;
+            migrate::run(&mut conn, None)?;
+            Ok::<_, StoreError>(conn)
         })
+        .await
+        .map_err(|e| StoreError::Backend(format!("opening the store: {e}")))??;
+        Ok(SqliteStore::in_memory_on(conn))
+    }
+
+    /// The store of an in-memory database on `conn` (migrated already).
+    fn in_memory_on(conn: Connection) -> SqliteStore {
+        SqliteStore {
+            writer: Arc::new(tokio::sync::Mutex::new(Some(conn))),
+            readers: Readers::Writer,
+        }
     }
 
     /// Closes every connection, waiting for the ones in use. An in-memory database is
-    /// gone afterwards.
+    /// gone afterwards; any later call fails with `Backend`.
     pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
+        if let Readers::Pool(pool) = &self.readers {
+            pool.close().await;
+        }
+        let conn = self.writer.lock().await.take();
+        drop(conn);
     }
 }
 
@@ -447,10 +467,22 @@ pub(crate) mod sql {
 // ---------------------------------------------------------------------------------------
 // errors and conversions
 
+/// The extended code of a constraint failure, if `e` is one.
+fn constraint(e: &rusqlite::Error) -> Option<(i32, &str)> {
+    match e {
+        rusqlite::Error::SqliteFailure(failure, message)
+            if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Some((failure.extended_code, message.as_deref().unwrap_or("")))
+        }
+        _ => None,
+    }
+}
+
 /// Any driver error that is not a unique violation the caller expects.
-fn backend(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e
-        && matches!(db.kind(), ErrorKind::ForeignKeyViolation)
+fn backend(e: rusqlite::Error) -> StoreError {
+    if let Some((code, _)) = constraint(&e)
+        && code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
     {
         return StoreError::NotFound;
     }
@@ -459,10 +491,13 @@ fn backend(e: sqlx::Error) -> StoreError {
 
 /// A unique violation becomes `answer(message)`; SQLite's message names the
 /// `table.column`s of the violated key.
-fn on_unique(e: sqlx::Error, answer: impl FnOnce(&str) -> StoreError) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if matches!(db.kind(), ErrorKind::UniqueViolation) => {
-            answer(db.message())
+fn on_unique(e: rusqlite::Error, answer: impl FnOnce(&str) -> StoreError) -> StoreError {
+    match constraint(&e) {
+        Some((code, message))
+            if code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            answer(message)
         }
         _ => backend(e),
     }
@@ -495,18 +530,15 @@ fn metadata_to_json(m: &ClientMetadata) -> StoreResult<String> {
         .map_err(|e| StoreError::Backend(format!("encoding client metadata: {e}")))
 }
 
-fn col<'r, T>(row: &'r SqliteRow, name: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(name).map_err(backend)
+fn col<T: FromSql>(row: &Row<'_>, name: &str) -> StoreResult<T> {
+    row.get(name).map_err(backend)
 }
 
-fn list_col(row: &SqliteRow, name: &str) -> StoreResult<Vec<String>> {
+fn list_col(row: &Row<'_>, name: &str) -> StoreResult<Vec<String>> {
     from_json(&col::<String>(row, name)?)
 }
 
-fn client_from_row(row: &SqliteRow) -> StoreResult<ClientRecord> {
+fn client_from_row(row: &Row<'_>) -> StoreResult<ClientRecord> {
     let status: String = col(row, "status")?;
     Ok(ClientRecord {
         client_id: col(row, "client_id")?,
@@ -524,7 +556,7 @@ fn client_from_row(row: &SqliteRow) -> StoreResult<ClientRecord> {
     })
 }
 
-fn subscriber_from_row(row: &SqliteRow) -> StoreResult<SubscriberRecord> {
+fn subscriber_from_row(row: &Row<'_>) -> StoreResult<SubscriberRecord> {
     let status: String = col(row, "status")?;
     let failures: i64 = col(row, "pin_failures")?;
     Ok(SubscriberRecord {
@@ -540,7 +572,7 @@ fn subscriber_from_row(row: &SqliteRow) -> StoreResult<SubscriberRecord> {
     })
 }
 
-fn session_from_row(row: &SqliteRow) -> StoreResult<AuthSession> {
+fn session_from_row(row: &Row<'_>) -> StoreResult<AuthSession> {
     let status: String = col(row, "status")?;
     Ok(AuthSession {
         id: col(row, "id")?,
@@ -569,7 +601,7 @@ fn session_from_row(row: &SqliteRow) -> StoreResult<AuthSession> {
     })
 }
 
-fn backchannel_from_row(row: &SqliteRow) -> StoreResult<BackchannelRecord> {
+fn backchannel_from_row(row: &Row<'_>) -> StoreResult<BackchannelRecord> {
     let kind: String = col(row, "kind")?;
     let mode: String = col(row, "mode")?;
     Ok(BackchannelRecord {
@@ -583,7 +615,7 @@ fn backchannel_from_row(row: &SqliteRow) -> StoreResult<BackchannelRecord> {
     })
 }
 
-fn outbox_item_from_row(row: &SqliteRow) -> StoreResult<OutboxItem> {
+fn outbox_item_from_row(row: &Row<'_>) -> StoreResult<OutboxItem> {
     let attempts: i64 = col(row, "attempts")?;
     Ok(OutboxItem {
         id: col(row, "id")?,
@@ -594,7 +626,7 @@ fn outbox_item_from_row(row: &SqliteRow) -> StoreResult<OutboxItem> {
     })
 }
 
-fn token_from_row(row: &SqliteRow) -> StoreResult<AccessTokenRecord> {
+fn token_from_row(row: &Row<'_>) -> StoreResult<AccessTokenRecord> {
     Ok(AccessTokenRecord {
         token_hash: col(row, "token_hash")?,
         session_id: col(row, "session_id")?,
@@ -611,22 +643,16 @@ fn token_from_row(row: &SqliteRow) -> StoreResult<AccessTokenRecord> {
 /// Moves the subscriber's stale pending sessions out of the way (on the caller's
 /// transaction). A back-channel request among them ends as `expire_backchannel` would end
 /// it: its client is notified, if it is a notified one.
-async fn expire_stale(
-    conn: &mut SqliteConnection,
-    subscriber_id: &str,
-    now: i64,
-) -> StoreResult<()> {
-    let expired = sqlx::query(sql::EXPIRE_STALE)
-        .bind(STALE_SESSION_ERROR)
-        .bind(subscriber_id)
-        .bind(now)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(backend)?;
-    for row in &expired {
-        if col::<bool>(row, "backchannel")? {
-            let id: String = col(row, "id")?;
-            enqueue_notification(conn, &id, now).await?;
+fn expire_stale(conn: &Connection, subscriber_id: &str, now: i64) -> StoreResult<()> {
+    let expired = query_all(
+        conn,
+        sql::EXPIRE_STALE,
+        params![STALE_SESSION_ERROR, subscriber_id, now],
+        |row| Ok((col::<String>(row, "id")?, col::<bool>(row, "backchannel")?)),
+    )?;
+    for (id, backchannel) in &expired {
+        if *backchannel {
+            enqueue_notification(conn, id, now)?;
         }
     }
     if !expired.is_empty() {
@@ -641,56 +667,59 @@ async fn expire_stale(
 
 /// Enqueues the notification of a back-channel request's outcome when its client is
 /// notified (ping, push); nothing for a polling client. On the caller's transaction.
-async fn enqueue_notification(
-    conn: &mut SqliteConnection,
-    session_id: &str,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query(sql::ENQUEUE_NOTIFICATION)
-        .bind(now)
-        .bind(now)
-        .bind(session_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
+fn enqueue_notification(conn: &Connection, session_id: &str, now: i64) -> StoreResult<()> {
+    exec(
+        conn,
+        sql::ENQUEUE_NOTIFICATION,
+        params![now, now, session_id],
+    )
+    .map_err(backend)?;
     Ok(())
 }
 
 /// Inserts a session with `statement` (one of the two session inserts, whose binds are
 /// the same). On the caller's transaction.
-async fn insert_session(
-    conn: &mut SqliteConnection,
-    statement: &'static str,
-    s: &AuthSession,
-) -> StoreResult<()> {
-    sqlx::query(statement)
-        .bind(&s.id)
-        .bind(&s.client_id)
-        .bind(&s.subscriber_id)
-        .bind(&s.redirect_uri)
-        .bind(&s.state)
-        .bind(&s.nonce)
-        .bind(&s.scope)
-        .bind(&s.version)
-        .bind(&s.acr_values)
-        .bind(s.max_age)
-        .bind(&s.claims)
-        .bind(&s.client_name)
-        .bind(&s.context)
-        .bind(&s.binding_message)
-        .bind(&s.correlation_id)
-        .bind(&s.code_challenge)
-        .bind(s.status.as_str())
-        .bind(&s.acr)
-        .bind(to_json(&s.amr)?)
-        .bind(s.auth_time)
-        .bind(&s.error)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| on_unique(e, session_unique))?;
+fn insert_session(conn: &Connection, statement: &'static str, s: &AuthSession) -> StoreResult<()> {
+    exec(
+        conn,
+        statement,
+        params![
+            s.id,
+            s.client_id,
+            s.subscriber_id,
+            s.redirect_uri,
+            s.state,
+            s.nonce,
+            s.scope,
+            s.version,
+            s.acr_values,
+            s.max_age,
+            s.claims,
+            s.client_name,
+            s.context,
+            s.binding_message,
+            s.correlation_id,
+            s.code_challenge,
+            s.status.as_str(),
+            s.acr,
+            to_json(&s.amr)?,
+            s.auth_time,
+            s.error,
+            s.created_at,
+            s.expires_at,
+        ],
+    )
+    .map_err(|e| on_unique(e, session_unique))?;
     Ok(())
+}
+
+/// `Err(NotFound)` when a statement changed no row.
+fn found(changed: u64) -> StoreResult<()> {
+    if changed == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -699,77 +728,84 @@ async fn insert_session(
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn insert_client(&self, c: &ClientRecord) -> StoreResult<()> {
-        sqlx::query(sql::INSERT_CLIENT)
-            .bind(&c.client_id)
-            .bind(&c.secret_hash)
-            .bind(&c.name)
-            .bind(&c.short_name)
-            .bind(to_json(&c.redirect_uris)?)
-            .bind(to_json(&c.allowed_scopes)?)
-            .bind(to_json(&c.grant_types)?)
-            .bind(&c.sector)
-            .bind(c.status.as_str())
-            .bind(c.created_at)
-            .bind(metadata_to_json(&c.metadata)?)
-            .execute(&self.write)
-            .await
+        self.write(|conn| {
+            exec(
+                conn,
+                sql::INSERT_CLIENT,
+                params![
+                    c.client_id,
+                    c.secret_hash,
+                    c.name,
+                    c.short_name,
+                    to_json(&c.redirect_uris)?,
+                    to_json(&c.allowed_scopes)?,
+                    to_json(&c.grant_types)?,
+                    c.sector,
+                    c.status.as_str(),
+                    c.created_at,
+                    metadata_to_json(&c.metadata)?,
+                ],
+            )
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("client_id")))?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
-        let row = sqlx::query(sql::GET_CLIENT)
-            .bind(client_id)
-            .fetch_optional(&self.read)
+        self.read(|conn| query_opt(conn, sql::GET_CLIENT, [client_id], client_from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(client_from_row).transpose()
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
-        let rows = sqlx::query(sql::LIST_CLIENTS)
-            .fetch_all(&self.read)
+        self.read(|conn| query_all(conn, sql::LIST_CLIENTS, [], client_from_row))
             .await
-            .map_err(backend)?;
-        rows.iter().map(client_from_row).collect()
     }
 
     async fn update_client(&self, c: &ClientRecord) -> StoreResult<()> {
-        let done = sqlx::query(sql::UPDATE_CLIENT)
-            .bind(&c.secret_hash)
-            .bind(&c.name)
-            .bind(&c.short_name)
-            .bind(to_json(&c.redirect_uris)?)
-            .bind(to_json(&c.allowed_scopes)?)
-            .bind(to_json(&c.grant_types)?)
-            .bind(&c.sector)
-            .bind(c.status.as_str())
-            .bind(metadata_to_json(&c.metadata)?)
-            .bind(&c.client_id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.write(|conn| {
+            found(
+                exec(
+                    conn,
+                    sql::UPDATE_CLIENT,
+                    params![
+                        c.secret_hash,
+                        c.name,
+                        c.short_name,
+                        to_json(&c.redirect_uris)?,
+                        to_json(&c.allowed_scopes)?,
+                        to_json(&c.grant_types)?,
+                        c.sector,
+                        c.status.as_str(),
+                        metadata_to_json(&c.metadata)?,
+                        c.client_id,
+                    ],
+                )
+                .map_err(backend)?,
+            )
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl SubscriberStore for SqliteStore {
     async fn insert_subscriber(&self, s: &SubscriberRecord) -> StoreResult<()> {
-        sqlx::query(sql::INSERT_SUBSCRIBER)
-            .bind(&s.id)
-            .bind(&s.msisdn)
-            .bind(s.status.as_str())
-            .bind(&s.pin_hash)
-            .bind(i64::from(s.pin_failures))
-            .bind(s.pin_locked)
-            .bind(to_json(&s.capabilities)?)
-            .bind(s.created_at)
-            .execute(&self.write)
-            .await
+        self.write(|conn| {
+            exec(
+                conn,
+                sql::INSERT_SUBSCRIBER,
+                params![
+                    s.id,
+                    s.msisdn,
+                    s.status.as_str(),
+                    s.pin_hash,
+                    i64::from(s.pin_failures),
+                    s.pin_locked,
+                    to_json(&s.capabilities)?,
+                    s.created_at,
+                ],
+            )
             .map_err(|e| {
                 on_unique(e, |message| {
                     if message.contains("subscribers.msisdn") {
@@ -779,36 +815,34 @@ impl SubscriberStore for SqliteStore {
                     }
                 })
             })?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn get_subscriber(&self, id: &str) -> StoreResult<Option<SubscriberRecord>> {
-        let row = sqlx::query(sql::GET_SUBSCRIBER)
-            .bind(id)
-            .fetch_optional(&self.read)
+        self.read(|conn| query_opt(conn, sql::GET_SUBSCRIBER, [id], subscriber_from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(subscriber_from_row).transpose()
     }
 
     async fn find_subscriber_by_msisdn(
         &self,
         msisdn: &str,
     ) -> StoreResult<Option<SubscriberRecord>> {
-        let row = sqlx::query(sql::FIND_SUBSCRIBER_BY_MSISDN)
-            .bind(msisdn)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(subscriber_from_row).transpose()
+        self.read(|conn| {
+            query_opt(
+                conn,
+                sql::FIND_SUBSCRIBER_BY_MSISDN,
+                [msisdn],
+                subscriber_from_row,
+            )
+        })
+        .await
     }
 
     async fn list_subscribers(&self) -> StoreResult<Vec<SubscriberRecord>> {
-        let rows = sqlx::query(sql::LIST_SUBSCRIBERS)
-            .fetch_all(&self.read)
+        self.read(|conn| query_all(conn, sql::LIST_SUBSCRIBERS, [], subscriber_from_row))
             .await
-            .map_err(backend)?;
-        rows.iter().map(subscriber_from_row).collect()
     }
 
     async fn update_subscriber(
@@ -817,58 +851,48 @@ impl SubscriberStore for SqliteStore {
         status: SubscriberStatus,
         capabilities: &[String],
     ) -> StoreResult<()> {
-        let done = sqlx::query(sql::UPDATE_SUBSCRIBER)
-            .bind(status.as_str())
-            .bind(to_json(capabilities)?)
-            .bind(id)
-            .execute(&self.write)
-            .await
-            // Un-retiring a subscriber whose number was given to someone else.
-            .map_err(|e| on_unique(e, |_| StoreError::Conflict("msisdn")))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.write(|conn| {
+            found(
+                exec(
+                    conn,
+                    sql::UPDATE_SUBSCRIBER,
+                    params![status.as_str(), to_json(capabilities)?, id],
+                )
+                // Un-retiring a subscriber whose number was given to someone else.
+                .map_err(|e| on_unique(e, |_| StoreError::Conflict("msisdn")))?,
+            )
+        })
+        .await
     }
 
     async fn set_pin(&self, id: &str, pin_hash: Option<&str>) -> StoreResult<()> {
-        let done = sqlx::query(sql::SET_PIN)
-            .bind(pin_hash)
-            .bind(id)
-            .execute(&self.write)
+        self.write(|conn| found(exec(conn, sql::SET_PIN, params![pin_hash, id]).map_err(backend)?))
             .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
     }
 
     async fn record_pin_failure(&self, id: &str, max_failures: u32) -> StoreResult<PinState> {
-        let row = sqlx::query(sql::RECORD_PIN_FAILURE)
-            .bind(i64::from(max_failures))
-            .bind(id)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(backend)?
-            .ok_or(StoreError::NotFound)?;
-        let failures: i64 = col(&row, "pin_failures")?;
-        Ok(PinState {
-            failures: u32::try_from(failures).map_err(|_| corrupt("pin_failures", failures))?,
-            locked: col(&row, "pin_locked")?,
+        self.write(|conn| {
+            query_opt(
+                conn,
+                sql::RECORD_PIN_FAILURE,
+                params![i64::from(max_failures), id],
+                |row| {
+                    let failures: i64 = col(row, "pin_failures")?;
+                    Ok(PinState {
+                        failures: u32::try_from(failures)
+                            .map_err(|_| corrupt("pin_failures", failures))?,
+                        locked: col(row, "pin_locked")?,
+                    })
+                },
+            )?
+            .ok_or(StoreError::NotFound)
         })
+        .await
     }
 
     async fn clear_pin_failures(&self, id: &str) -> StoreResult<()> {
-        let done = sqlx::query(sql::CLEAR_PIN_FAILURES)
-            .bind(id)
-            .execute(&self.write)
+        self.write(|conn| found(exec(conn, sql::CLEAR_PIN_FAILURES, [id]).map_err(backend)?))
             .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
     }
 }
 
@@ -876,59 +900,59 @@ impl SubscriberStore for SqliteStore {
 impl PcrStore for SqliteStore {
     async fn pcr_for(&self, subscriber_id: &str, sector: &str, fresh: &str) -> StoreResult<String> {
         // Nearly every call finds the PCR: read without queueing for the writer.
-        let existing: Option<String> = sqlx::query_scalar(sql::GET_PCR)
-            .bind(subscriber_id)
-            .bind(sector)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?;
+        let existing = self
+            .read(|conn| {
+                query_opt(conn, sql::GET_PCR, [subscriber_id, sector], |row| {
+                    col::<String>(row, "pcr")
+                })
+            })
+            .await?;
         if let Some(pcr) = existing {
             return Ok(pcr);
         }
         // First use, or a race with another first use: the upsert returns the winner's.
-        sqlx::query_scalar(sql::UPSERT_PCR)
-            .bind(subscriber_id)
-            .bind(sector)
-            .bind(fresh)
-            .fetch_one(&self.write)
-            .await
-            .map_err(|e| on_unique(e, |_| StoreError::Conflict("pcr")))
+        self.write(|conn| {
+            query_opt_or(
+                conn,
+                sql::UPSERT_PCR,
+                [subscriber_id, sector, fresh],
+                |e| on_unique(e, |_| StoreError::Conflict("pcr")),
+                |row| col::<String>(row, "pcr"),
+            )?
+            .ok_or_else(|| StoreError::Backend("the PCR upsert returned no row".into()))
+        })
+        .await
     }
 
     async fn subscriber_for_pcr(&self, sector: &str, pcr: &str) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(sql::SUBSCRIBER_FOR_PCR)
-            .bind(sector)
-            .bind(pcr)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)
+        self.read(|conn| {
+            query_opt(conn, sql::SUBSCRIBER_FOR_PCR, [sector, pcr], |row| {
+                col(row, "subscriber_id")
+            })
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create_session(&self, s: &AuthSession, now: i64) -> StoreResult<()> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        if s.status == SessionStatus::Pending
-            && let Some(subscriber_id) = &s.subscriber_id
-        {
-            expire_stale(&mut tx, subscriber_id, now).await?;
-        }
-        insert_session(&mut tx, sql::INSERT_SESSION, s).await?;
-        tx.commit().await.map_err(backend)
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            if s.status == SessionStatus::Pending
+                && let Some(subscriber_id) = &s.subscriber_id
+            {
+                expire_stale(&tx, subscriber_id, now)?;
+            }
+            insert_session(&tx, sql::INSERT_SESSION, s)?;
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
     async fn get_session(&self, id: &str) -> StoreResult<Option<AuthSession>> {
-        let row = sqlx::query(sql::GET_SESSION)
-            .bind(id)
-            .fetch_optional(&self.read)
+        self.read(|conn| query_opt(conn, sql::GET_SESSION, [id], session_from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(session_from_row).transpose()
     }
 
     async fn assign_subscriber(
@@ -938,24 +962,18 @@ impl SessionStore for SqliteStore {
         acr: &str,
         now: i64,
     ) -> StoreResult<()> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        expire_stale(&mut tx, subscriber_id, now).await?;
-        let done = sqlx::query(sql::ASSIGN_SUBSCRIBER)
-            .bind(subscriber_id)
-            .bind(acr)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| on_unique(e, session_unique))?;
-        if done.rows_affected() == 0 {
-            // Dropping `tx` rolls the expiry back too; the next caller redoes it.
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await.map_err(backend)
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            expire_stale(&tx, subscriber_id, now)?;
+            let done = exec(&tx, sql::ASSIGN_SUBSCRIBER, [subscriber_id, acr, id])
+                .map_err(|e| on_unique(e, session_unique))?;
+            if done == 0 {
+                // Dropping `tx` rolls the expiry back too; the next caller redoes it.
+                return Err(StoreError::NotFound);
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
     async fn pending_for_subscriber(
@@ -963,46 +981,46 @@ impl SessionStore for SqliteStore {
         subscriber_id: &str,
         now: i64,
     ) -> StoreResult<Vec<AuthSession>> {
-        let rows = sqlx::query(sql::PENDING_FOR_SUBSCRIBER)
-            .bind(subscriber_id)
-            .bind(now)
-            .fetch_all(&self.read)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(session_from_row).collect()
+        self.read(|conn| {
+            query_all(
+                conn,
+                sql::PENDING_FOR_SUBSCRIBER,
+                params![subscriber_id, now],
+                session_from_row,
+            )
+        })
+        .await
     }
 
     async fn resolve_session(&self, id: &str, outcome: &Resolution, now: i64) -> StoreResult<bool> {
-        let query = match outcome {
-            Resolution::Approved {
-                acr,
-                amr,
-                auth_time,
-            } => sqlx::query(sql::APPROVE_SESSION)
-                .bind(acr)
-                .bind(to_json(amr)?)
-                .bind(*auth_time),
-            Resolution::Denied { error } => sqlx::query(sql::DENY_SESSION).bind(error),
-        };
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let answered = query
-            .bind(id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let Some(row) = answered else {
-            return Ok(false);
-        };
-        if col::<bool>(&row, "backchannel")? {
-            enqueue_notification(&mut tx, id, now).await?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(true)
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            let backchannel = |row: &Row<'_>| col::<bool>(row, "backchannel");
+            let answered = match outcome {
+                Resolution::Approved {
+                    acr,
+                    amr,
+                    auth_time,
+                } => query_opt(
+                    &tx,
+                    sql::APPROVE_SESSION,
+                    params![acr, to_json(amr)?, auth_time, id, now],
+                    backchannel,
+                )?,
+                Resolution::Denied { error } => {
+                    query_opt(&tx, sql::DENY_SESSION, params![error, id, now], backchannel)?
+                }
+            };
+            let Some(backchannel) = answered else {
+                return Ok(false);
+            };
+            if backchannel {
+                enqueue_notification(&tx, id, now)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn issue_code(
@@ -1011,33 +1029,41 @@ impl SessionStore for SqliteStore {
         code_hash: &str,
         code_expires_at: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(sql::ISSUE_CODE)
-            .bind(code_hash)
-            .bind(code_expires_at)
-            .bind(id)
-            .execute(&self.write)
-            .await
+        self.write(|conn| {
+            let done = exec(
+                conn,
+                sql::ISSUE_CODE,
+                params![code_hash, code_expires_at, id],
+            )
             .map_err(|e| on_unique(e, session_unique))?;
-        Ok(done.rows_affected() == 1)
+            Ok(done == 1)
+        })
+        .await
     }
 
     async fn redeem_code(&self, code_hash: &str, now: i64) -> StoreResult<Redemption> {
-        let taken = sqlx::query(sql::REDEEM_CODE)
-            .bind(code_hash)
-            .bind(now)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(backend)?;
-        if let Some(row) = taken {
-            return Ok(Redemption::Fresh(Box::new(session_from_row(&row)?)));
+        let taken = self
+            .write(|conn| {
+                query_opt(
+                    conn,
+                    sql::REDEEM_CODE,
+                    params![code_hash, now],
+                    session_from_row,
+                )
+            })
+            .await?;
+        if let Some(session) = taken {
+            return Ok(Redemption::Fresh(Box::new(session)));
         }
         // Nothing was taken. Whoever consumed the code committed before our UPDATE ran
         // (writes are serialised), so a read now sees it.
-        let consumed: Option<String> = sqlx::query_scalar(sql::CONSUMED_BY_CODE)
-            .bind(code_hash)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?;
+        let consumed = self
+            .read(|conn| {
+                query_opt(conn, sql::CONSUMED_BY_CODE, [code_hash], |row| {
+                    col::<String>(row, "id")
+                })
+            })
+            .await?;
         Ok(match consumed {
             Some(session_id) => Redemption::Replayed { session_id },
             None => Redemption::Unknown,
@@ -1063,38 +1089,39 @@ impl BackchannelStore for SqliteStore {
                 )));
             }
         };
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        expire_stale(&mut tx, subscriber_id, now).await?;
-        insert_session(&mut tx, sql::INSERT_BACKCHANNEL_SESSION, s).await?;
-        sqlx::query(sql::INSERT_BACKCHANNEL)
-            .bind(&b.auth_req_id)
-            .bind(b.kind.as_str())
-            .bind(b.mode.as_str())
-            .bind(&b.notification_endpoint)
-            .bind(&b.notification_token)
-            .bind(b.interval)
-            .bind(b.last_poll_at)
-            .execute(&mut *tx)
-            .await
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            expire_stale(&tx, subscriber_id, now)?;
+            insert_session(&tx, sql::INSERT_BACKCHANNEL_SESSION, s)?;
+            exec(
+                &tx,
+                sql::INSERT_BACKCHANNEL,
+                params![
+                    b.auth_req_id,
+                    b.kind.as_str(),
+                    b.mode.as_str(),
+                    b.notification_endpoint,
+                    b.notification_token,
+                    b.interval,
+                    b.last_poll_at,
+                ],
+            )
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("auth_req_id")))?;
-        tx.commit().await.map_err(backend)
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
     async fn get_backchannel(
         &self,
         auth_req_id: &str,
     ) -> StoreResult<Option<(AuthSession, BackchannelRecord)>> {
-        let row = sqlx::query(sql::GET_BACKCHANNEL)
-            .bind(auth_req_id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?;
-        row.map(|row| Ok((session_from_row(&row)?, backchannel_from_row(&row)?)))
-            .transpose()
+        self.read(|conn| {
+            query_opt(conn, sql::GET_BACKCHANNEL, [auth_req_id], |row| {
+                Ok((session_from_row(row)?, backchannel_from_row(row)?))
+            })
+        })
+        .await
     }
 
     async fn poll_backchannel(
@@ -1103,118 +1130,110 @@ impl BackchannelStore for SqliteStore {
         client_id: &str,
         now: i64,
     ) -> StoreResult<PollOutcome> {
-        // The decision reads, then writes; the write lock is held from the start, so no
-        // other poll (or answer) runs in between.
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let Some(row) = sqlx::query(sql::POLL_STATE)
-            .bind(auth_req_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?
-        else {
-            return Ok(PollOutcome::Unknown);
-        };
-        if col::<String>(&row, "client_id")? != client_id {
-            return Ok(PollOutcome::Unknown);
+        /// What a poll decides on.
+        struct PollState {
+            client_id: String,
+            status: String,
+            error: Option<String>,
+            expires_at: i64,
+            interval: i64,
+            last_poll_at: Option<i64>,
         }
-        let interval: i64 = col(&row, "interval")?;
-        let last_poll_at: Option<i64> = col(&row, "last_poll_at")?;
-        if let Some(last) = last_poll_at
-            && now < last.saturating_add(interval)
-        {
-            sqlx::query(sql::SLOW_DOWN)
-                .bind(auth_req_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            tx.commit().await.map_err(backend)?;
-            return Ok(PollOutcome::SlowDown);
-        }
-        sqlx::query(sql::RECORD_POLL)
-            .bind(now)
-            .bind(auth_req_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        self.write(|conn| {
+            // The decision reads, then writes; the write lock is held from the start, so no
+            // other poll (or answer) runs in between.
+            let tx = immediate(conn)?;
+            let Some(row) = query_opt(&tx, sql::POLL_STATE, [auth_req_id], |row| {
+                Ok(PollState {
+                    client_id: col(row, "client_id")?,
+                    status: col(row, "status")?,
+                    error: col(row, "error")?,
+                    expires_at: col(row, "expires_at")?,
+                    interval: col(row, "interval")?,
+                    last_poll_at: col(row, "last_poll_at")?,
+                })
+            })?
+            else {
+                return Ok(PollOutcome::Unknown);
+            };
+            if row.client_id != client_id {
+                return Ok(PollOutcome::Unknown);
+            }
+            if let Some(last) = row.last_poll_at
+                && now < last.saturating_add(row.interval)
+            {
+                exec(&tx, sql::SLOW_DOWN, [auth_req_id]).map_err(backend)?;
+                tx.commit().map_err(backend)?;
+                return Ok(PollOutcome::SlowDown);
+            }
+            exec(&tx, sql::RECORD_POLL, params![now, auth_req_id]).map_err(backend)?;
 
-        let status: String = col(&row, "status")?;
-        let status =
-            SessionStatus::parse(&status).ok_or_else(|| corrupt("session status", &status))?;
-        let outcome = match status {
-            SessionStatus::AwaitingNumber | SessionStatus::Pending => {
-                if col::<i64>(&row, "expires_at")? > now {
-                    PollOutcome::Pending
-                } else {
-                    PollOutcome::Expired
+            let status = SessionStatus::parse(&row.status)
+                .ok_or_else(|| corrupt("session status", &row.status))?;
+            let outcome = match status {
+                SessionStatus::AwaitingNumber | SessionStatus::Pending => {
+                    if row.expires_at > now {
+                        PollOutcome::Pending
+                    } else {
+                        PollOutcome::Expired
+                    }
                 }
-            }
-            SessionStatus::Denied => match col::<Option<String>>(&row, "error")? {
-                Some(error) if error == STALE_SESSION_ERROR => PollOutcome::Expired,
-                error => PollOutcome::Denied {
-                    error: error.unwrap_or_default(),
+                SessionStatus::Denied => match row.error {
+                    Some(error) if error == STALE_SESSION_ERROR => PollOutcome::Expired,
+                    error => PollOutcome::Denied {
+                        error: error.unwrap_or_default(),
+                    },
                 },
-            },
-            SessionStatus::Approved => {
-                let taken = sqlx::query(sql::TAKE_APPROVED)
-                    .bind(auth_req_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                match taken {
-                    Some(row) => PollOutcome::Approved(Box::new(session_from_row(&row)?)),
-                    None => PollOutcome::Consumed,
+                SessionStatus::Approved => {
+                    match query_opt(&tx, sql::TAKE_APPROVED, [auth_req_id], session_from_row)? {
+                        Some(session) => PollOutcome::Approved(Box::new(session)),
+                        None => PollOutcome::Consumed,
+                    }
                 }
-            }
-            SessionStatus::CodeIssued | SessionStatus::Consumed => PollOutcome::Consumed,
-        };
-        tx.commit().await.map_err(backend)?;
-        Ok(outcome)
+                SessionStatus::CodeIssued | SessionStatus::Consumed => PollOutcome::Consumed,
+            };
+            tx.commit().map_err(backend)?;
+            Ok(outcome)
+        })
+        .await
     }
 
     async fn consume_backchannel(&self, auth_req_id: &str) -> StoreResult<Option<AuthSession>> {
-        let taken = sqlx::query(sql::TAKE_APPROVED)
-            .bind(auth_req_id)
-            .fetch_optional(&self.write)
+        self.write(|conn| query_opt(conn, sql::TAKE_APPROVED, [auth_req_id], session_from_row))
             .await
-            .map_err(backend)?;
-        taken.as_ref().map(session_from_row).transpose()
     }
 
     async fn expire_backchannel(&self, now: i64, limit: u32) -> StoreResult<Vec<String>> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let mut expired: Vec<String> = sqlx::query_scalar(sql::EXPIRE_BACKCHANNEL)
-            .bind(STALE_SESSION_ERROR)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-        if expired.is_empty() {
-            return Ok(expired);
-        }
-        for id in &expired {
-            enqueue_notification(&mut tx, id, now).await?;
-        }
-        tx.commit().await.map_err(backend)?;
-        expired.sort();
-        tracing::debug!(expired = expired.len(), "back-channel requests expired");
-        Ok(expired)
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            let mut expired = query_all(
+                &tx,
+                sql::EXPIRE_BACKCHANNEL,
+                params![STALE_SESSION_ERROR, now, i64::from(limit)],
+                |row| col::<String>(row, "id"),
+            )?;
+            if expired.is_empty() {
+                return Ok(expired);
+            }
+            for id in &expired {
+                enqueue_notification(&tx, id, now)?;
+            }
+            tx.commit().map_err(backend)?;
+            expired.sort();
+            tracing::debug!(expired = expired.len(), "back-channel requests expired");
+            Ok(expired)
+        })
+        .await
     }
 
     async fn pending_backchannel_count(&self, now: i64) -> StoreResult<u64> {
-        let count: i64 = sqlx::query_scalar(sql::PENDING_BACKCHANNEL_COUNT)
-            .bind(now)
-            .fetch_one(&self.read)
-            .await
-            .map_err(backend)?;
+        let count: i64 = self
+            .read(|conn| {
+                query_one(conn, sql::PENDING_BACKCHANNEL_COUNT, [now], |row| {
+                    row.get(0).map_err(backend)
+                })
+            })
+            .await?;
         u64::try_from(count).map_err(|_| corrupt("count", count))
     }
 
@@ -1225,26 +1244,16 @@ impl BackchannelStore for SqliteStore {
         expires_at: i64,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        // Everything that expired since the last call: about one row per call.
-        sqlx::query(sql::PURGE_JTIS)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let done = sqlx::query(sql::INSERT_JTI)
-            .bind(client_id)
-            .bind(jti)
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        Ok(done.rows_affected() == 1)
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            // Everything that expired since the last call: about one row per call.
+            exec(&tx, sql::PURGE_JTIS, [now]).map_err(backend)?;
+            let done =
+                exec(&tx, sql::INSERT_JTI, params![client_id, jti, expires_at]).map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(done == 1)
+        })
+        .await
     }
 }
 
@@ -1257,88 +1266,80 @@ impl OutboxStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<OutboxItem>> {
         // One statement: writes are serialised, so no two callers select the same items.
-        let rows = sqlx::query(sql::LEASE_OUTBOX)
-            .bind(now.saturating_add(lease_secs))
-            .bind(now)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&self.write)
-            .await
-            .map_err(backend)?;
-        let mut items = rows
-            .iter()
-            .map(outbox_item_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut items = self
+            .write(|conn| {
+                query_all(
+                    conn,
+                    sql::LEASE_OUTBOX,
+                    params![now.saturating_add(lease_secs), now, now, i64::from(limit)],
+                    outbox_item_from_row,
+                )
+            })
+            .await?;
         items.sort_by_key(|item| item.id);
         Ok(items)
     }
 
     async fn set_outbox_payload(&self, id: i64, payload: &[u8]) -> StoreResult<()> {
-        let done = sqlx::query(sql::SET_OUTBOX_PAYLOAD)
-            .bind(payload)
-            .bind(id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.write(|conn| {
+            found(exec(conn, sql::SET_OUTBOX_PAYLOAD, params![payload, id]).map_err(backend)?)
+        })
+        .await
     }
 
     /// Idempotent: completing an item that is gone already is not an error.
     async fn complete_outbox(&self, id: i64) -> StoreResult<()> {
-        sqlx::query(sql::COMPLETE_OUTBOX)
-            .bind(id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.write(|conn| {
+            exec(conn, sql::COMPLETE_OUTBOX, [id]).map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn retry_outbox(&self, id: i64, next_attempt_at: i64) -> StoreResult<()> {
-        let done = sqlx::query(sql::RETRY_OUTBOX)
-            .bind(next_attempt_at)
-            .bind(id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.write(|conn| {
+            found(exec(conn, sql::RETRY_OUTBOX, [next_attempt_at, id]).map_err(backend)?)
+        })
+        .await
     }
 
     async fn outbox_depth(&self) -> StoreResult<OutboxDepth> {
-        let row = sqlx::query(sql::OUTBOX_DEPTH)
-            .fetch_one(&self.read)
-            .await
-            .map_err(backend)?;
-        let items: i64 = col(&row, "items")?;
-        Ok(OutboxDepth {
-            items: u64::try_from(items).map_err(|_| corrupt("count", items))?,
-            oldest: col(&row, "oldest")?,
+        self.read(|conn| {
+            query_one(conn, sql::OUTBOX_DEPTH, [], |row| {
+                let items: i64 = col(row, "items")?;
+                Ok(OutboxDepth {
+                    items: u64::try_from(items).map_err(|_| corrupt("count", items))?,
+                    oldest: col(row, "oldest")?,
+                })
+            })
         })
+        .await
     }
 }
 
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_access_token(&self, t: &AccessTokenRecord) -> StoreResult<()> {
-        sqlx::query(sql::INSERT_TOKEN)
-            .bind(&t.token_hash)
-            .bind(&t.session_id)
-            .bind(&t.client_id)
-            .bind(&t.subscriber_id)
-            .bind(&t.sub)
-            .bind(&t.scope)
-            .bind(t.expires_at)
-            .bind(t.issued_at)
-            .bind(&t.family_id)
-            .execute(&self.write)
-            .await
+        self.write(|conn| {
+            exec(
+                conn,
+                sql::INSERT_TOKEN,
+                params![
+                    t.token_hash,
+                    t.session_id,
+                    t.client_id,
+                    t.subscriber_id,
+                    t.sub,
+                    t.scope,
+                    t.expires_at,
+                    t.issued_at,
+                    t.family_id,
+                ],
+            )
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn find_access_token(
@@ -1346,22 +1347,73 @@ impl TokenStore for SqliteStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<AccessTokenRecord>> {
-        let row = sqlx::query(sql::FIND_TOKEN)
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(token_from_row).transpose()
+        self.read(|conn| {
+            query_opt(
+                conn,
+                sql::FIND_TOKEN,
+                params![token_hash, now],
+                token_from_row,
+            )
+        })
+        .await
     }
 
     async fn revoke_tokens_of_session(&self, session_id: &str) -> StoreResult<u64> {
-        let done = sqlx::query(sql::REVOKE_TOKENS_OF_SESSION)
-            .bind(session_id)
-            .execute(&self.write)
+        self.write(|conn| exec(conn, sql::REVOKE_TOKENS_OF_SESSION, [session_id]).map_err(backend))
             .await
-            .map_err(backend)?;
-        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use rusqlite::types::Null;
+
+    use crate::SqliteStore;
+
+    /// The steps of `statement`'s query plan (every parameter bound to NULL).
+    pub(crate) async fn plan(store: &SqliteStore, statement: &str) -> Vec<String> {
+        let explain = format!("EXPLAIN QUERY PLAN {statement}");
+        store
+            .read(|conn| {
+                let mut stmt = conn.prepare(&explain).map_err(crate::backend)?;
+                let nulls = vec![Null; stmt.parameter_count()];
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(nulls), |row| {
+                        row.get::<_, String>("detail")
+                    })
+                    .map_err(crate::backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(crate::backend)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("plan of `{statement}`: {e}"))
+    }
+
+    /// Every step of `statement`'s plan searches a key or an index.
+    pub(crate) async fn assert_no_scan(store: &SqliteStore, statement: &str) {
+        let plan = plan(store, statement).await;
+        assert!(!plan.is_empty(), "{statement}");
+        assert!(
+            plan.iter().all(|step| !step.starts_with("SCAN")),
+            "table scan in `{statement}`: {plan:?}"
+        );
+    }
+
+    /// Runs `sql` (several statements) on the writer.
+    pub(crate) async fn batch(store: &SqliteStore, sql: &str) {
+        store
+            .write(|conn| conn.execute_batch(sql).map_err(crate::backend))
+            .await
+            .unwrap_or_else(|e| panic!("`{sql}`: {e}"));
+    }
+
+    /// The first column of every row of `sql`.
+    pub(crate) async fn strings(store: &SqliteStore, sql: &str) -> Vec<String> {
+        store
+            .read(|conn| {
+                crate::conn::query_all(conn, sql, [], |row| row.get(0).map_err(crate::backend))
+            })
+            .await
+            .unwrap_or_else(|e| panic!("`{sql}`: {e}"))
     }
 }
 
@@ -1369,30 +1421,14 @@ impl TokenStore for SqliteStore {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    /// The steps of `statement`'s query plan.
-    async fn plan(store: &SqliteStore, statement: &str) -> Vec<String> {
-        let params = statement.matches('?').count();
-        let explain = format!("EXPLAIN QUERY PLAN {statement}");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
-        for _ in 0..params {
-            query = query.bind(None::<String>);
-        }
-        let rows = query.fetch_all(&store.read).await.unwrap();
-        rows.iter().map(|r| r.get::<String, _>("detail")).collect()
-    }
+    use crate::test_support::{assert_no_scan, batch, plan, strings};
 
     /// No lookup may scan a table: each must search a primary key or an index.
     #[tokio::test]
     async fn every_lookup_uses_an_index() {
         let store = SqliteStore::open_in_memory().await.unwrap();
         for statement in sql::LOOKUPS {
-            let plan = plan(&store, statement).await;
-            assert!(!plan.is_empty(), "{statement}");
-            assert!(
-                plan.iter().all(|step| !step.starts_with("SCAN")),
-                "table scan in `{statement}`: {plan:?}"
-            );
+            assert_no_scan(&store, statement).await;
         }
     }
 
@@ -1429,20 +1465,9 @@ mod tests {
     /// front-channel sessions.
     #[tokio::test]
     async fn migration_0002_keeps_existing_rows() {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(
-                SqliteConnectOptions::new()
-                    .in_memory(true)
-                    .foreign_keys(true),
-            )
-            .await
-            .unwrap();
-        MIGRATOR.run_to(1, &pool).await.unwrap();
-        sqlx::raw_sql(
+        let mut conn = conn::open_memory().unwrap();
+        migrate::run(&mut conn, Some(1)).unwrap();
+        conn.execute_batch(
             "INSERT INTO clients (client_id, secret_hash, name, short_name, redirect_uris, \
                  allowed_scopes, grant_types, sector, status, created_at) \
              VALUES ('old', 'h', 'Old', 'old', '[]', '[\"openid\"]', '[]', 'old.example', \
@@ -1452,14 +1477,9 @@ mod tests {
              VALUES ('old-session', 'old', 'https://old.example/cb', 's', 'n', 'openid', \
                  'mc_di_r2_v2.3', '2', 'old', 'pending', 1, 1000);",
         )
-        .execute(&pool)
-        .await
         .unwrap();
-        MIGRATOR.run(&pool).await.unwrap();
-        let store = SqliteStore {
-            read: pool.clone(),
-            write: pool,
-        };
+        migrate::run(&mut conn, None).unwrap();
+        let store = SqliteStore::in_memory_on(conn);
 
         let client = store.get_client("old").await.unwrap().unwrap();
         assert_eq!(client.metadata, ClientMetadata::default());
@@ -1481,11 +1501,7 @@ mod tests {
         assert!(store.remember_jti("c1", "b", 200, 0).await.unwrap());
         assert!(store.remember_jti("c2", "x", 150, 0).await.unwrap());
         assert!(store.remember_jti("c1", "z", 500, 150).await.unwrap());
-        let kept: Vec<String> =
-            sqlx::query_scalar("SELECT jti FROM client_assertion_jtis ORDER BY jti")
-                .fetch_all(&store.read)
-                .await
-                .unwrap();
+        let kept = strings(&store, "SELECT jti FROM client_assertion_jtis ORDER BY jti").await;
         assert_eq!(kept, vec!["b".to_string(), "z".to_string()]);
         // Expired, so forgotten: the caller rejects such an assertion on its `exp` anyway.
         assert!(store.remember_jti("c1", "a", 600, 150).await.unwrap());
@@ -1509,5 +1525,71 @@ mod tests {
             store.insert_access_token(&t).await,
             Err(StoreError::NotFound)
         ));
+    }
+
+    /// A unique violation keeps its mapping: the pending-session index is `Busy`, a
+    /// repeated id `Conflict`.
+    #[tokio::test]
+    async fn unique_violations_map_as_before() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        batch(
+            &store,
+            "INSERT INTO clients (client_id, secret_hash, name, short_name, redirect_uris, \
+                 allowed_scopes, grant_types, sector, status, created_at) \
+             VALUES ('c', 'h', 'C', 'c', '[]', '[]', '[]', 'c.example', 'active', 1)",
+        )
+        .await;
+        let client = store.get_client("c").await.unwrap().unwrap();
+        assert!(matches!(
+            store.insert_client(&client).await,
+            Err(StoreError::Conflict("client_id"))
+        ));
+    }
+
+    /// The migrations are the files of `migrations/`, in order, each recorded once with
+    /// sqlx's description and checksum; a second run changes nothing.
+    #[tokio::test]
+    async fn migrations_are_recorded_as_sqlx_recorded_them() {
+        let mut names: Vec<String> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.ends_with(".sql"))
+                .collect();
+        names.sort();
+        assert_eq!(names.len(), migrate::MIGRATIONS.len());
+        for (name, m) in names.iter().zip(migrate::MIGRATIONS) {
+            let expected = format!("{:04}_{}.sql", m.version, m.description.replace(' ', "_"));
+            assert_eq!(name, &expected);
+        }
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let recorded = store
+            .read(|conn| {
+                conn::query_all(
+                    conn,
+                    "SELECT version, description, checksum, success FROM _sqlx_migrations \
+                     ORDER BY version",
+                    [],
+                    |row| {
+                        Ok((
+                            col::<i64>(row, "version")?,
+                            col::<String>(row, "description")?,
+                            col::<Vec<u8>>(row, "checksum")?,
+                            col::<bool>(row, "success")?,
+                        ))
+                    },
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(recorded.len(), migrate::MIGRATIONS.len());
+        for ((version, description, checksum, success), m) in
+            recorded.iter().zip(migrate::MIGRATIONS)
+        {
+            assert_eq!(*version, m.version);
+            assert_eq!(description, m.description);
+            assert_eq!(checksum, &migrate::checksum(m.sql));
+            assert!(success);
+        }
     }
 }

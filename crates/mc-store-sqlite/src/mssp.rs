@@ -7,8 +7,9 @@
 
 use async_trait::async_trait;
 use mc_store::{MsspRequestRecord, MsspStore, OutboxDepth, StoreError, StoreResult};
-use sqlx::sqlite::SqliteRow;
+use rusqlite::{Row, params};
 
+use crate::conn::{exec, query_all, query_one, query_opt};
 use crate::{SqliteStore, backend, col, corrupt, on_unique};
 
 pub(crate) mod sql {
@@ -50,7 +51,7 @@ pub(crate) mod sql {
     pub const LOOKUPS: &[&str] = &[GET, SET_TRANS_ID, RENEW, LEASE, COMPLETE, PURGE];
 }
 
-fn from_row(row: &SqliteRow) -> StoreResult<MsspRequestRecord> {
+fn from_row(row: &Row<'_>) -> StoreResult<MsspRequestRecord> {
     let attempts: i64 = col(row, "attempts")?;
     Ok(MsspRequestRecord {
         session_id: col(row, "session_id")?,
@@ -71,33 +72,35 @@ fn from_row(row: &SqliteRow) -> StoreResult<MsspRequestRecord> {
 #[async_trait]
 impl MsspStore for SqliteStore {
     async fn create_mssp_request(&self, r: &MsspRequestRecord) -> StoreResult<()> {
-        sqlx::query(sql::INSERT)
-            .bind(&r.session_id)
-            .bind(&r.subscriber_id)
-            .bind(&r.msisdn)
-            .bind(&r.text)
-            .bind(r.pin_required)
-            .bind(&r.ap_trans_id)
-            .bind(&r.mssp_trans_id)
-            .bind(i64::from(r.attempts))
-            .bind(&r.lease_owner)
-            .bind(r.lease_until)
-            .bind(r.expires_at)
-            .bind(r.created_at)
-            .execute(&self.write)
-            .await
+        self.write(|conn| {
+            exec(
+                conn,
+                sql::INSERT,
+                params![
+                    r.session_id,
+                    r.subscriber_id,
+                    r.msisdn,
+                    r.text,
+                    r.pin_required,
+                    r.ap_trans_id,
+                    r.mssp_trans_id,
+                    i64::from(r.attempts),
+                    r.lease_owner,
+                    r.lease_until,
+                    r.expires_at,
+                    r.created_at,
+                ],
+            )
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("mssp request")))?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn get_mssp_request(&self, session_id: &str) -> StoreResult<Option<MsspRequestRecord>> {
         // On the writer: a worker must see the holder's latest write.
-        let row = sqlx::query(sql::GET)
-            .bind(session_id)
-            .fetch_optional(&self.write)
+        self.write(|conn| query_opt(conn, sql::GET, [session_id], from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(from_row).transpose()
     }
 
     async fn set_mssp_trans_id(
@@ -107,15 +110,16 @@ impl MsspStore for SqliteStore {
         mssp_trans_id: &str,
         lease_until: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(sql::SET_TRANS_ID)
-            .bind(mssp_trans_id)
-            .bind(lease_until)
-            .bind(session_id)
-            .bind(owner)
-            .execute(&self.write)
-            .await
+        self.write(|conn| {
+            let done = exec(
+                conn,
+                sql::SET_TRANS_ID,
+                params![mssp_trans_id, lease_until, session_id, owner],
+            )
             .map_err(backend)?;
-        Ok(done.rows_affected() > 0)
+            Ok(done > 0)
+        })
+        .await
     }
 
     async fn renew_mssp_lease(
@@ -124,14 +128,12 @@ impl MsspStore for SqliteStore {
         owner: &str,
         lease_until: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(sql::RENEW)
-            .bind(lease_until)
-            .bind(session_id)
-            .bind(owner)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(done.rows_affected() > 0)
+        self.write(|conn| {
+            let done =
+                exec(conn, sql::RENEW, params![lease_until, session_id, owner]).map_err(backend)?;
+            Ok(done > 0)
+        })
+        .await
     }
 
     async fn lease_mssp_requests(
@@ -141,56 +143,56 @@ impl MsspStore for SqliteStore {
         owner: &str,
         limit: u32,
     ) -> StoreResult<Vec<MsspRequestRecord>> {
-        let rows = sqlx::query(sql::LEASE)
-            .bind(owner)
-            .bind(now.saturating_add(lease_secs))
-            .bind(now)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&self.write)
-            .await
-            .map_err(backend)?;
-        let mut items = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
+        let mut items = self
+            .write(|conn| {
+                query_all(
+                    conn,
+                    sql::LEASE,
+                    params![
+                        owner,
+                        now.saturating_add(lease_secs),
+                        now,
+                        now,
+                        i64::from(limit)
+                    ],
+                    from_row,
+                )
+            })
+            .await?;
         items.sort_by_key(|r| r.created_at);
         Ok(items)
     }
 
     async fn complete_mssp_request(&self, session_id: &str) -> StoreResult<()> {
-        sqlx::query(sql::COMPLETE)
-            .bind(session_id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.write(|conn| {
+            exec(conn, sql::COMPLETE, [session_id]).map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn purge_mssp_requests(&self, before: i64) -> StoreResult<u64> {
-        let done = sqlx::query(sql::PURGE)
-            .bind(before)
-            .execute(&self.write)
+        self.write(|conn| exec(conn, sql::PURGE, [before]).map_err(backend))
             .await
-            .map_err(backend)?;
-        Ok(done.rows_affected())
     }
 
     async fn mssp_outbox_depth(&self) -> StoreResult<OutboxDepth> {
-        let row = sqlx::query(sql::DEPTH)
-            .fetch_one(&self.write)
-            .await
-            .map_err(backend)?;
-        let n: i64 = col(&row, "n")?;
-        Ok(OutboxDepth {
-            items: u64::try_from(n).map_err(|_| corrupt("count", n))?,
-            oldest: col(&row, "oldest")?,
+        self.write(|conn| {
+            query_one(conn, sql::DEPTH, [], |row| {
+                let n: i64 = col(row, "n")?;
+                Ok(OutboxDepth {
+                    items: u64::try_from(n).map_err(|_| corrupt("count", n))?,
+                    oldest: col(row, "oldest")?,
+                })
+            })
         })
+        .await
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use sqlx::Row;
-
     use super::*;
 
     /// Every MSSP statement that looks rows up searches a key or an index.
@@ -198,18 +200,7 @@ mod tests {
     async fn mssp_lookups_use_an_index() {
         let store = SqliteStore::open_in_memory().await.unwrap();
         for statement in sql::LOOKUPS {
-            let params = statement.matches('?').count();
-            let explain = format!("EXPLAIN QUERY PLAN {statement}");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
-            for _ in 0..params {
-                query = query.bind(None::<String>);
-            }
-            let rows = query.fetch_all(&store.read).await.unwrap();
-            let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
-            assert!(
-                plan.iter().all(|d| !d.starts_with("SCAN")),
-                "{statement}: {plan:?}"
-            );
+            crate::test_support::assert_no_scan(&store, statement).await;
         }
     }
 }

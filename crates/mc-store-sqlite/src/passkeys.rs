@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use mc_store::{
     CeremonyKind, CeremonyRecord, PasskeyRecord, PasskeyStore, StoreError, StoreResult,
 };
-use sqlx::sqlite::SqliteRow;
+use rusqlite::{Row, params};
 
+use crate::conn::{exec, immediate, query_all, query_opt};
 use crate::{SqliteStore, backend, col, corrupt, on_unique};
 
 pub(crate) mod sql {
@@ -75,7 +76,7 @@ pub(crate) mod sql {
     ];
 }
 
-fn passkey_from_row(row: &SqliteRow) -> StoreResult<PasskeyRecord> {
+fn passkey_from_row(row: &Row<'_>) -> StoreResult<PasskeyRecord> {
     let counter: i64 = col(row, "counter")?;
     Ok(PasskeyRecord {
         credential_id: col(row, "credential_id")?,
@@ -87,7 +88,7 @@ fn passkey_from_row(row: &SqliteRow) -> StoreResult<PasskeyRecord> {
     })
 }
 
-fn ceremony_from_row(row: &SqliteRow) -> StoreResult<CeremonyRecord> {
+fn ceremony_from_row(row: &Row<'_>) -> StoreResult<CeremonyRecord> {
     let kind: String = col(row, "kind")?;
     Ok(CeremonyRecord {
         id: col(row, "id")?,
@@ -102,35 +103,33 @@ fn ceremony_from_row(row: &SqliteRow) -> StoreResult<CeremonyRecord> {
 #[async_trait]
 impl PasskeyStore for SqliteStore {
     async fn insert_passkey(&self, p: &PasskeyRecord) -> StoreResult<()> {
-        sqlx::query(sql::INSERT_PASSKEY)
-            .bind(&p.credential_id)
-            .bind(&p.subscriber_id)
-            .bind(&p.passkey)
-            .bind(i64::from(p.counter))
-            .bind(p.created_at)
-            .bind(p.last_used_at)
-            .execute(&self.write)
-            .await
+        self.write(|conn| {
+            exec(
+                conn,
+                sql::INSERT_PASSKEY,
+                params![
+                    p.credential_id,
+                    p.subscriber_id,
+                    p.passkey,
+                    i64::from(p.counter),
+                    p.created_at,
+                    p.last_used_at,
+                ],
+            )
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("credential id")))?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn passkeys_of(&self, subscriber_id: &str) -> StoreResult<Vec<PasskeyRecord>> {
-        let rows = sqlx::query(sql::PASSKEYS_OF)
-            .bind(subscriber_id)
-            .fetch_all(&self.read)
+        self.read(|conn| query_all(conn, sql::PASSKEYS_OF, [subscriber_id], passkey_from_row))
             .await
-            .map_err(backend)?;
-        rows.iter().map(passkey_from_row).collect()
     }
 
     async fn get_passkey(&self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>> {
-        let row = sqlx::query(sql::GET_PASSKEY)
-            .bind(credential_id)
-            .fetch_optional(&self.read)
+        self.read(|conn| query_opt(conn, sql::GET_PASSKEY, [credential_id], passkey_from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(passkey_from_row).transpose()
     }
 
     async fn record_passkey_use(
@@ -141,71 +140,59 @@ impl PasskeyStore for SqliteStore {
         now: i64,
     ) -> StoreResult<bool> {
         let counter = i64::from(counter);
-        let done = sqlx::query(sql::RECORD_USE)
-            .bind(passkey)
-            .bind(counter)
-            .bind(now)
-            .bind(credential_id)
-            .bind(counter)
-            .bind(counter)
-            .execute(&self.write)
-            .await
+        self.write(|conn| {
+            let done = exec(
+                conn,
+                sql::RECORD_USE,
+                params![passkey, counter, now, credential_id, counter, counter],
+            )
             .map_err(backend)?;
-        Ok(done.rows_affected() == 1)
+            Ok(done == 1)
+        })
+        .await
     }
 
     async fn delete_passkey(&self, subscriber_id: &str, credential_id: &str) -> StoreResult<bool> {
-        let done = sqlx::query(sql::DELETE_PASSKEY)
-            .bind(subscriber_id)
-            .bind(credential_id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(done.rows_affected() == 1)
+        self.write(|conn| {
+            let done =
+                exec(conn, sql::DELETE_PASSKEY, [subscriber_id, credential_id]).map_err(backend)?;
+            Ok(done == 1)
+        })
+        .await
     }
 
     async fn put_ceremony(&self, c: &CeremonyRecord, now: i64) -> StoreResult<()> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        sqlx::query(sql::PURGE_CEREMONIES)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        sqlx::query(sql::INSERT_CEREMONY)
-            .bind(&c.id)
-            .bind(c.kind.as_str())
-            .bind(&c.subscriber_id)
-            .bind(&c.session_id)
-            .bind(&c.state)
-            .bind(c.expires_at)
-            .execute(&mut *tx)
-            .await
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            exec(&tx, sql::PURGE_CEREMONIES, [now]).map_err(backend)?;
+            exec(
+                &tx,
+                sql::INSERT_CEREMONY,
+                params![
+                    c.id,
+                    c.kind.as_str(),
+                    c.subscriber_id,
+                    c.session_id,
+                    c.state,
+                    c.expires_at,
+                ],
+            )
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("ceremony id")))?;
-        tx.commit().await.map_err(backend)?;
-        Ok(())
+            tx.commit().map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn get_ceremony(&self, id: &str, now: i64) -> StoreResult<Option<CeremonyRecord>> {
-        let row = sqlx::query(sql::GET_CEREMONY)
-            .bind(id)
-            .bind(now)
-            .fetch_optional(&self.read)
+        self.read(|conn| query_opt(conn, sql::GET_CEREMONY, params![id, now], ceremony_from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(ceremony_from_row).transpose()
     }
 
     async fn take_ceremony(&self, id: &str, now: i64) -> StoreResult<Option<CeremonyRecord>> {
-        let row = sqlx::query(sql::TAKE_CEREMONY)
-            .bind(id)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(backend)?;
-        let taken = row.as_ref().map(ceremony_from_row).transpose()?;
+        let taken = self
+            .write(|conn| query_opt(conn, sql::TAKE_CEREMONY, [id], ceremony_from_row))
+            .await?;
         Ok(taken.filter(|c| c.expires_at > now))
     }
 }
@@ -213,8 +200,6 @@ impl PasskeyStore for SqliteStore {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use sqlx::Row;
-
     use super::*;
 
     /// Every passkey statement that looks rows up searches a key or an index.
@@ -222,19 +207,7 @@ mod tests {
     async fn passkey_lookups_use_an_index() {
         let store = SqliteStore::open_in_memory().await.unwrap();
         for statement in sql::LOOKUPS {
-            let params = statement.matches('?').count();
-            let explain = format!("EXPLAIN QUERY PLAN {statement}");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
-            for _ in 0..params {
-                query = query.bind(None::<String>);
-            }
-            let rows = query.fetch_all(&store.read).await.unwrap();
-            let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
-            assert!(!plan.is_empty(), "{statement}");
-            assert!(
-                plan.iter().all(|step| !step.starts_with("SCAN")),
-                "table scan in `{statement}`: {plan:?}"
-            );
+            crate::test_support::assert_no_scan(&store, statement).await;
         }
     }
 }

@@ -1,21 +1,44 @@
-//! Pool use of the SQLite store: its read pool and its one-connection write pool.
+//! Connection use of the SQLite store: its readers and its one writer.
 
 use mc_store::{PoolStats, PoolUsage};
-use sqlx::{Pool, Sqlite};
 
-use crate::SqliteStore;
+use crate::conn::Readers;
+use crate::{READ_CONNECTIONS, SqliteStore};
 
-fn usage(pool: &'static str, p: &Pool<Sqlite>) -> PoolUsage {
-    PoolUsage {
-        pool,
-        size: p.size(),
-        idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
-        max: p.options().get_max_connections(),
+impl SqliteStore {
+    /// The writer: open (unless closed), idle unless a write holds it now.
+    fn writer_usage(&self, pool: &'static str) -> PoolUsage {
+        let (size, idle) = match self.writer.try_lock() {
+            Ok(guard) => {
+                let open = u32::from(guard.is_some());
+                (open, open)
+            }
+            Err(_) => (1, 0),
+        };
+        PoolUsage {
+            pool,
+            size,
+            idle,
+            max: 1,
+        }
     }
 }
 
 impl PoolStats for SqliteStore {
     fn pool_usage(&self) -> Vec<PoolUsage> {
-        vec![usage("read", &self.read), usage("write", &self.write)]
+        let read = match &self.readers {
+            Readers::Pool(pool) => {
+                let (size, idle) = pool.usage();
+                PoolUsage {
+                    pool: "read",
+                    size,
+                    idle,
+                    max: READ_CONNECTIONS,
+                }
+            }
+            // In memory, reads go through the writer.
+            Readers::Writer => self.writer_usage("read"),
+        };
+        vec![read, self.writer_usage("write")]
     }
 }

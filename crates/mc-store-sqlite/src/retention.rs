@@ -1,11 +1,15 @@
-//! [`RetentionStore`] on SQLite. Each purge is one short write of at most `limit` rows
-//! found through an index, oldest first (`migrations/0004_key_lifecycle_retention.sql`), so
-//! the single writer is never held long; the caller loops.
+//! [`RetentionStore`] on SQLite. Each purge is one write of at most `limit` rows found
+//! through an index, oldest first (`migrations/0004_key_lifecycle_retention.sql`), so the
+//! single writer is never held long; the caller loops. The purges are background work, and
+//! a batch of a few thousand rows takes milliseconds: they run on tokio's blocking pool
+//! (holding the writer), not on a worker that serves requests.
 
 use async_trait::async_trait;
 use mc_store::{RetentionStore, StoreResult};
+use rusqlite::params;
 
-use crate::{SqliteStore, backend};
+use crate::conn::{exec, immediate, query_all};
+use crate::{SqliteStore, backend, col};
 
 pub(crate) mod sql {
     /// Through `sessions_expiry`; the `NOT EXISTS` checks through `access_tokens_session`
@@ -51,46 +55,33 @@ impl SqliteStore {
         before: i64,
         limit: u32,
     ) -> StoreResult<u64> {
-        let done = sqlx::query(statement)
-            .bind(before)
-            .bind(i64::from(limit))
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(done.rows_affected())
+        self.write_blocking(move |conn| {
+            exec(conn, statement, params![before, i64::from(limit)]).map_err(backend)
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl RetentionStore for SqliteStore {
     async fn purge_sessions(&self, before: i64, limit: u32) -> StoreResult<u64> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let ids: Vec<String> = sqlx::query_scalar(sql::PURGEABLE_SESSIONS)
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let mut deleted = 0;
-        for id in &ids {
-            sqlx::query(sql::DELETE_BACKCHANNEL)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            deleted += sqlx::query(sql::DELETE_SESSION)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?
-                .rows_affected();
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(deleted)
+        self.write_blocking(move |conn| {
+            let tx = immediate(conn)?;
+            let ids = query_all(
+                &tx,
+                sql::PURGEABLE_SESSIONS,
+                params![before, i64::from(limit)],
+                |row| col::<String>(row, "id"),
+            )?;
+            let mut deleted = 0;
+            for id in &ids {
+                exec(&tx, sql::DELETE_BACKCHANNEL, [id]).map_err(backend)?;
+                deleted += exec(&tx, sql::DELETE_SESSION, [id]).map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(deleted)
+        })
+        .await
     }
 
     async fn purge_access_tokens(&self, before: i64, limit: u32) -> StoreResult<u64> {
@@ -108,46 +99,30 @@ impl RetentionStore for SqliteStore {
     }
 
     async fn purge_outbox(&self, before: i64, now: i64, limit: u32) -> StoreResult<u64> {
-        let done = sqlx::query(sql::PURGE_OUTBOX)
-            .bind(before)
-            .bind(now)
-            .bind(i64::from(limit))
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(done.rows_affected())
+        self.write_blocking(move |conn| {
+            exec(
+                conn,
+                sql::PURGE_OUTBOX,
+                params![before, now, i64::from(limit)],
+            )
+            .map_err(backend)
+        })
+        .await
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use sqlx::Row;
-
     use super::*;
-
-    async fn plan(store: &SqliteStore, statement: &str) -> Vec<String> {
-        let params = statement.matches('?').count();
-        let explain = format!("EXPLAIN QUERY PLAN {statement}");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
-        for _ in 0..params {
-            query = query.bind(None::<String>);
-        }
-        let rows = query.fetch_all(&store.read).await.unwrap();
-        rows.iter().map(|r| r.get::<String, _>("detail")).collect()
-    }
+    use crate::test_support::{assert_no_scan, batch, plan, strings};
 
     /// Every purge and key statement searches a key or an index (never a table scan).
     #[tokio::test]
     async fn purge_and_key_lookups_use_an_index() {
         let store = SqliteStore::open_in_memory().await.unwrap();
         for statement in sql::LOOKUPS.iter().chain(crate::keys::sql::LOOKUPS) {
-            let plan = plan(&store, statement).await;
-            assert!(!plan.is_empty(), "{statement}");
-            assert!(
-                plan.iter().all(|step| !step.starts_with("SCAN")),
-                "table scan in `{statement}`: {plan:?}"
-            );
+            assert_no_scan(&store, statement).await;
         }
     }
 
@@ -178,7 +153,8 @@ mod tests {
     #[tokio::test]
     async fn refresh_tokens_are_purged_by_expiry() {
         let store = SqliteStore::open_in_memory().await.unwrap();
-        sqlx::raw_sql(
+        batch(
+            &store,
             "INSERT INTO clients (client_id, secret_hash, name, short_name, redirect_uris, \
                  allowed_scopes, grant_types, sector, status, created_at) \
              VALUES ('c', 'h', 'C', 'c', '[]', '[]', '[]', 'c.example', 'active', 1); \
@@ -188,16 +164,11 @@ mod tests {
                ('r2', 'f', 'c', 'openid', 1, 200, 'revoked'), \
                ('r3', 'f', 'c', 'openid', 1, 201, 'active');",
         )
-        .execute(&store.write)
-        .await
-        .unwrap();
+        .await;
         assert_eq!(store.purge_refresh_tokens(200, 1).await.unwrap(), 1);
         assert_eq!(store.purge_refresh_tokens(200, 10).await.unwrap(), 1);
         assert_eq!(store.purge_refresh_tokens(200, 10).await.unwrap(), 0);
-        let left: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
-            .fetch_all(&store.read)
-            .await
-            .unwrap();
+        let left = strings(&store, "SELECT token_hash FROM refresh_tokens").await;
         assert_eq!(left, vec!["r3".to_string()]);
     }
 }

@@ -10,8 +10,9 @@ use mc_store::{
     LinkAnswer, LinkLookup, OtpCheck, SmsChallengeRecord, SmsChallengeState, SmsMode,
     SmsOutboxItem, SmsStore, StoreError, StoreResult, VelocityKey,
 };
-use sqlx::sqlite::SqliteRow;
+use rusqlite::{Row, params};
 
+use crate::conn::{exec, immediate, query_all, query_one, query_opt};
 use crate::{SqliteStore, backend, col, corrupt, on_unique};
 
 pub(crate) mod sql {
@@ -93,12 +94,12 @@ pub(crate) mod sql {
     ];
 }
 
-fn u32_col(row: &SqliteRow, name: &str) -> StoreResult<u32> {
+fn u32_col(row: &Row<'_>, name: &str) -> StoreResult<u32> {
     let n: i64 = col(row, name)?;
     u32::try_from(n).map_err(|_| corrupt(name, n))
 }
 
-fn challenge_from_row(row: &SqliteRow) -> StoreResult<SmsChallengeRecord> {
+fn challenge_from_row(row: &Row<'_>) -> StoreResult<SmsChallengeRecord> {
     let mode: String = col(row, "mode")?;
     let state: String = col(row, "state")?;
     Ok(SmsChallengeRecord {
@@ -114,7 +115,7 @@ fn challenge_from_row(row: &SqliteRow) -> StoreResult<SmsChallengeRecord> {
     })
 }
 
-fn outbox_from_row(row: &SqliteRow) -> StoreResult<SmsOutboxItem> {
+fn outbox_from_row(row: &Row<'_>) -> StoreResult<SmsOutboxItem> {
     Ok(SmsOutboxItem {
         id: col(row, "id")?,
         session_id: col(row, "session_id")?,
@@ -134,44 +135,45 @@ impl SmsStore for SqliteStore {
         msisdn: &str,
         text: &str,
     ) -> StoreResult<()> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        sqlx::query(sql::INSERT_CHALLENGE)
-            .bind(&c.session_id)
-            .bind(&c.subscriber_id)
-            .bind(c.mode.as_str())
-            .bind(&c.otp_hash)
-            .bind(&c.link_hash)
-            .bind(i64::from(c.attempts))
-            .bind(c.state.as_str())
-            .bind(c.created_at)
-            .bind(c.expires_at)
-            .execute(&mut *tx)
-            .await
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            exec(
+                &tx,
+                sql::INSERT_CHALLENGE,
+                params![
+                    c.session_id,
+                    c.subscriber_id,
+                    c.mode.as_str(),
+                    c.otp_hash,
+                    c.link_hash,
+                    i64::from(c.attempts),
+                    c.state.as_str(),
+                    c.created_at,
+                    c.expires_at,
+                ],
+            )
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("sms challenge")))?;
-        sqlx::query(sql::QUEUE_SMS)
-            .bind(&c.session_id)
-            .bind(msisdn)
-            .bind(text)
-            .bind(c.created_at)
-            .bind(c.expires_at)
-            .bind(c.created_at)
-            .execute(&mut *tx)
-            .await
+            exec(
+                &tx,
+                sql::QUEUE_SMS,
+                params![
+                    c.session_id,
+                    msisdn,
+                    text,
+                    c.created_at,
+                    c.expires_at,
+                    c.created_at
+                ],
+            )
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
     async fn get_sms_challenge(&self, session_id: &str) -> StoreResult<Option<SmsChallengeRecord>> {
-        let row = sqlx::query(sql::GET_CHALLENGE)
-            .bind(session_id)
-            .fetch_optional(&self.read)
+        self.read(|conn| query_opt(conn, sql::GET_CHALLENGE, [session_id], challenge_from_row))
             .await
-            .map_err(backend)?;
-        row.as_ref().map(challenge_from_row).transpose()
     }
 
     async fn check_sms_otp(
@@ -181,45 +183,42 @@ impl SmsStore for SqliteStore {
         max_attempts: u32,
         now: i64,
     ) -> StoreResult<OtpCheck> {
-        let matched = sqlx::query(sql::OTP_MATCH)
-            .bind(session_id)
-            .bind(otp_hash)
-            .bind(now)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(backend)?;
-        if matched.is_some() {
-            return Ok(OtpCheck::Matched);
-        }
-        let missed = sqlx::query(sql::OTP_MISS)
-            .bind(i64::from(max_attempts))
-            .bind(session_id)
-            .bind(now)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(backend)?;
-        let Some(row) = missed else {
-            return Ok(OtpCheck::NotPending);
-        };
-        let attempts = u32_col(&row, "attempts")?;
-        let state: String = col(&row, "state")?;
-        Ok(if state == SmsChallengeState::Locked.as_str() {
-            OtpCheck::Locked
-        } else {
-            OtpCheck::Wrong {
-                remaining: max_attempts.saturating_sub(attempts),
+        self.write(|conn| {
+            let matched = query_opt(
+                conn,
+                sql::OTP_MATCH,
+                params![session_id, otp_hash, now],
+                |_| Ok(()),
+            )?;
+            if matched.is_some() {
+                return Ok(OtpCheck::Matched);
             }
+            let missed = query_opt(
+                conn,
+                sql::OTP_MISS,
+                params![i64::from(max_attempts), session_id, now],
+                |row| Ok((u32_col(row, "attempts")?, col::<String>(row, "state")?)),
+            )?;
+            let Some((attempts, state)) = missed else {
+                return Ok(OtpCheck::NotPending);
+            };
+            Ok(if state == SmsChallengeState::Locked.as_str() {
+                OtpCheck::Locked
+            } else {
+                OtpCheck::Wrong {
+                    remaining: max_attempts.saturating_sub(attempts),
+                }
+            })
         })
+        .await
     }
 
     async fn find_sms_link(&self, link_hash: &str) -> StoreResult<LinkLookup> {
-        let row = sqlx::query(sql::FIND_LINK)
-            .bind(link_hash)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?;
-        Ok(match row {
-            Some(row) => LinkLookup::Found(challenge_from_row(&row)?),
+        let found = self
+            .read(|conn| query_opt(conn, sql::FIND_LINK, [link_hash], challenge_from_row))
+            .await?;
+        Ok(match found {
+            Some(challenge) => LinkLookup::Found(challenge),
             None => LinkLookup::Unknown,
         })
     }
@@ -238,26 +237,25 @@ impl SmsStore for SqliteStore {
                 "a link answers confirm or reject".into(),
             ));
         }
-        let row = sqlx::query(sql::ANSWER_LINK)
-            .bind(answer.as_str())
-            .bind(link_hash)
-            .bind(now)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(backend)?;
-        if let Some(row) = row {
-            return Ok(LinkAnswer::Fresh(challenge_from_row(&row)?));
-        }
-        // Read on the writer: the answer of a click that just committed must be seen.
-        let row = sqlx::query(sql::FIND_LINK)
-            .bind(link_hash)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(match row {
-            Some(row) => LinkAnswer::Settled(challenge_from_row(&row)?),
-            None => LinkAnswer::Unknown,
+        self.write(|conn| {
+            let fresh = query_opt(
+                conn,
+                sql::ANSWER_LINK,
+                params![answer.as_str(), link_hash, now],
+                challenge_from_row,
+            )?;
+            if let Some(challenge) = fresh {
+                return Ok(LinkAnswer::Fresh(challenge));
+            }
+            // Read on the writer: the answer of a click that just committed must be seen.
+            Ok(
+                match query_opt(conn, sql::FIND_LINK, [link_hash], challenge_from_row)? {
+                    Some(challenge) => LinkAnswer::Settled(challenge),
+                    None => LinkAnswer::Unknown,
+                },
+            )
         })
+        .await
     }
 
     async fn lease_sms(
@@ -267,50 +265,42 @@ impl SmsStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<SmsOutboxItem>> {
         // One statement on the single writer: no two callers lease the same row.
-        let rows = sqlx::query(sql::LEASE_SMS)
-            .bind(now.saturating_add(lease_secs))
-            .bind(now)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&self.write)
-            .await
-            .map_err(backend)?;
-        let mut items = rows
-            .iter()
-            .map(outbox_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut items = self
+            .write(|conn| {
+                query_all(
+                    conn,
+                    sql::LEASE_SMS,
+                    params![now.saturating_add(lease_secs), now, now, i64::from(limit)],
+                    outbox_from_row,
+                )
+            })
+            .await?;
         items.sort_by_key(|i| i.id);
         Ok(items)
     }
 
     async fn complete_sms(&self, id: i64) -> StoreResult<()> {
-        sqlx::query(sql::COMPLETE_SMS)
-            .bind(id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.write(|conn| {
+            exec(conn, sql::COMPLETE_SMS, [id]).map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn retry_sms(&self, id: i64, next_attempt_at: i64) -> StoreResult<()> {
-        let done = sqlx::query(sql::RETRY_SMS)
-            .bind(next_attempt_at)
-            .bind(id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.write(|conn| {
+            if exec(conn, sql::RETRY_SMS, [next_attempt_at, id]).map_err(backend)? == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn sms_outbox_len(&self) -> StoreResult<u64> {
-        let row = sqlx::query(sql::OUTBOX_LEN)
-            .fetch_one(&self.write)
-            .await
-            .map_err(backend)?;
-        let n: i64 = col(&row, "n")?;
+        let n: i64 = self
+            .write(|conn| query_one(conn, sql::OUTBOX_LEN, [], |row| col(row, "n")))
+            .await?;
         u64::try_from(n).map_err(|_| corrupt("count", n))
     }
 
@@ -319,91 +309,62 @@ impl SmsStore for SqliteStore {
         keys: &[VelocityKey],
         window_start: i64,
     ) -> StoreResult<Option<usize>> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        for (i, k) in keys.iter().enumerate() {
-            let row = sqlx::query(sql::VELOCITY_COUNT)
-                .bind(&k.key)
-                .bind(window_start)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-            let count: i64 = match row {
-                Some(row) => col(&row, "count")?,
-                None => 0,
-            };
-            if count >= i64::from(k.limit) {
-                tx.rollback().await.map_err(backend)?;
-                return Ok(Some(i));
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            for (i, k) in keys.iter().enumerate() {
+                let count: i64 = query_opt(
+                    &tx,
+                    sql::VELOCITY_COUNT,
+                    params![k.key, window_start],
+                    |row| col(row, "count"),
+                )?
+                .unwrap_or(0);
+                if count >= i64::from(k.limit) {
+                    tx.rollback().map_err(backend)?;
+                    return Ok(Some(i));
+                }
             }
-        }
-        for k in keys {
-            sqlx::query(sql::VELOCITY_TAKE)
-                .bind(&k.key)
-                .bind(window_start)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(None)
+            for k in keys {
+                exec(&tx, sql::VELOCITY_TAKE, params![k.key, window_start]).map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(None)
+        })
+        .await
     }
 
     async fn purge_sms_velocity(&self, before: i64) -> StoreResult<u64> {
-        let done = sqlx::query(sql::PURGE_VELOCITY)
-            .bind(before)
-            .execute(&self.write)
+        self.write(|conn| exec(conn, sql::PURGE_VELOCITY, [before]).map_err(backend))
             .await
-            .map_err(backend)?;
-        Ok(done.rows_affected())
     }
 
     async fn purge_sms_challenges(&self, before: i64) -> StoreResult<u64> {
-        let done = sqlx::query(sql::PURGE_CHALLENGES)
-            .bind(before)
-            .execute(&self.write)
+        self.write(|conn| exec(conn, sql::PURGE_CHALLENGES, [before]).map_err(backend))
             .await
-            .map_err(backend)?;
-        Ok(done.rows_affected())
     }
 
     async fn lock_sms(&self, subscriber_id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query(sql::LOCK)
-            .bind(subscriber_id)
-            .bind(now)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.write(|conn| {
+            exec(conn, sql::LOCK, params![subscriber_id, now]).map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn sms_locked(&self, subscriber_id: &str) -> StoreResult<bool> {
-        let row = sqlx::query(sql::LOCKED)
-            .bind(subscriber_id)
-            .fetch_optional(&self.write)
+        self.write(|conn| Ok(query_opt(conn, sql::LOCKED, [subscriber_id], |_| Ok(()))?.is_some()))
             .await
-            .map_err(backend)?;
-        Ok(row.is_some())
     }
 
     async fn unlock_sms(&self, subscriber_id: &str) -> StoreResult<bool> {
-        let done = sqlx::query(sql::UNLOCK)
-            .bind(subscriber_id)
-            .execute(&self.write)
+        self.write(|conn| Ok(exec(conn, sql::UNLOCK, [subscriber_id]).map_err(backend)? > 0))
             .await
-            .map_err(backend)?;
-        Ok(done.rows_affected() > 0)
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use sqlx::Row;
-
     use super::*;
 
     /// Every SMS statement that looks rows up searches a key or an index.
@@ -411,18 +372,7 @@ mod tests {
     async fn sms_lookups_use_an_index() {
         let store = SqliteStore::open_in_memory().await.unwrap();
         for statement in sql::LOOKUPS {
-            let params = statement.matches('?').count();
-            let explain = format!("EXPLAIN QUERY PLAN {statement}");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
-            for _ in 0..params {
-                query = query.bind(None::<String>);
-            }
-            let rows = query.fetch_all(&store.read).await.unwrap();
-            let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
-            assert!(
-                plan.iter().all(|d| !d.starts_with("SCAN")),
-                "{statement}: {plan:?}"
-            );
+            crate::test_support::assert_no_scan(&store, statement).await;
         }
     }
 }

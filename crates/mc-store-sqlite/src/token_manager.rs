@@ -10,9 +10,9 @@ use mc_store::{
     AccessTokenRecord, QuotaStore, RefreshTokenRecord, Rotation, StoreError, StoreResult,
     TokenManagerStore,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Sqlite, Transaction};
+use rusqlite::{Connection, Row, params};
 
+use crate::conn::{exec, immediate, query_opt};
 use crate::{SqliteStore, backend, col, on_unique, sql::INSERT_TOKEN};
 
 pub(crate) mod sql {
@@ -76,7 +76,7 @@ pub(crate) mod sql {
     ];
 }
 
-fn refresh_from_row(row: &SqliteRow) -> StoreResult<RefreshTokenRecord> {
+fn refresh_from_row(row: &Row<'_>) -> StoreResult<RefreshTokenRecord> {
     Ok(RefreshTokenRecord {
         token_hash: col(row, "token_hash")?,
         family_id: col(row, "family_id")?,
@@ -90,48 +90,62 @@ fn refresh_from_row(row: &SqliteRow) -> StoreResult<RefreshTokenRecord> {
     })
 }
 
-/// Inserts a pair inside `tx`, the access token in the refresh token's family.
-async fn insert_pair(
-    tx: &mut Transaction<'_, Sqlite>,
+/// Inserts a pair on the caller's transaction, the access token in the refresh token's
+/// family.
+fn insert_pair(
+    tx: &Connection,
     access: &AccessTokenRecord,
     refresh: &RefreshTokenRecord,
 ) -> StoreResult<()> {
-    sqlx::query(INSERT_TOKEN)
-        .bind(&access.token_hash)
-        .bind(&access.session_id)
-        .bind(&access.client_id)
-        .bind(&access.subscriber_id)
-        .bind(&access.sub)
-        .bind(&access.scope)
-        .bind(access.expires_at)
-        .bind(access.issued_at)
-        .bind(&refresh.family_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;
-    sqlx::query(sql::INSERT_REFRESH)
-        .bind(&refresh.token_hash)
-        .bind(&refresh.family_id)
-        .bind(&refresh.client_id)
-        .bind(&refresh.session_id)
-        .bind(&refresh.subscriber_id)
-        .bind(&refresh.sub)
-        .bind(&refresh.scope)
-        .bind(refresh.issued_at)
-        .bind(refresh.expires_at)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| on_unique(e, |_| StoreError::Conflict("refresh token hash")))?;
+    exec(
+        tx,
+        INSERT_TOKEN,
+        params![
+            access.token_hash,
+            access.session_id,
+            access.client_id,
+            access.subscriber_id,
+            access.sub,
+            access.scope,
+            access.expires_at,
+            access.issued_at,
+            refresh.family_id,
+        ],
+    )
+    .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;
+    exec(
+        tx,
+        sql::INSERT_REFRESH,
+        params![
+            refresh.token_hash,
+            refresh.family_id,
+            refresh.client_id,
+            refresh.session_id,
+            refresh.subscriber_id,
+            refresh.sub,
+            refresh.scope,
+            refresh.issued_at,
+            refresh.expires_at,
+        ],
+    )
+    .map_err(|e| on_unique(e, |_| StoreError::Conflict("refresh token hash")))?;
     Ok(())
 }
 
-async fn revoke_family(tx: &mut Transaction<'_, Sqlite>, family_id: &str) -> StoreResult<()> {
+/// The family's id and state of a refresh token presented by `client_id`.
+fn refresh_state(
+    tx: &Connection,
+    token_hash: &str,
+    client_id: &str,
+) -> StoreResult<Option<(String, String)>> {
+    query_opt(tx, sql::REFRESH_STATE, [token_hash, client_id], |row| {
+        Ok((col(row, "family_id")?, col(row, "state")?))
+    })
+}
+
+fn revoke_family(tx: &Connection, family_id: &str) -> StoreResult<()> {
     for statement in [sql::REVOKE_REFRESH_FAMILY, sql::REVOKE_ACCESS_FAMILY] {
-        sqlx::query(statement)
-            .bind(family_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(backend)?;
+        exec(tx, statement, [family_id]).map_err(backend)?;
     }
     Ok(())
 }
@@ -143,13 +157,12 @@ impl TokenManagerStore for SqliteStore {
         access: &AccessTokenRecord,
         refresh: &RefreshTokenRecord,
     ) -> StoreResult<()> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        insert_pair(&mut tx, access, refresh).await?;
-        tx.commit().await.map_err(backend)
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            insert_pair(&tx, access, refresh)?;
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
     async fn find_refresh_token(
@@ -157,13 +170,15 @@ impl TokenManagerStore for SqliteStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<RefreshTokenRecord>> {
-        let row = sqlx::query(sql::FIND_REFRESH)
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(refresh_from_row).transpose()
+        self.read(|conn| {
+            query_opt(
+                conn,
+                sql::FIND_REFRESH,
+                params![token_hash, now],
+                refresh_from_row,
+            )
+        })
+        .await
     }
 
     async fn rotate_refresh_token(
@@ -174,91 +189,57 @@ impl TokenManagerStore for SqliteStore {
         next_access: &AccessTokenRecord,
         now: i64,
     ) -> StoreResult<Rotation> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let rotated = sqlx::query(sql::ROTATE_REFRESH)
-            .bind(old_hash)
-            .bind(client_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if rotated == 1 {
-            insert_pair(&mut tx, next_access, next).await?;
-            tx.commit().await.map_err(backend)?;
-            return Ok(Rotation::Rotated);
-        }
-        let row = sqlx::query(sql::REFRESH_STATE)
-            .bind(old_hash)
-            .bind(client_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let Some(row) = row else {
-            return Ok(Rotation::Invalid);
-        };
-        let family_id: String = col(&row, "family_id")?;
-        let state: String = col(&row, "state")?;
-        if state != "rotated" {
-            return Ok(Rotation::Invalid);
-        }
-        revoke_family(&mut tx, &family_id).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(Rotation::Reused { family_id })
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            let rotated = exec(&tx, sql::ROTATE_REFRESH, params![old_hash, client_id, now])
+                .map_err(backend)?;
+            if rotated == 1 {
+                insert_pair(&tx, next_access, next)?;
+                tx.commit().map_err(backend)?;
+                return Ok(Rotation::Rotated);
+            }
+            let Some((family_id, state)) = refresh_state(&tx, old_hash, client_id)? else {
+                return Ok(Rotation::Invalid);
+            };
+            if state != "rotated" {
+                return Ok(Rotation::Invalid);
+            }
+            revoke_family(&tx, &family_id)?;
+            tx.commit().map_err(backend)?;
+            Ok(Rotation::Reused { family_id })
+        })
+        .await
     }
 
     async fn revoke_access_token(&self, token_hash: &str, client_id: &str) -> StoreResult<bool> {
-        let done = sqlx::query(sql::REVOKE_ACCESS)
-            .bind(token_hash)
-            .bind(client_id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(done.rows_affected() > 0)
+        self.write(|conn| {
+            Ok(exec(conn, sql::REVOKE_ACCESS, [token_hash, client_id]).map_err(backend)? > 0)
+        })
+        .await
     }
 
     async fn revoke_refresh_family(&self, token_hash: &str, client_id: &str) -> StoreResult<bool> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let row = sqlx::query(sql::REFRESH_STATE)
-            .bind(token_hash)
-            .bind(client_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let family_id: String = col(&row, "family_id")?;
-        revoke_family(&mut tx, &family_id).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(true)
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            let Some((family_id, _)) = refresh_state(&tx, token_hash, client_id)? else {
+                return Ok(false);
+            };
+            revoke_family(&tx, &family_id)?;
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
     }
+
     async fn revoke_refresh_of_session(&self, session_id: &str) -> StoreResult<u64> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        sqlx::query(sql::REVOKE_ACCESS_OF_SESSION_FAMILIES)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let done = sqlx::query(sql::REVOKE_REFRESH_OF_SESSION)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        Ok(done.rows_affected())
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            exec(&tx, sql::REVOKE_ACCESS_OF_SESSION_FAMILIES, [session_id]).map_err(backend)?;
+            let done = exec(&tx, sql::REVOKE_REFRESH_OF_SESSION, [session_id]).map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(done)
+        })
+        .await
     }
 }
 
@@ -274,51 +255,47 @@ impl QuotaStore for SqliteStore {
         if limit <= 0 {
             return Ok(None);
         }
-        let calls: Option<i64> = sqlx::query_scalar(sql::TAKE_DAILY_CALL)
-            .bind(client_id)
-            .bind(day)
-            .bind(limit)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(backend)?;
+        let calls: Option<i64> = self
+            .write(|conn| {
+                query_opt(
+                    conn,
+                    sql::TAKE_DAILY_CALL,
+                    params![client_id, day, limit],
+                    |row| col(row, "calls"),
+                )
+            })
+            .await?;
         Ok(calls.map(|c| c.max(0) as u64))
     }
 
     async fn return_daily_call(&self, client_id: &str, day: i64) -> StoreResult<()> {
-        sqlx::query(sql::RETURN_DAILY_CALL)
-            .bind(client_id)
-            .bind(day)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.write(|conn| {
+            exec(conn, sql::RETURN_DAILY_CALL, params![client_id, day]).map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn daily_calls(&self, client_id: &str, day: i64) -> StoreResult<u64> {
-        let calls: Option<i64> = sqlx::query_scalar(sql::DAILY_CALLS)
-            .bind(client_id)
-            .bind(day)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?;
+        let calls: Option<i64> = self
+            .read(|conn| {
+                query_opt(conn, sql::DAILY_CALLS, params![client_id, day], |row| {
+                    col(row, "calls")
+                })
+            })
+            .await?;
         Ok(calls.unwrap_or(0).max(0) as u64)
     }
 
     async fn purge_daily_calls(&self, before_day: i64) -> StoreResult<u64> {
-        let done = sqlx::query(sql::PURGE_DAILY_CALLS)
-            .bind(before_day)
-            .execute(&self.write)
+        self.write(|conn| exec(conn, sql::PURGE_DAILY_CALLS, [before_day]).map_err(backend))
             .await
-            .map_err(backend)?;
-        Ok(done.rows_affected())
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use sqlx::Row;
-
     use super::*;
 
     /// Every token-manager and quota statement that looks rows up searches a key or an
@@ -327,19 +304,7 @@ mod tests {
     async fn token_manager_lookups_use_an_index() {
         let store = SqliteStore::open_in_memory().await.unwrap();
         for statement in sql::LOOKUPS {
-            let params = statement.matches('?').count();
-            let explain = format!("EXPLAIN QUERY PLAN {statement}");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
-            for _ in 0..params {
-                query = query.bind(None::<String>);
-            }
-            let rows = query.fetch_all(&store.read).await.unwrap();
-            let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
-            assert!(!plan.is_empty(), "{statement}");
-            assert!(
-                plan.iter().all(|step| !step.starts_with("SCAN")),
-                "table scan in `{statement}`: {plan:?}"
-            );
+            crate::test_support::assert_no_scan(&store, statement).await;
         }
     }
 }

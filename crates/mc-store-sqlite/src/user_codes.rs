@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 use mc_store::{PinState, StoreError, StoreResult, UserCodeRecord, UserCodeStore};
-use sqlx::Row;
+use rusqlite::params;
 
-use crate::{SqliteStore, backend};
+use crate::conn::{exec, query_opt};
+use crate::{SqliteStore, backend, col};
 
 const SET: &str = "INSERT INTO subscriber_user_codes (subscriber_id, code_hash, failures, locked)
      VALUES (?, ?, 0, 0)
@@ -23,51 +24,38 @@ const CLEAR_FAILURES: &str =
 #[async_trait]
 impl UserCodeStore for SqliteStore {
     async fn set_user_code(&self, subscriber_id: &str, code_hash: Option<&str>) -> StoreResult<()> {
-        match code_hash {
-            // The foreign key turns an unknown subscriber into `NotFound` (see `backend`).
-            Some(hash) => {
-                sqlx::query(SET)
-                    .bind(subscriber_id)
-                    .bind(hash)
-                    .execute(&self.write)
-                    .await
-                    .map_err(backend)?;
-            }
-            None => {
-                let known = sqlx::query(SUBSCRIBER_EXISTS)
-                    .bind(subscriber_id)
-                    .fetch_optional(&self.write)
-                    .await
-                    .map_err(backend)?;
-                if known.is_none() {
-                    return Err(StoreError::NotFound);
+        self.write(|conn| {
+            match code_hash {
+                // The foreign key turns an unknown subscriber into `NotFound` (see `backend`).
+                Some(hash) => {
+                    exec(conn, SET, [subscriber_id, hash]).map_err(backend)?;
                 }
-                sqlx::query(REMOVE)
-                    .bind(subscriber_id)
-                    .execute(&self.write)
-                    .await
-                    .map_err(backend)?;
+                None => {
+                    let known = query_opt(conn, SUBSCRIBER_EXISTS, [subscriber_id], |_| Ok(()))?;
+                    if known.is_none() {
+                        return Err(StoreError::NotFound);
+                    }
+                    exec(conn, REMOVE, [subscriber_id]).map_err(backend)?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn get_user_code(&self, subscriber_id: &str) -> StoreResult<Option<UserCodeRecord>> {
-        let Some(row) = sqlx::query(GET)
-            .bind(subscriber_id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(backend)?
-        else {
-            return Ok(None);
-        };
-        let failures: i64 = row.try_get("failures").map_err(backend)?;
-        Ok(Some(UserCodeRecord {
-            subscriber_id: subscriber_id.to_owned(),
-            code_hash: row.try_get("code_hash").map_err(backend)?,
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            locked: row.try_get::<i64, _>("locked").map_err(backend)? != 0,
-        }))
+        self.read(|conn| {
+            query_opt(conn, GET, [subscriber_id], |row| {
+                let failures: i64 = col(row, "failures")?;
+                Ok(UserCodeRecord {
+                    subscriber_id: subscriber_id.to_owned(),
+                    code_hash: col(row, "code_hash")?,
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                    locked: col::<i64>(row, "locked")? != 0,
+                })
+            })
+        })
+        .await
     }
 
     async fn record_user_code_failure(
@@ -75,26 +63,29 @@ impl UserCodeStore for SqliteStore {
         subscriber_id: &str,
         max_failures: u32,
     ) -> StoreResult<PinState> {
-        let row = sqlx::query(RECORD_FAILURE)
-            .bind(i64::from(max_failures))
-            .bind(subscriber_id)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(backend)?
-            .ok_or(StoreError::NotFound)?;
-        let failures: i64 = row.try_get("failures").map_err(backend)?;
-        Ok(PinState {
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            locked: row.try_get::<i64, _>("locked").map_err(backend)? != 0,
+        self.write(|conn| {
+            query_opt(
+                conn,
+                RECORD_FAILURE,
+                params![i64::from(max_failures), subscriber_id],
+                |row| {
+                    let failures: i64 = col(row, "failures")?;
+                    Ok(PinState {
+                        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                        locked: col::<i64>(row, "locked")? != 0,
+                    })
+                },
+            )?
+            .ok_or(StoreError::NotFound)
         })
+        .await
     }
 
     async fn clear_user_code_failures(&self, subscriber_id: &str) -> StoreResult<()> {
-        sqlx::query(CLEAR_FAILURES)
-            .bind(subscriber_id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.write(|conn| {
+            exec(conn, CLEAR_FAILURES, [subscriber_id]).map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 }

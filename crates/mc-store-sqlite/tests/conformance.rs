@@ -9,7 +9,6 @@ use mc_store::{
     ClientRecord, ClientStatus, ClientStore, SubscriberRecord, SubscriberStatus, SubscriberStore,
 };
 use mc_store_sqlite::SqliteStore;
-use sqlx::Connection;
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -98,15 +97,12 @@ async fn reopening_a_file_keeps_the_data() {
     }
 
     // The file is in WAL mode with foreign keys enforced by the store's connections.
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut conn)
-        .await
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    conn.close().await.unwrap();
+    conn.close().map_err(|(_, e)| e).unwrap();
 }
 
 #[tokio::test]
@@ -139,4 +135,44 @@ fn client(id: &str) -> ClientRecord {
         created_at: 1,
         metadata: Default::default(),
     }
+}
+
+/// Many tasks reading at once on several threads share at most `READ_CONNECTIONS`
+/// readers, all idle again afterwards; the writer is idle too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_stay_within_the_read_connections() {
+    use mc_store::PoolStats;
+
+    let dir = TempDir::new("readers");
+    let store = SqliteStore::open(&dir.0.join("gateway.db")).await.unwrap();
+    store.insert_client(&client("read-often")).await.unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    assert!(store.get_client("read-often").await.unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let pools = store.pool_usage();
+    let read = pools.iter().find(|p| p.pool == "read").unwrap();
+    assert!(read.size >= 1, "{read:?}");
+    assert!(read.size <= mc_store_sqlite::READ_CONNECTIONS, "{read:?}");
+    assert_eq!(read.idle, read.size, "{read:?}");
+    let write = pools.iter().find(|p| p.pool == "write").unwrap();
+    assert_eq!((write.size, write.idle, write.max), (1, 1, 1));
+    store.close().await;
+    // Closed: nothing open, and calls fail instead of reopening.
+    let read = store
+        .pool_usage()
+        .into_iter()
+        .find(|p| p.pool == "read")
+        .unwrap();
+    assert_eq!((read.size, read.idle), (0, 0));
+    assert!(store.get_client("read-often").await.is_err());
 }
