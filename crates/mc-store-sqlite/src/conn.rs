@@ -218,6 +218,7 @@ impl crate::SqliteStore {
         tokio::task::yield_now().await;
         let mut guard = self.writer.lock().await;
         let conn = guard.as_mut().ok_or_else(closed)?;
+        self.note_write();
         f(conn)
     }
 
@@ -229,6 +230,7 @@ impl crate::SqliteStore {
         T: Send + 'static,
     {
         let mut guard = self.writer.clone().lock_owned().await;
+        self.note_write();
         tokio::task::spawn_blocking(move || {
             let conn = guard.as_mut().ok_or_else(closed)?;
             f(conn)

@@ -8,7 +8,8 @@
 //! with WAL: the log is synced at checkpoints rather than at every commit, so a power cut
 //! or OS crash can lose the last few commits but never corrupts the database, and an
 //! application crash loses nothing. For a login gateway that is the right trade: a lost
-//! commit is a login the user repeats.
+//! commit is a login the user repeats. The checkpoints (and their `fsync`) run on a thread
+//! of the store's own (`checkpoint.rs`), never inside a commit on a runtime worker.
 //!
 //! **Inline, no thread hop.** A statement on an embedded database is a few microseconds
 //! of CPU; handing each one to a connection thread and back (what sqlx's SQLite driver
@@ -103,6 +104,7 @@
 #![forbid(unsafe_code)]
 
 mod attributes;
+mod checkpoint;
 mod conn;
 mod consent;
 mod devices;
@@ -159,6 +161,8 @@ pub struct SqliteStore {
     writer: Writer,
     /// `query_only` connections; the writer for an in-memory database.
     readers: Readers,
+    /// The WAL checkpoints of a file database, off the workers (`checkpoint.rs`).
+    checkpoints: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -179,16 +183,21 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
         }
         let file = path.to_path_buf();
-        let writer = tokio::task::spawn_blocking(move || {
+        let (writer, checkpoints) = tokio::task::spawn_blocking(move || {
             let mut conn = conn::open_writer(&file)?;
             migrate::run(&mut conn, None)?;
-            Ok::<_, StoreError>(conn)
+            // From here on the checkpoint thread checkpoints, not the commits.
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(backend)?;
+            let checkpoints = checkpoint::Checkpointer::start(&file)?;
+            Ok::<_, StoreError>((conn, checkpoints))
         })
         .await
         .map_err(|e| StoreError::Backend(format!("opening the store: {e}")))??;
         let store = SqliteStore {
             writer: Arc::new(tokio::sync::Mutex::new(Some(writer))),
             readers: Readers::Pool(Arc::new(ReadPool::new(path.to_path_buf()))),
+            checkpoints: Some(Arc::new(checkpoints)),
         };
         // One reader now, so that a file that cannot be read fails here, not later.
         store.read(|_| Ok(())).await?;
@@ -213,6 +222,7 @@ impl SqliteStore {
         SqliteStore {
             writer: Arc::new(tokio::sync::Mutex::new(Some(conn))),
             readers: Readers::Writer,
+            checkpoints: None,
         }
     }
 
@@ -224,6 +234,16 @@ impl SqliteStore {
         }
         let conn = self.writer.lock().await.take();
         drop(conn);
+        if let Some(c) = &self.checkpoints {
+            c.stop();
+        }
+    }
+
+    /// The writer is about to write: the checkpoint thread's next round has work.
+    pub(crate) fn note_write(&self) {
+        if let Some(c) = &self.checkpoints {
+            c.note_write();
+        }
     }
 }
 
