@@ -2,38 +2,13 @@
 //! the file-specific behaviour (persistence, WAL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
 
 use mc_store::{
     ClientRecord, ClientStatus, ClientStore, SubscriberRecord, SubscriberStatus, SubscriberStore,
 };
 use mc_store_sqlite::SqliteStore;
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "mc-store-sqlite-{tag}-{}-{nanos}-{n}",
-            std::process::id()
-        ));
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::TempDir;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_on_a_file() {

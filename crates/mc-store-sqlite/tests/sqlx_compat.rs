@@ -4,11 +4,14 @@
 //! folder (`mobileconnect sandbox`, 2026-12-02), checksums included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 
 use mc_store::{ClientStore, StoreError};
 use mc_store_sqlite::SqliteStore;
 use rusqlite::Connection;
+use support::TempDir;
 
 /// (version, description, checksum as sqlx recorded it, execution_time in ns).
 const SQLX_RECORDED: &[(i64, &str, &str, i64)] = &[
@@ -89,29 +92,6 @@ const SQLX_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
     checksum BLOB NOT NULL,
     execution_time BIGINT NOT NULL
 );";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "mc-store-sqlite-compat-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn hex(text: &str) -> Vec<u8> {
     (0..text.len())
