@@ -27,6 +27,7 @@ pub mod push;
 pub mod router;
 pub mod sim_applet;
 pub mod sms;
+mod util;
 
 pub use authenticator::{Authenticator, Challenge, Eligibility};
 pub use hub::Hub;

@@ -38,6 +38,7 @@ use crate::answer::{Answer, AnswerContext, PinPolicy, answer_challenge};
 use crate::authenticator::{Authenticator, Challenge, Eligibility};
 use crate::hub::Hub;
 use crate::mssp::{FaultOutcome, MsspClient, MsspError, Status, Transaction, fit_display_text};
+use crate::util::now;
 
 /// The capability of a subscriber whose SIM carries the applet.
 pub const CAPABILITY: &str = "sim_applet";
@@ -128,7 +129,7 @@ impl SimApplet {
     /// One round of the take-over worker: forgets requests whose transaction is over, leases
     /// the lapsed ones and carries each on in a task of its own. Returns how many it took.
     pub async fn take_over_round(self: &Arc<Self>) -> usize {
-        let now = unix_now();
+        let now = now();
         if let Err(e) = self.store.purge_mssp_requests(now).await {
             tracing::warn!(error = %e, "sim_applet: purging ended MSSP requests failed");
         }
@@ -192,7 +193,7 @@ impl SimApplet {
                     .start(&r.msisdn, &r.text, r.pin_required, &r.ap_trans_id),
             )
             .await?;
-        let lease_until = unix_now() + self.options.lease_secs;
+        let lease_until = now() + self.options.lease_secs;
         match self
             .store
             .set_mssp_trans_id(
@@ -225,7 +226,7 @@ impl SimApplet {
             tokio::select! {
                 out = &mut work => return out,
                 _ = tokio::time::sleep(self.options.renew_every()) => {
-                    let until = unix_now() + self.options.lease_secs;
+                    let until = now() + self.options.lease_secs;
                     if let Err(e) = self.store.renew_mssp_lease(&r.session_id, &r.lease_owner, until).await {
                         tracing::warn!(session = %r.session_id, error = %e, "sim_applet: renewing the MSSP lease failed");
                     }
@@ -240,7 +241,7 @@ impl SimApplet {
         let session_id = r.session_id.as_str();
         let mut renewed = tokio::time::Instant::now();
         loop {
-            if unix_now() >= r.expires_at {
+            if now() >= r.expires_at {
                 tracing::info!(session = %session_id, "sim_applet: no answer from the SIM in time");
                 break;
             }
@@ -267,7 +268,7 @@ impl SimApplet {
                 break;
             }
             if renewed.elapsed() >= self.options.renew_every() {
-                let until = unix_now() + self.options.lease_secs;
+                let until = now() + self.options.lease_secs;
                 match self
                     .store
                     .renew_mssp_lease(session_id, &r.lease_owner, until)
@@ -294,15 +295,8 @@ impl SimApplet {
             hub: &self.hub,
             policy: self.policy,
         };
-        if let Err(e) = answer_challenge(
-            &ctx,
-            self,
-            &r.session_id,
-            &r.subscriber_id,
-            answer,
-            unix_now(),
-        )
-        .await
+        if let Err(e) =
+            answer_challenge(&ctx, self, &r.session_id, &r.subscriber_id, answer, now()).await
         {
             tracing::warn!(session = %r.session_id, error = ?e, "sim_applet: answer not recorded");
         }
@@ -312,9 +306,7 @@ impl SimApplet {
     async fn session_live(&self, session_id: &str) -> Option<bool> {
         match self.store.get_session(session_id).await {
             Ok(s) => {
-                Some(s.is_some_and(|s| {
-                    s.status == SessionStatus::Pending && s.expires_at > unix_now()
-                }))
+                Some(s.is_some_and(|s| s.status == SessionStatus::Pending && s.expires_at > now()))
             }
             Err(e) => {
                 tracing::warn!(session = %session_id, error = %e, "sim_applet: reading the session failed");
@@ -398,7 +390,7 @@ impl Authenticator for SimApplet {
             tracing::warn!(msisdn = %masked, error = %e, "sim_applet: not started");
             return Err(start_error(&e));
         };
-        let now = unix_now();
+        let now = now();
         let timeout = self.client.config().transaction_timeout.as_secs() as i64;
         let expires_at = if challenge.expires_at > now {
             challenge.expires_at.min(now + timeout)
@@ -454,18 +446,7 @@ fn mask(msisdn: &str) -> String {
 
 /// A fresh lease owner token (128 random bits as hex); `None` if the system RNG failed.
 fn lease_token() -> Option<String> {
-    let mut b = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        tracing::error!("system RNG failed");
-        return None;
-    }
-    Some(b.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    crate::util::random_hex::<16>()
 }
 
 /// How a start failure reads to the router (the chain hands over on any error).

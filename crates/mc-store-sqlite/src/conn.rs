@@ -102,17 +102,14 @@ impl ReadPool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A permit, without waiting when one is free (the usual case: lenders never wait).
+    /// A permit: at once when one is free (the usual case: lenders never wait), else in
+    /// turn.
     async fn permit(&self) -> StoreResult<OwnedSemaphorePermit> {
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => Ok(permit),
-            Err(_) => self
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| closed()),
-        }
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| closed())
     }
 
     /// An idle connection, or a new one. The permit bounds how many are lent at once.

@@ -51,21 +51,14 @@ fn store_failure(e: StoreError) -> DeviceError {
 
 /// 128 random bits as hex (enrolment codes, device ids).
 fn random_hex() -> Result<String, DeviceError> {
-    let mut b = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| {
-        tracing::error!("system RNG failed");
-        DeviceError::Server
-    })?;
-    Ok(hex(&b))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::random_hex::<16>().ok_or(DeviceError::Server)
 }
 
 /// Enrolment codes are stored by SHA-256 only.
 fn code_hash(code: &str) -> String {
-    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes()).as_ref())
+    crate::util::hex(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes()).as_ref(),
+    )
 }
 
 impl PushChannel {

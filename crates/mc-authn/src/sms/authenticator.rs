@@ -22,6 +22,7 @@ use super::secret;
 use super::text::compose;
 use super::velocity::{Limit, VelocityLimits};
 use crate::authenticator::{Authenticator, Challenge, Eligibility};
+use crate::util::now;
 
 /// The amr of a code typed in the browser.
 pub const AMR_OTP: &str = "OTP_OK";
@@ -249,12 +250,4 @@ impl Authenticator for AnsweredBy {
     async fn start(&self, _c: &Challenge) -> Result<(), McError> {
         Err(McError::LoaUnavailable)
     }
-}
-
-/// Unix seconds now.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

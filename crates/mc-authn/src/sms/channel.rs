@@ -11,10 +11,11 @@ use mc_store::{
     DynStore, LinkAnswer, LinkLookup, OtpCheck, Resolution, SmsChallengeRecord, SmsChallengeState,
 };
 
-use super::authenticator::{AMR_OTP, AMR_URL, AnsweredBy, now};
+use super::authenticator::{AMR_OTP, AMR_URL, AnsweredBy};
 use super::secret;
 use crate::answer::{Answer, AnswerContext, AnswerOutcome, PinPolicy, answer_challenge};
 use crate::hub::{Event, Hub};
+use crate::util::now;
 
 /// The stored denial of a login whose code was mistyped too often (digest §9.4:
 /// "the client has run out of attempts to authorize by sms code").

@@ -9,16 +9,7 @@
 
 use aws_lc_rs::digest::{SHA256, digest};
 
-/// Lowercase hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn random<const N: usize>() -> Option<[u8; N]> {
-    let mut b = [0u8; N];
-    aws_lc_rs::rand::fill(&mut b).ok()?;
-    Some(b)
-}
+use crate::util::{hex, random};
 
 /// A uniformly random code of `digits` decimal digits (4 to 9), or `None` when the
 /// system RNG fails.

@@ -18,8 +18,8 @@ use mc_core::msisdn::Msisdn;
 use mc_store::{DynStore, SmsOutboxItem};
 use tokio::sync::Notify;
 
-use super::authenticator::now;
 use super::smpp::{LinkState, SmppClient, SmsError};
+use crate::util::now;
 
 /// Worker timings.
 #[derive(Debug, Clone, Copy)]
