@@ -31,7 +31,7 @@
 //! **The reference OP** (`--peer URL`, see `bench/peer/`): an `oidc-provider` process on
 //! loopback, configured for CIBA poll mode with a `triggerAuthenticationDevice` that approves
 //! at once and for `client_credentials`. Right after each of our `ciba` and
-//! `client_credentials` runs the same load (same workers, same duration, same HTTP client)
+//! `client_credentials` runs the same load (same workers, same duration, same load generator)
 //! runs against it, and our figure is printed as a ratio to its figure. Its endpoints come
 //! from its discovery document; its client is `bench-sp` / `bench-peer-secret`. With
 //! `--peer-pid` its peak RSS is read too.
@@ -46,11 +46,16 @@
 //! and the peer alike, a closed loop of `--concurrency` workers for `--duration`; each owns the
 //! subscribers whose index is its own modulo the concurrency and uses them in turn, so the
 //! gateway's rule of one live transaction per MSISDN always holds. Latency is one whole
-//! iteration, first request to last answer. The workers share one HTTP client (keep-alive
-//! pool). Each step of a login is timed too (p50 per step in the table, `steps_p50_ms` and
-//! `steps_p99_ms` in the JSON), including how long the SP's held request of the waiting URL
-//! took to return the code after the phone's approval (`late_holds` counts the missed
-//! wake-ups).
+//! iteration, first request to last answer. Each worker owns its HTTP/1.1 keep-alive
+//! connections, one per origin and side (the SP's to the OP under test, the phone's to ours:
+//! a login's phone requests run while the SP's hold is in flight), made with hyper's
+//! connection API and used one request at a time (`bench_http`): the load generator shares
+//! the process and the cores with the gateway, and a shared client's per-request URL parsing
+//! and pool checkout cost CPU that would be counted with the gateway's. A connection the
+//! server closed is opened again (`reconnects`). Each step of a login is timed too (p50 per
+//! step in the table, `steps_p50_ms` and `steps_p99_ms` in the JSON), including how long the
+//! SP's held request of the waiting URL took to return the code after the phone's approval
+//! (`late_holds` counts the missed wake-ups).
 //!
 //! **The phone** answers over HTTP through the virtual phone's JSON device API
 //! (`GET /phone/{msisdn}/challenges`, `POST /phone/{msisdn}/challenges/{id}`), the two
@@ -74,6 +79,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256};
 use clap::{Args, ValueEnum};
+use hyper::header::HeaderValue;
 use mc_authn::hub::{Event, Hub};
 use mc_gateway::config::GatewayConfig;
 use mc_gateway::keys::KeyRing;
@@ -82,6 +88,8 @@ use mc_gateway::state::{AppState, now};
 use mc_store::DynStore;
 use mc_store_sqlite::SqliteStore;
 use reqwest::{StatusCode, Url};
+
+use crate::bench_http::{self, LeanConn, Origin, Reply};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
@@ -156,7 +164,7 @@ const FIRST_MSISDN: u64 = 447_701_000_000;
 /// The most subscribers the number range above holds.
 const MAX_SUBSCRIBERS: usize = 1_000_000;
 /// Upper bound of one HTTP request, and of the wait for a phone's challenge.
-const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The service provider's client id (ours and the peer's).
 const CLIENT_ID: &str = "bench-sp";
 /// The peer's client secret (`bench/peer/peer.mjs`; loopback only).
@@ -280,7 +288,7 @@ pub async fn run(mut args: BenchArgs) -> Result<(), String> {
                 ));
                 Job::Userinfo(Arc::new(userinfo_tokens(&bed, args.concurrency).await?))
             }
-            Scenario::HttpFloor => Job::HttpFloor(Arc::new(format!("{}/healthz", bed.base))),
+            Scenario::HttpFloor => Job::HttpFloor,
             _ => Job::Login,
         };
         progress(&format!(
@@ -542,10 +550,14 @@ struct Subscriber {
 
 /// A running gateway, its subscribers and its one service provider.
 struct TestBed {
-    base: String,
+    /// The gateway's address, for the load generator's connections.
+    origin: Origin,
     state: AppState,
+    /// Setup only (the peer's discovery document); the timed requests go through
+    /// [`LeanConn`]s.
     http: reqwest::Client,
-    secret: String,
+    /// `Authorization: Basic` of the bench SP.
+    basic: HeaderValue,
     redirect_uri: String,
     subscribers: Vec<Subscriber>,
     phones: Arc<Phones>,
@@ -603,6 +615,7 @@ impl TestBed {
         ));
         let redirect_uri = format!("{base}/bench/callback");
         let secret = provision_client(&state.store, &base, &redirect_uri).await?;
+        let basic = bench_http::basic(CLIENT_ID, &secret)?;
         let provisioning = Instant::now();
         let mut subscribers = Vec::with_capacity(args.subscribers);
         for i in 0..args.subscribers {
@@ -624,10 +637,10 @@ impl TestBed {
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(TestBed {
-            base,
+            origin: Origin::at(addr)?,
             state,
             http,
-            secret,
+            basic,
             redirect_uri,
             subscribers,
             phones,
@@ -734,6 +747,9 @@ struct Outcome {
     cpu_secs: Option<f64>,
     /// CPU seconds of this process during a peer run: the load generator alone.
     loadgen_cpu_secs: Option<f64>,
+    /// Connections of the workers opened again: closed by the server, or a request failed
+    /// on them (such a request counts as an error of its iteration).
+    reconnects: u64,
 }
 
 impl Outcome {
@@ -813,6 +829,7 @@ struct WorkerTally {
     first_error: Option<String>,
     pending_polls: u64,
     slow_downs: u64,
+    reconnects: u64,
 }
 
 impl WorkerTally {
@@ -831,6 +848,7 @@ impl WorkerTally {
         self.errors += other.errors;
         self.pending_polls += other.pending_polls;
         self.slow_downs += other.slow_downs;
+        self.reconnects += other.reconnects;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -855,9 +873,13 @@ impl WorkerTally {
 /// An OP's CIBA and token endpoints and the bench client's credentials there.
 struct Endpoint {
     name: &'static str,
+    /// Where both endpoints are.
+    origin: Origin,
+    /// The endpoints' paths (request targets at `origin`).
     token: String,
     bc_authorize: String,
-    secret: String,
+    /// `Authorization: Basic` of the bench client there.
+    basic: HeaderValue,
     /// Ours: Mobile Connect parameters (`mc_authn`, `acr_values`) and the virtual phone
     /// answers each CIBA request. The peer approves in `triggerAuthenticationDevice`.
     mobile_connect: bool,
@@ -867,9 +889,10 @@ impl Endpoint {
     fn ours(bed: &TestBed) -> Endpoint {
         Endpoint {
             name: "mobileconnect",
-            token: format!("{}/token", bed.base),
-            bc_authorize: format!("{}/bc-authorize", bed.base),
-            secret: bed.secret.clone(),
+            origin: bed.origin.clone(),
+            token: "/token".into(),
+            bc_authorize: "/bc-authorize".into(),
+            basic: bed.basic.clone(),
             mobile_connect: true,
         }
     }
@@ -885,18 +908,37 @@ impl Endpoint {
             .send()
             .await
             .map_err(|e| format!("--peer {url}: {e}"))?;
-        let meta = json_of(resp, StatusCode::OK, "--peer discovery").await?;
+        let status = resp.status();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| format!("--peer {url}: {e}"))?;
+        if status != StatusCode::OK {
+            return Err(format!("--peer discovery: {status} {body}"));
+        }
+        let meta: Value = serde_json::from_str(&body)
+            .map_err(|_| format!("--peer discovery: not JSON: {body}"))?;
         let field = |k: &str| {
             meta[k]
                 .as_str()
-                .map(str::to_owned)
+                .and_then(|u| Url::parse(u).ok())
                 .ok_or_else(|| format!("--peer: no {k} in {url} (is CIBA enabled?)"))
         };
+        let token = field("token_endpoint")?;
+        let bc_authorize = field("backchannel_authentication_endpoint")?;
+        let origin = Origin::of(&token).await?;
+        // One connection per worker serves both endpoints.
+        if Origin::of(&bc_authorize).await? != origin {
+            return Err(format!(
+                "--peer: {token} and {bc_authorize} are on different hosts"
+            ));
+        }
         Ok(Endpoint {
             name: "oidc-provider",
-            token: field("token_endpoint")?,
-            bc_authorize: field("backchannel_authentication_endpoint")?,
-            secret: PEER_SECRET.into(),
+            origin,
+            token: bench_http::target(&token),
+            bc_authorize: bench_http::target(&bc_authorize),
+            basic: bench_http::basic(CLIENT_ID, PEER_SECRET)?,
             mobile_connect: false,
         })
     }
@@ -910,8 +952,48 @@ enum Job {
     ClientCredentials(Arc<Endpoint>),
     /// One access token per worker.
     Userinfo(Arc<Vec<String>>),
-    /// The URL of a handler that does nothing.
-    HttpFloor(Arc<String>),
+    /// `GET /healthz`, a handler that does nothing.
+    HttpFloor,
+}
+
+impl Job {
+    /// The OP the service provider's requests go to.
+    fn origin<'a>(&'a self, bed: &'a TestBed) -> &'a Origin {
+        match self {
+            Job::Ciba(op) | Job::ClientCredentials(op) => &op.origin,
+            _ => &bed.origin,
+        }
+    }
+
+    /// Whether a virtual phone answers (over the phone's connection).
+    fn uses_phone(&self) -> bool {
+        match self {
+            Job::Login => true,
+            Job::Ciba(op) => op.mobile_connect,
+            _ => false,
+        }
+    }
+}
+
+/// A worker's own keep-alive connections: the service provider's to the OP under test (ours
+/// or the peer) and the phone's to ours. Two, because the phone's requests of a login run
+/// while the SP's held request of the waiting URL is in flight.
+struct Conns {
+    sp: LeanConn,
+    phone: LeanConn,
+}
+
+impl Conns {
+    fn new(bed: &TestBed, sp: &Origin) -> Conns {
+        Conns {
+            sp: LeanConn::new(sp.clone()),
+            phone: LeanConn::new(bed.origin.clone()),
+        }
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.sp.reconnects() + self.phone.reconnects()
+    }
 }
 
 /// Whose peak RSS a run reports.
@@ -1029,6 +1111,7 @@ async fn drive(
         peak_rss_reset,
         cpu_secs,
         loadgen_cpu_secs,
+        reconnects: all.reconnects,
     }
 }
 
@@ -1041,20 +1124,30 @@ async fn worker(
 ) -> WorkerTally {
     let mine = owned_by(&bed.subscribers, index, concurrency);
     let mut tally = WorkerTally::default();
+    let mut conns = Conns::new(bed, job.origin(bed));
+    // Opened before the first iteration's clock starts, like a warm pool's. A failure here
+    // shows again, as an error, in the first request.
+    let _ = conns.sp.connect().await;
+    if job.uses_phone() {
+        let _ = conns.phone.connect().await;
+    }
     let mut n = 0usize;
     while Instant::now() < deadline {
         let sub = mine[n % mine.len()];
         n += 1;
         let t0 = Instant::now();
         let result = match job {
-            Job::Login => device_login(bed, sub, n).await.map(|(steps, _)| steps),
-            Job::Ciba(op) => ciba_login(bed, op, sub, &mut tally).await,
-            Job::ClientCredentials(op) => client_credentials(bed, op).await,
-            Job::Userinfo(tokens) => userinfo(bed, &tokens[index % tokens.len()]).await,
-            Job::HttpFloor(url) => http_floor(bed, url).await,
+            Job::Login => device_login(bed, sub, n, &mut conns)
+                .await
+                .map(|(steps, _)| steps),
+            Job::Ciba(op) => ciba_login(bed, op, sub, &mut tally, &mut conns).await,
+            Job::ClientCredentials(op) => client_credentials(op, &mut conns.sp).await,
+            Job::Userinfo(tokens) => userinfo(&tokens[index % tokens.len()], &mut conns.sp).await,
+            Job::HttpFloor => http_floor(&mut conns.sp).await,
         };
         tally.record(t0, result);
     }
+    tally.reconnects = conns.reconnects();
     tally
 }
 
@@ -1119,9 +1212,9 @@ impl Phones {
 /// notification), then fetches and approves it over the device API. Returns its steps and
 /// when the approval was acknowledged.
 async fn phone_approves(
-    bed: &TestBed,
     sub: &Subscriber,
     notified: oneshot::Receiver<bool>,
+    conn: &mut LeanConn,
 ) -> Result<(Steps, Instant), String> {
     let mut steps = Steps::default();
     let t = Instant::now();
@@ -1131,27 +1224,21 @@ async fn phone_approves(
         .unwrap_or(false);
     let t = steps.done("phone notified", t);
     let wait = if notified { "0" } else { "10" };
-    let phone = format!("{}/phone/{}/challenges", bed.base, sub.msisdn);
-    let resp = bed
-        .http
-        .get(&phone)
-        .query(&[("wait", wait)])
-        .send()
+    let phone = format!("/phone/{}/challenges", sub.msisdn);
+    let resp = conn
+        .get(&format!("{phone}?wait={wait}"), None)
         .await
         .map_err(|e| format!("phone challenges: {e}"))?;
-    let list = json_of(resp, StatusCode::OK, "phone challenges").await?;
+    let list = json_of(&resp, StatusCode::OK, "phone challenges")?;
     let id = list["challenges"][0]["id"]
         .as_str()
         .ok_or("phone: no open challenge")?;
     let t = steps.done("phone fetch", t);
-    let resp = bed
-        .http
-        .post(format!("{phone}/{id}"))
-        .json(&json!({"decision": "approve"}))
-        .send()
+    let resp = conn
+        .post_json(&format!("{phone}/{id}"), &json!({"decision": "approve"}))
         .await
         .map_err(|e| format!("phone answer: {e}"))?;
-    let answer = json_of(resp, StatusCode::OK, "phone answer").await?;
+    let answer = json_of(&resp, StatusCode::OK, "phone answer")?;
     if answer["result"] != "approved" {
         return Err(format!("phone answer: {answer}"));
     }
@@ -1165,29 +1252,32 @@ async fn device_login(
     bed: &TestBed,
     sub: &Subscriber,
     n: usize,
+    conns: &mut Conns,
 ) -> Result<(Steps, String), String> {
+    let Conns {
+        sp: sp_conn,
+        phone: phone_conn,
+    } = conns;
     // Registered before the first request, so the challenge's event cannot be missed.
-    let phone = phone_approves(bed, sub, bed.phones.expect(&sub.id));
+    let phone = phone_approves(sub, bed.phones.expect(&sub.id), phone_conn);
     let sp = async {
         let mut steps = Steps::default();
         let t = Instant::now();
         let state = format!("bench-{n}");
         let hint = format!("MSISDN:{}", sub.msisdn);
-        let resp = bed
-            .http
-            .get(format!("{}/authorize", bed.base))
-            .query(&[
-                ("client_id", CLIENT_ID),
-                ("redirect_uri", bed.redirect_uri.as_str()),
-                ("response_type", "code"),
-                ("scope", "openid mc_authn"),
-                ("acr_values", "2"),
-                ("version", "mc_di_r2_v2.3"),
-                ("state", state.as_str()),
-                ("nonce", state.as_str()),
-                ("login_hint", hint.as_str()),
-            ])
-            .send()
+        let query = bench_http::form(&[
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", bed.redirect_uri.as_str()),
+            ("response_type", "code"),
+            ("scope", "openid mc_authn"),
+            ("acr_values", "2"),
+            ("version", "mc_di_r2_v2.3"),
+            ("state", state.as_str()),
+            ("nonce", state.as_str()),
+            ("login_hint", hint.as_str()),
+        ]);
+        let resp = sp_conn
+            .get(&format!("/authorize?{query}"), None)
             .await
             .map_err(|e| format!("authorize: {e}"))?;
         let wait = location(&resp, "authorize")?;
@@ -1199,10 +1289,8 @@ async fn device_login(
         // with the waiting URL again when the hold ends first.
         let mut to = wait.clone();
         while to == wait {
-            let resp = bed
-                .http
-                .get(format!("{}{wait}", bed.base))
-                .send()
+            let resp = sp_conn
+                .get(&wait, None)
                 .await
                 .map_err(|e| format!("wait: {e}"))?;
             to = location(&resp, "wait")?;
@@ -1219,19 +1307,19 @@ async fn device_login(
         if param("state").as_deref() != Some(state.as_str()) {
             return Err(format!("wait: state not echoed in {to}"));
         }
-        let resp = bed
-            .http
-            .post(format!("{}/token", bed.base))
-            .basic_auth(CLIENT_ID, Some(&bed.secret))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", bed.redirect_uri.as_str()),
-            ])
-            .send()
+        let resp = sp_conn
+            .post_form(
+                "/token",
+                Some(&bed.basic),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", bed.redirect_uri.as_str()),
+                ],
+            )
             .await
             .map_err(|e| format!("token: {e}"))?;
-        let tokens = json_of(resp, StatusCode::OK, "token").await?;
+        let tokens = json_of(&resp, StatusCode::OK, "token")?;
         let access_token = tokens["access_token"]
             .as_str()
             .ok_or("token: no access_token")?;
@@ -1239,14 +1327,11 @@ async fn device_login(
             return Err("token: no id_token".into());
         }
         let t = steps.done("token", t);
-        let resp = bed
-            .http
-            .get(format!("{}/userinfo", bed.base))
-            .bearer_auth(access_token)
-            .send()
+        let resp = sp_conn
+            .get("/userinfo", Some(&bench_http::bearer(access_token)?))
             .await
             .map_err(|e| format!("userinfo: {e}"))?;
-        json_of(resp, StatusCode::OK, "userinfo").await?;
+        json_of(&resp, StatusCode::OK, "userinfo")?;
         steps.done("userinfo", t);
         Ok((steps, code_at, access_token.to_owned()))
     };
@@ -1267,7 +1352,12 @@ async fn ciba_login(
     op: &Endpoint,
     sub: &Subscriber,
     tally: &mut WorkerTally,
+    conns: &mut Conns,
 ) -> Result<Steps, String> {
+    let Conns {
+        sp: sp_conn,
+        phone: phone_conn,
+    } = conns;
     let hint = format!("MSISDN:{}", sub.msisdn);
     let mut form = vec![("login_hint", hint.as_str()), ("binding_message", "BENCH")];
     if op.mobile_connect {
@@ -1279,22 +1369,18 @@ async fn ciba_login(
     let start = async {
         let mut steps = Steps::default();
         let t = Instant::now();
-        let resp = bed
-            .http
-            .post(&op.bc_authorize)
-            .basic_auth(CLIENT_ID, Some(&op.secret))
-            .form(&form)
-            .send()
+        let resp = sp_conn
+            .post_form(&op.bc_authorize, Some(&op.basic), &form)
             .await
             .map_err(|e| format!("bc-authorize: {e}"))?;
-        let started = json_of(resp, StatusCode::OK, "bc-authorize").await?;
+        let started = json_of(&resp, StatusCode::OK, "bc-authorize")?;
         steps.done("bc-authorize", t);
         Ok((steps, started))
     };
     let (mut steps, started) = match notified {
         Some(rx) => {
             let ((phone_steps, _), (mut steps, started)) =
-                tokio::try_join!(phone_approves(bed, sub, rx), start)?;
+                tokio::try_join!(phone_approves(sub, rx, phone_conn), start)?;
             steps.0.extend(phone_steps.0);
             (steps, started)
         }
@@ -1307,16 +1393,16 @@ async fn ciba_login(
     // The first poll of a request is never slowed down; the phone has approved already.
     let t = Instant::now();
     loop {
-        let resp = bed
-            .http
-            .post(&op.token)
-            .basic_auth(CLIENT_ID, Some(&op.secret))
-            .form(&[("grant_type", CIBA_GRANT), ("auth_req_id", auth_req_id)])
-            .send()
+        let resp = sp_conn
+            .post_form(
+                &op.token,
+                Some(&op.basic),
+                &[("grant_type", CIBA_GRANT), ("auth_req_id", auth_req_id)],
+            )
             .await
             .map_err(|e| format!("token: {e}"))?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let status = resp.status;
+        let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
         match (status, body["error"].as_str()) {
             (StatusCode::OK, _) if body["id_token"].is_string() => {
                 steps.done("token", t);
@@ -1337,16 +1423,16 @@ async fn ciba_login(
 }
 
 /// One `client_credentials` token request at `op`.
-async fn client_credentials(bed: &TestBed, op: &Endpoint) -> Result<Steps, String> {
-    let resp = bed
-        .http
-        .post(&op.token)
-        .basic_auth(CLIENT_ID, Some(&op.secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
+async fn client_credentials(op: &Endpoint, conn: &mut LeanConn) -> Result<Steps, String> {
+    let resp = conn
+        .post_form(
+            &op.token,
+            Some(&op.basic),
+            &[("grant_type", "client_credentials")],
+        )
         .await
         .map_err(|e| format!("token: {e}"))?;
-    let tokens = json_of(resp, StatusCode::OK, "token (client_credentials)").await?;
+    let tokens = json_of(&resp, StatusCode::OK, "token (client_credentials)")?;
     if !tokens["access_token"].is_string() {
         return Err(format!(
             "token (client_credentials): no access_token: {tokens}"
@@ -1356,15 +1442,12 @@ async fn client_credentials(bed: &TestBed, op: &Endpoint) -> Result<Steps, Strin
 }
 
 /// One `GET /userinfo` with a token obtained beforehand.
-async fn userinfo(bed: &TestBed, access_token: &str) -> Result<Steps, String> {
-    let resp = bed
-        .http
-        .get(format!("{}/userinfo", bed.base))
-        .bearer_auth(access_token)
-        .send()
+async fn userinfo(access_token: &str, conn: &mut LeanConn) -> Result<Steps, String> {
+    let resp = conn
+        .get("/userinfo", Some(&bench_http::bearer(access_token)?))
         .await
         .map_err(|e| format!("userinfo: {e}"))?;
-    let claims = json_of(resp, StatusCode::OK, "userinfo").await?;
+    let claims = json_of(&resp, StatusCode::OK, "userinfo")?;
     if !claims["sub"].is_string() {
         return Err(format!("userinfo: no sub: {claims}"));
     }
@@ -1373,17 +1456,14 @@ async fn userinfo(bed: &TestBed, access_token: &str) -> Result<Steps, String> {
 
 /// One `GET /healthz`: no store, no crypto, the HTTP stack of both sides only. A login is
 /// six such round trips plus its work, so this bounds what any login rate can reach here.
-async fn http_floor(bed: &TestBed, url: &str) -> Result<Steps, String> {
-    let resp = bed
-        .http
-        .get(url)
-        .send()
+async fn http_floor(conn: &mut LeanConn) -> Result<Steps, String> {
+    let resp = conn
+        .get("/healthz", None)
         .await
         .map_err(|e| format!("healthz: {e}"))?;
-    if resp.status() != StatusCode::OK {
-        return Err(format!("healthz: {}", resp.status()));
+    if resp.status != StatusCode::OK {
+        return Err(format!("healthz: {}", resp.status));
     }
-    resp.bytes().await.map_err(|e| format!("healthz: {e}"))?;
     Ok(Steps::default())
 }
 
@@ -1394,7 +1474,10 @@ async fn userinfo_tokens(bed: &Arc<TestBed>, workers: usize) -> Result<Vec<Strin
         let bed = bed.clone();
         logins.spawn(async move {
             let sub = &bed.subscribers[w];
-            device_login(&bed, sub, w).await.map(|(_, t)| (w, t))
+            let mut conns = Conns::new(&bed, &bed.origin);
+            device_login(&bed, sub, w, &mut conns)
+                .await
+                .map(|(_, t)| (w, t))
         });
     }
     let mut tokens = vec![String::new(); workers];
@@ -1434,9 +1517,10 @@ async fn drive_pending(bed: Arc<TestBed>, n: usize, concurrency: usize) -> Pendi
         let bed = bed.clone();
         workers.spawn(async move {
             let mut tally = WorkerTally::default();
+            let mut conn = LeanConn::new(bed.origin.clone());
             for sub in bed.subscribers[..n].iter().skip(w).step_by(concurrency) {
                 let t0 = Instant::now();
-                let result = start_pending(&bed, sub).await;
+                let result = start_pending(&bed, sub, &mut conn).await;
                 tally.record(t0, result);
             }
             tally
@@ -1461,9 +1545,11 @@ async fn drive_pending(bed: Arc<TestBed>, n: usize, concurrency: usize) -> Pendi
     let ours = Endpoint::ours(&bed);
     let last = &bed.subscribers[n];
     let t = Instant::now();
-    let login_while_pending = ciba_login(&bed, &ours, last, &mut WorkerTally::default())
-        .await
-        .map(|_| t.elapsed());
+    let mut conns = Conns::new(&bed, &bed.origin);
+    let login_while_pending =
+        ciba_login(&bed, &ours, last, &mut WorkerTally::default(), &mut conns)
+            .await
+            .map(|_| t.elapsed());
     PendingOutcome {
         started: all.latencies_us.len() as u64,
         errors: all.errors,
@@ -1480,24 +1566,28 @@ async fn drive_pending(bed: Arc<TestBed>, n: usize, concurrency: usize) -> Pendi
 }
 
 /// One CIBA request that nobody answers.
-async fn start_pending(bed: &TestBed, sub: &Subscriber) -> Result<Steps, String> {
+async fn start_pending(
+    bed: &TestBed,
+    sub: &Subscriber,
+    conn: &mut LeanConn,
+) -> Result<Steps, String> {
     let hint = format!("MSISDN:{}", sub.msisdn);
     let expiry = PENDING_EXPIRY_SECS.to_string();
-    let resp = bed
-        .http
-        .post(format!("{}/bc-authorize", bed.base))
-        .basic_auth(CLIENT_ID, Some(&bed.secret))
-        .form(&[
-            ("scope", "openid mc_authn"),
-            ("login_hint", hint.as_str()),
-            ("acr_values", "2"),
-            ("binding_message", "BENCH"),
-            ("requested_expiry", expiry.as_str()),
-        ])
-        .send()
+    let resp = conn
+        .post_form(
+            "/bc-authorize",
+            Some(&bed.basic),
+            &[
+                ("scope", "openid mc_authn"),
+                ("login_hint", hint.as_str()),
+                ("acr_values", "2"),
+                ("binding_message", "BENCH"),
+                ("requested_expiry", expiry.as_str()),
+            ],
+        )
         .await
         .map_err(|e| format!("bc-authorize: {e}"))?;
-    json_of(resp, StatusCode::OK, "bc-authorize").await?;
+    json_of(&resp, StatusCode::OK, "bc-authorize")?;
     Ok(Steps::default())
 }
 
@@ -1564,27 +1654,22 @@ async fn measure_idle() -> Result<Idle, String> {
 }
 
 /// The `Location` of a 302/303.
-fn location(resp: &reqwest::Response, step: &str) -> Result<String, String> {
-    if !resp.status().is_redirection() {
-        return Err(format!(
-            "{step}: expected a redirect, got {}",
-            resp.status()
-        ));
+fn location(resp: &Reply, step: &str) -> Result<String, String> {
+    if !resp.status.is_redirection() {
+        return Err(format!("{step}: expected a redirect, got {}", resp.status));
     }
-    resp.headers()
-        .get(reqwest::header::LOCATION)
+    resp.headers
+        .get(hyper::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .ok_or_else(|| format!("{step}: redirect without Location"))
 }
 
-async fn json_of(resp: reqwest::Response, want: StatusCode, step: &str) -> Result<Value, String> {
-    let status = resp.status();
-    let body = resp.text().await.map_err(|e| format!("{step}: {e}"))?;
-    if status != want {
-        return Err(format!("{step}: {status} {body}"));
+fn json_of(resp: &Reply, want: StatusCode, step: &str) -> Result<Value, String> {
+    if resp.status != want {
+        return Err(format!("{step}: {} {}", resp.status, resp.text()));
     }
-    serde_json::from_str(&body).map_err(|_| format!("{step}: not JSON: {body}"))
+    serde_json::from_slice(&resp.body).map_err(|_| format!("{step}: not JSON: {}", resp.text()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1799,6 +1884,12 @@ impl Report {
                 LATE_HOLD.as_millis(),
             ));
         }
+        if o.reconnects > 0 {
+            self.line(&format!(
+                "          connections opened again (closed by the server, or a request failed): {}",
+                o.reconnects
+            ));
+        }
         if o.pending_polls + o.slow_downs > 0 {
             self.line(&format!(
                 "          polls answered authorization_pending: {}, slow_down: {}",
@@ -1829,6 +1920,7 @@ impl Report {
                 "floor_fraction": fraction.map(round4),
                 "cpu_ms_per_op": o.cpu_ms_per_op(o.cpu_secs).map(round3),
                 "loadgen_cpu_ms_per_op": o.cpu_ms_per_op(o.loadgen_cpu_secs).map(round3),
+                "reconnects": o.reconnects,
             });
             if let Some(p) = peer {
                 obj["peer_ops_per_sec"] = json!(round1(p.per_sec()));
@@ -1916,6 +2008,7 @@ mod tests {
             peak_rss_reset: false,
             cpu_secs: Some(0.5),
             loadgen_cpu_secs: None,
+            reconnects: 0,
         };
         assert_eq!(o.cpu_ms_per_op(o.cpu_secs), Some(5.0));
         assert_eq!(o.percentile_ms(50.0), 50.0);

@@ -11,6 +11,7 @@ mod admin;
 mod admin_keys;
 mod bench;
 mod bench_discovery;
+mod bench_http;
 mod discovery_cli;
 mod malloc_tuning;
 mod run;

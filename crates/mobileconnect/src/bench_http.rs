@@ -1,0 +1,314 @@
+//! The load generator's HTTP client (`mobileconnect bench`): each worker owns one HTTP/1.1
+//! keep-alive connection per origin ([`LeanConn`]), made with hyper's connection API
+//! (`hyper::client::conn::http1`) over a `TcpStream` with `TCP_NODELAY`, and sends its
+//! requests on it one at a time, as wrk does.
+//!
+//! Why not the shared `reqwest::Client`: the load generator runs in the gateway's process, on
+//! the same cores, and its CPU is counted with the gateway's. Per request reqwest parses a
+//! URL, checks a connection out of its shared pool (a mutex and a map) and clones its
+//! connector; a worker that owns its connection needs none of that.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use reqwest::Url;
+
+use crate::bench::STEP_TIMEOUT;
+
+/// Where a connection goes: a socket address, and the `Host` header that names it (hyper's
+/// connection API sends none of its own).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Origin {
+    addr: SocketAddr,
+    host: HeaderValue,
+}
+
+impl Origin {
+    /// A server on `addr`, named by it (`127.0.0.1:PORT`).
+    pub fn at(addr: SocketAddr) -> Result<Origin, String> {
+        let host = HeaderValue::from_str(&addr.to_string()).map_err(|e| format!("{addr}: {e}"))?;
+        Ok(Origin { addr, host })
+    }
+
+    /// The origin of an `http://` URL, its host resolved once, here.
+    pub async fn of(url: &Url) -> Result<Origin, String> {
+        if url.scheme() != "http" {
+            return Err(format!(
+                "{url}: the load generator speaks plain http:// only"
+            ));
+        }
+        let host = url.host_str().ok_or_else(|| format!("{url}: no host"))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = tokio::net::lookup_host((bare, port))
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{url}: no address"))?;
+        // As reqwest names it: the port only when it is not the scheme's default.
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        let host = HeaderValue::from_str(&authority).map_err(|e| format!("{url}: {e}"))?;
+        Ok(Origin { addr, host })
+    }
+}
+
+/// The request target of `url`: its path and query (origin-form).
+pub fn target(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+/// `application/x-www-form-urlencoded`, byte for byte as reqwest's `.form()` and `.query()`
+/// encode (`form_urlencoded`): alphanumerics and `*-._` as they are, space as `+`, every
+/// other byte `%XX`.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode_into(&mut out, k);
+        out.push('=');
+        encode_into(&mut out, v);
+    }
+    out
+}
+
+fn encode_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+        }
+    }
+}
+
+/// `Authorization: Basic …` (client_secret_basic), as reqwest's `basic_auth` writes it.
+pub fn basic(client_id: &str, secret: &str) -> Result<HeaderValue, String> {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
+    HeaderValue::from_str(&format!("Basic {token}")).map_err(|e| format!("Basic: {e}"))
+}
+
+/// `Authorization: Bearer …`.
+pub fn bearer(access_token: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(&format!("Bearer {access_token}")).map_err(|e| format!("Bearer: {e}"))
+}
+
+/// A whole answer: status, headers and the body read to its end.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as text (lossy), for error messages.
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+}
+
+/// One worker's keep-alive connection to one origin, opened on first use and reopened
+/// when the server has closed it or a request failed on it.
+pub struct LeanConn {
+    origin: Origin,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    /// Connections opened so far.
+    opened: u64,
+}
+
+impl LeanConn {
+    pub fn new(origin: Origin) -> LeanConn {
+        LeanConn {
+            origin,
+            sender: None,
+            opened: 0,
+        }
+    }
+
+    /// Connections opened after the first one.
+    pub fn reconnects(&self) -> u64 {
+        self.opened.saturating_sub(1)
+    }
+
+    /// Opens the connection now (when it is not open), so the first request does not pay
+    /// for the TCP handshake.
+    pub async fn connect(&mut self) -> Result<(), String> {
+        self.ready().await.map(|_| ())
+    }
+
+    pub async fn get(&mut self, path: &str, auth: Option<&HeaderValue>) -> Result<Reply, String> {
+        self.send(Method::GET, path, auth, None).await
+    }
+
+    pub async fn post_form(
+        &mut self,
+        path: &str,
+        auth: Option<&HeaderValue>,
+        pairs: &[(&str, &str)],
+    ) -> Result<Reply, String> {
+        let body = (
+            "application/x-www-form-urlencoded",
+            form(pairs).into_bytes(),
+        );
+        self.send(Method::POST, path, auth, Some(body)).await
+    }
+
+    pub async fn post_json(
+        &mut self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Reply, String> {
+        let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+        self.send(Method::POST, path, None, Some(("application/json", bytes)))
+            .await
+    }
+
+    /// One request and its whole answer within [`STEP_TIMEOUT`]. After any failure the
+    /// connection is dropped (a request cut off mid-way leaves it unusable) and the next
+    /// request opens a new one.
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        auth: Option<&HeaderValue>,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<Reply, String> {
+        let uri: Uri = path.parse().map_err(|e| format!("{path}: {e}"))?;
+        let (content_type, bytes) = body.unzip();
+        let mut req = Request::new(Full::new(Bytes::from(bytes.unwrap_or_default())));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        headers.insert(HOST, self.origin.host.clone());
+        // reqwest's default; kept so the requests are the same as before.
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        if let Some(auth) = auth {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        if let Some(ct) = content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        let result = match tokio::time::timeout(STEP_TIMEOUT, self.exchange(req)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} s", STEP_TIMEOUT.as_secs())),
+        };
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+
+    async fn exchange(&mut self, mut req: Request<Full<Bytes>>) -> Result<Reply, String> {
+        let mut retried = false;
+        loop {
+            let sender = self.ready().await?;
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    let (parts, body) = resp.into_parts();
+                    let body = body.collect().await.map_err(|e| e.to_string())?;
+                    return Ok(Reply {
+                        status: parts.status,
+                        headers: parts.headers,
+                        body: body.to_bytes(),
+                    });
+                }
+                Err(mut e) => {
+                    self.sender = None;
+                    // Not written at all (the server closed the connection as it was taken):
+                    // once more on a new connection, as reqwest's pool does. A request that
+                    // reached the wire is never repeated: its failure is the iteration's.
+                    match e.take_message() {
+                        Some(again) if !retried => {
+                            retried = true;
+                            req = again;
+                        }
+                        _ => return Err(e.into_error().to_string()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The open connection, ready for a request; a new one when there is none or the
+    /// server has closed it.
+    async fn ready(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, String> {
+        if let Some(s) = self.sender.as_mut()
+            && s.ready().await.is_err()
+        {
+            self.sender = None;
+        }
+        let sender = match self.sender.take() {
+            Some(s) => s,
+            None => self.open().await?,
+        };
+        Ok(self.sender.insert(sender))
+    }
+
+    async fn open(&mut self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let addr = self.origin.addr;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| format!("TCP_NODELAY {addr}: {e}"))?;
+        let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| format!("HTTP/1.1 handshake {addr}: {e}"))?;
+        // The connection's reads and writes run on a task of their own; it ends when the
+        // sender is dropped or the server closes the connection.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        self.opened += 1;
+        Ok(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_are_encoded_as_reqwest_encodes_them() {
+        assert_eq!(
+            form(&[
+                ("scope", "openid mc_authn"),
+                ("redirect_uri", "http://127.0.0.1:8080/cb"),
+                ("login_hint", "MSISDN:447701000000"),
+                ("x", "a*b-c.d_e~é&="),
+            ]),
+            "scope=openid+mc_authn&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcb\
+             &login_hint=MSISDN%3A447701000000&x=a*b-c.d_e%7E%C3%A9%26%3D"
+        );
+        assert_eq!(form(&[]), "");
+    }
+
+    #[test]
+    fn basic_is_base64_of_id_and_secret() {
+        assert_eq!(
+            basic("bench-sp", "bench-peer-secret").unwrap(),
+            "Basic YmVuY2gtc3A6YmVuY2gtcGVlci1zZWNyZXQ="
+        );
+    }
+}
