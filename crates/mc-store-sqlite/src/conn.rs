@@ -15,16 +15,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mc_store::{StoreError, StoreResult};
-use rusqlite::{Connection, OpenFlags, Params, Row, Transaction, TransactionBehavior};
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use rusqlite::{Connection, OpenFlags, Params, Row, Savepoint, Transaction, TransactionBehavior};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{BUSY_TIMEOUT, READ_CONNECTIONS, backend};
 
 /// Prepared statements kept per connection (the store runs about 150 distinct ones).
 const STATEMENT_CACHE: usize = 256;
-
-/// The one connection that writes; `None` once the store is closed.
-pub(crate) type Writer = Arc<Mutex<Option<Connection>>>;
 
 pub(crate) fn closed() -> StoreError {
     StoreError::Backend("the SQLite store is closed".into())
@@ -207,16 +204,16 @@ pub(crate) enum Readers {
 
 impl crate::SqliteStore {
     /// Runs `f` on the writer, inline: waits (asynchronously) for the writer, then runs
-    /// the statements on this thread. `f` starts its own transaction where it needs one.
+    /// the statements on this thread; returns once they are committed (group commit:
+    /// `writer.rs`). `f` starts its own transaction ([`immediate`]) where it needs one.
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send,
     {
         tokio::task::yield_now().await;
-        let mut guard = self.writer.lock().await;
-        let conn = guard.as_mut().ok_or_else(closed)?;
+        let written = self.writer.write(f).await;
         self.note_write();
-        f(conn)
+        written
     }
 
     /// Runs `f` on the writer on tokio's blocking pool: for work long enough to hold a
@@ -226,14 +223,12 @@ impl crate::SqliteStore {
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let mut guard = self.writer.clone().lock_owned().await;
+        let mut guard = self.writer.lock_owned().await;
+        let written = tokio::task::spawn_blocking(move || f(guard.conn()?))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task: {e}")))?;
         self.note_write();
-        tokio::task::spawn_blocking(move || {
-            let conn = guard.as_mut().ok_or_else(closed)?;
-            f(conn)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task: {e}")))?
+        written
     }
 
     /// Runs `f` on a reader, inline. The reader is lent for `f` alone.
@@ -249,8 +244,8 @@ impl crate::SqliteStore {
                 f(lease.conn()?)
             }
             Readers::Writer => {
-                let guard = self.writer.lock().await;
-                f(guard.as_ref().ok_or_else(closed)?)
+                let guard = self.writer.lock_owned().await;
+                f(guard.conn_ref()?)
             }
         }
     }
@@ -268,8 +263,8 @@ impl crate::SqliteStore {
                 tokio::task::spawn_blocking(move || f(lease.conn()?)).await
             }
             Readers::Writer => {
-                let guard = self.writer.clone().lock_owned().await;
-                tokio::task::spawn_blocking(move || f(guard.as_ref().ok_or_else(closed)?)).await
+                let guard = self.writer.lock_owned().await;
+                tokio::task::spawn_blocking(move || f(guard.conn_ref()?)).await
             }
         };
         joined.map_err(|e| StoreError::Backend(format!("store task: {e}")))?
@@ -279,10 +274,53 @@ impl crate::SqliteStore {
 // ---------------------------------------------------------------------------------------
 // statement helpers (prepared once per connection, through the statement cache)
 
-/// `BEGIN IMMEDIATE`: takes the write lock up front. Dropping the transaction rolls back.
-pub(crate) fn immediate(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend)
+/// A transaction of several statements that commit or roll back together: `BEGIN
+/// IMMEDIATE` (the write lock up front) when none is open, else a savepoint inside the
+/// group commit's open transaction (`writer.rs`). Dropping it rolls back.
+pub(crate) fn immediate(conn: &mut Connection) -> StoreResult<Tx<'_>> {
+    if conn.is_autocommit() {
+        conn.transaction_with_behavior(TransactionBehavior::Immediate)
+            .map(Tx::Top)
+    } else {
+        conn.savepoint().map(Tx::Nested)
+    }
+    .map_err(backend)
+}
+
+/// What [`immediate`] began.
+pub(crate) enum Tx<'c> {
+    Top(Transaction<'c>),
+    Nested(Savepoint<'c>),
+}
+
+impl Tx<'_> {
+    pub(crate) fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            Tx::Top(tx) => tx.commit(),
+            Tx::Nested(sp) => sp.commit(),
+        }
+    }
+
+    pub(crate) fn rollback(self) -> rusqlite::Result<()> {
+        match self {
+            Tx::Top(tx) => tx.rollback(),
+            Tx::Nested(mut sp) => {
+                sp.rollback()?;
+                sp.commit()
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            Tx::Top(tx) => tx,
+            Tx::Nested(sp) => sp,
+        }
+    }
 }
 
 /// Runs a statement that returns no rows; the number of rows it changed.

@@ -16,9 +16,8 @@
 //! does) cost more than running it: wake-ups and context switches on those threads were
 //! about a fifth of a login's CPU (docs/benchmarks.md). So a store operation waits
 //! asynchronously only for a connection, then runs its statements synchronously on the
-//! calling task's thread and returns; a connection is never held across an `.await`, so a
-//! cancelled call cannot leave a transaction open. Statements are prepared once per
-//! connection (`prepare_cached`). Each call yields once to the runtime before its
+//! calling task's thread and returns; a reader is never held across an `.await`.
+//! Statements are prepared once per connection (`prepare_cached`). Each call yields once to the runtime before its
 //! statements, so a store call remains a point where other ready tasks run (the `conn`
 //! module says why).
 //!
@@ -32,6 +31,14 @@
 //! `assign_subscriber`, `resolve_session`, the back-channel writes, `remember_jti`) run in
 //! `BEGIN IMMEDIATE` transactions, which take the write lock up front, so the store stays
 //! correct if another process (an admin tool) opens the same file.
+//!
+//! **Group commit** (`writer.rs`). Writes that queue for the writer while another one runs
+//! share its transaction (each in a savepoint of its own, so a failing write is rolled back
+//! alone) and one commit, made by the last of them; each returns only once that commit is
+//! done. A commit writes every page it changed to the WAL, so writes committed together
+//! write their shared pages once. With nobody queued a write commits at once, as before.
+//! The multi-statement operations' `BEGIN IMMEDIATE` becomes a savepoint inside the shared
+//! transaction (`conn::immediate`).
 //!
 //! **What a slow writer means.** While a write runs, it occupies the tokio worker thread
 //! that called it; the other workers go on (other writers wait on the mutex without a
@@ -118,6 +125,12 @@ mod retention;
 mod sms;
 mod token_manager;
 mod user_codes;
+mod writer;
+
+/// The integration tests' temporary directory, for the unit tests too.
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod temp_dir;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -135,7 +148,7 @@ use rusqlite::types::FromSql;
 use rusqlite::{Connection, Row, params};
 
 use crate::conn::{
-    ReadPool, Readers, Writer, exec, immediate, query_all, query_one, query_opt, query_opt_or,
+    ReadPool, Readers, exec, immediate, query_all, query_one, query_opt, query_opt_or,
 };
 
 /// The `error` a stale pending session gets when a newer one for its subscriber replaces
@@ -158,7 +171,7 @@ pub const INLINE_ROWS: usize = 1_000;
 #[derive(Clone)]
 pub struct SqliteStore {
     /// Exactly one connection: every write is serialised through it.
-    writer: Writer,
+    writer: Arc<writer::Writer>,
     /// `query_only` connections; the writer for an in-memory database.
     readers: Readers,
     /// The WAL checkpoints of a file database, off the workers (`checkpoint.rs`).
@@ -195,7 +208,7 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(format!("opening the store: {e}")))??;
         let store = SqliteStore {
-            writer: Arc::new(tokio::sync::Mutex::new(Some(writer))),
+            writer: writer::Writer::new(writer, true),
             readers: Readers::Pool(Arc::new(ReadPool::new(path.to_path_buf()))),
             checkpoints: Some(Arc::new(checkpoints)),
         };
@@ -220,7 +233,7 @@ impl SqliteStore {
     /// The store of an in-memory database on `conn` (migrated already).
     fn in_memory_on(conn: Connection) -> SqliteStore {
         SqliteStore {
-            writer: Arc::new(tokio::sync::Mutex::new(Some(conn))),
+            writer: writer::Writer::new(conn, false),
             readers: Readers::Writer,
             checkpoints: None,
         }
@@ -232,8 +245,7 @@ impl SqliteStore {
         if let Readers::Pool(pool) = &self.readers {
             pool.close().await;
         }
-        let conn = self.writer.lock().await.take();
-        drop(conn);
+        self.writer.close().await;
         if let Some(c) = &self.checkpoints {
             c.stop();
         }

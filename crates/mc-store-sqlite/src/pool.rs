@@ -8,13 +8,7 @@ use crate::{READ_CONNECTIONS, SqliteStore};
 impl SqliteStore {
     /// The writer: open (unless closed), idle unless a write holds it now.
     fn writer_usage(&self, pool: &'static str) -> PoolUsage {
-        let (size, idle) = match self.writer.try_lock() {
-            Ok(guard) => {
-                let open = u32::from(guard.is_some());
-                (open, open)
-            }
-            Err(_) => (1, 0),
-        };
+        let (size, idle) = self.writer.usage();
         PoolUsage {
             pool,
             size,
