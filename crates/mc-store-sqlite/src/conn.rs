@@ -244,7 +244,7 @@ impl crate::SqliteStore {
                 f(lease.conn()?)
             }
             Readers::Writer => {
-                let guard = self.writer.lock_owned().await;
+                let guard = self.writer.lock().await;
                 f(guard.conn_ref()?)
             }
         }

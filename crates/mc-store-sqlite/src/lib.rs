@@ -17,9 +17,9 @@
 //! about a fifth of a login's CPU (docs/benchmarks.md). So a store operation waits
 //! asynchronously only for a connection, then runs its statements synchronously on the
 //! calling task's thread and returns; a reader is never held across an `.await`.
-//! Statements are prepared once per connection (`prepare_cached`). Each call yields once to the runtime before its
-//! statements, so a store call remains a point where other ready tasks run (the `conn`
-//! module says why).
+//! Statements are prepared once per connection (`prepare_cached`). Each call yields once to
+//! the runtime before its statements, so a store call remains a point where other ready
+//! tasks run (the `conn` module says why).
 //!
 //! **One writer.** SQLite allows a single writer at a time anyway; letting several
 //! connections race for the write lock only produces `SQLITE_BUSY` retries (and, for a

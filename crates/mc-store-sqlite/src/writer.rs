@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mc_store::{StoreError, StoreResult};
 use rusqlite::Connection;
-use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, watch};
 
 use crate::backend;
 use crate::conn::closed;
@@ -75,20 +75,34 @@ impl WriterState {
 
     /// Commits the open transaction, if any, and tells the writes it carries.
     fn commit(&mut self) -> StoreResult<()> {
-        let Some(batch) = self.open.take() else {
+        if self.open.is_none() {
             return Ok(());
-        };
+        }
         let result = match self.conn.as_mut() {
-            Some(conn) => run(conn, "COMMIT").map_err(|e| {
-                // A failed COMMIT may leave the transaction open: end it.
-                let _ = conn.execute_batch("ROLLBACK");
-                backend(e)
-            }),
+            Some(conn) => run(conn, "COMMIT").map_err(backend),
             None => Err(closed()),
         };
-        let told = result.as_ref().map(|_| ()).map_err(ToString::to_string);
-        batch.committed.send_replace(Some(told));
+        match &result {
+            Ok(()) => self.tell(Ok(())),
+            // A failed COMMIT may leave the transaction open: end it.
+            Err(e) => self.roll_back(&e.to_string()),
+        }
         result
+    }
+
+    /// Ends the open transaction without committing it; its writes get `why`.
+    fn roll_back(&mut self, why: &str) {
+        if let Some(conn) = self.conn.as_mut() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        self.tell(Err(why.to_owned()));
+    }
+
+    /// The open transaction is over: the writes waiting on it learn how it ended.
+    fn tell(&mut self, outcome: Result<(), String>) {
+        if let Some(batch) = self.open.take() {
+            batch.committed.send_replace(Some(outcome));
+        }
     }
 }
 
@@ -144,12 +158,7 @@ impl Writer {
         let ran = run_in_savepoint(conn, f);
         if ran.is_err() {
             // The savepoint could not be ended: the transaction's state is unknown.
-            let _ = conn.execute_batch("ROLLBACK");
-            if let Some(batch) = open.take() {
-                batch
-                    .committed
-                    .send_replace(Some(Err("rolled back after a failed write".into())));
-            }
+            state.roll_back("rolled back after a failed write");
         }
         let committed = self.end_turn(state);
         let value = match ran {
@@ -158,30 +167,20 @@ impl Writer {
             Ok(Err(panic)) => resume_unwind(panic),
         };
         match committed {
-            Turn::Committed(result) => result.map(|()| value),
-            Turn::HandedOn(mut outcome) => match outcome.wait_for(Option::is_some).await {
-                Ok(told) => match told.as_ref() {
-                    Some(Ok(())) => Ok(value),
-                    Some(Err(e)) => Err(StoreError::Backend(format!("commit: {e}"))),
-                    None => Err(StoreError::Backend("commit: no outcome".into())),
-                },
-                Err(_) => Err(StoreError::Backend(
-                    "commit: the transaction ended without one".into(),
-                )),
-            },
+            Turn::Committed(result) => result,
+            Turn::HandedOn(outcome) => commit_of(outcome).await,
         }
+        .map(|()| value)
     }
 
     /// After a write's statements: commit now, or hand the transaction to the queue.
-    fn end_turn(&self, mut state: tokio::sync::MutexGuard<'_, WriterState>) -> Turn {
+    fn end_turn(&self, mut state: MutexGuard<'_, WriterState>) -> Turn {
         let Some(batch) = state.open.as_mut() else {
             return Turn::Committed(Ok(()));
         };
         batch.writes += 1;
         if self.queued.load(Ordering::SeqCst) == 0 || batch.writes >= MAX_BATCH {
-            #[cfg(test)]
-            self.commits.fetch_add(1, Ordering::SeqCst);
-            return Turn::Committed(state.commit());
+            return Turn::Committed(self.commit(&mut state));
         }
         let outcome = batch.committed.subscribe();
         drop(state);
@@ -199,14 +198,26 @@ impl Writer {
         if let Ok(mut state) = self.state.try_lock()
             && state.open.is_some()
         {
-            #[cfg(test)]
-            self.commits.fetch_add(1, Ordering::SeqCst);
-            let _ = state.commit();
+            let _ = self.commit(&mut state);
         }
     }
 
-    /// The writer for work outside group commit (the blocking pool's long writes, reads
-    /// of an in-memory database, closing): any open transaction committed first.
+    /// The group commit's commit (counted for the tests).
+    fn commit(&self, state: &mut WriterState) -> StoreResult<()> {
+        #[cfg(test)]
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        state.commit()
+    }
+
+    /// The writer for work outside group commit (reads of an in-memory database,
+    /// closing): any open transaction committed first.
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, WriterState> {
+        let mut state = self.state.lock().await;
+        let _ = state.commit();
+        state
+    }
+
+    /// [`Writer::lock`], for a task on the blocking pool.
     pub(crate) async fn lock_owned(&self) -> OwnedMutexGuard<WriterState> {
         let mut state = self.state.clone().lock_owned().await;
         let _ = state.commit();
@@ -215,8 +226,7 @@ impl Writer {
 
     /// Closes the connection (after committing what is open).
     pub(crate) async fn close(&self) {
-        let mut state = self.lock_owned().await;
-        drop(state.conn.take());
+        drop(self.lock().await.conn.take());
     }
 
     /// (open, idle): for the pool gauges.
@@ -236,6 +246,22 @@ enum Turn {
     Committed(StoreResult<()>),
     /// Another write will commit; its outcome arrives here.
     HandedOn(watch::Receiver<Outcome>),
+}
+
+/// How the transaction a write was handed on in ended.
+async fn commit_of(mut outcome: watch::Receiver<Outcome>) -> StoreResult<()> {
+    let told = outcome
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|t| t.clone());
+    match told {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(StoreError::Backend(format!("commit: {e}"))),
+        None => Err(StoreError::Backend(
+            "commit: the transaction ended without one".into(),
+        )),
+    }
 }
 
 /// `f` inside `SAVEPOINT mc_write`: released when `f` succeeds, rolled back when it fails
@@ -324,6 +350,15 @@ mod tests {
         }
     }
 
+    /// `f` as a write of a task of its own.
+    fn spawn_write<F>(w: &Arc<Writer>, f: F) -> tokio::task::JoinHandle<StoreResult<()>>
+    where
+        F: FnOnce(&mut Connection) -> StoreResult<()> + Send + 'static,
+    {
+        let w = w.clone();
+        tokio::spawn(async move { w.write(f).await })
+    }
+
     /// Lets the current-thread runtime run until `n` writes wait for the writer.
     async fn until_queued(w: &Writer, n: usize) {
         while w.queued.load(Ordering::SeqCst) != n {
@@ -347,12 +382,7 @@ mod tests {
         let dir = TempDir::new("writer-group");
         let (w, other) = setup(&dir);
         let held = w.state.lock().await;
-        let writes: Vec<_> = (0..10)
-            .map(|n| {
-                let w = w.clone();
-                tokio::spawn(async move { w.write(insert(n)).await })
-            })
-            .collect();
+        let writes: Vec<_> = (0..10).map(|n| spawn_write(&w, insert(n))).collect();
         until_queued(&w, 10).await;
         drop(held);
         for write in writes {
@@ -371,21 +401,16 @@ mod tests {
         let dir = TempDir::new("writer-fail");
         let (w, other) = setup(&dir);
         let held = w.state.lock().await;
-        type Write = Box<dyn FnOnce(&mut Connection) -> StoreResult<()> + Send>;
-        let spawn = |f: Write| {
-            let w = w.clone();
-            tokio::spawn(async move { w.write(f).await })
-        };
-        let first = spawn(Box::new(insert(1)));
-        let failing = spawn(Box::new(|conn: &mut Connection| {
+        let first = spawn_write(&w, insert(1));
+        let failing = spawn_write(&w, |conn: &mut Connection| {
             insert(2)(conn)?;
             Err(StoreError::Backend("refused after writing".into()))
-        }));
-        let panicking = spawn(Box::new(|conn: &mut Connection| {
+        });
+        let panicking = spawn_write(&w, |conn: &mut Connection| {
             insert(3)(conn)?;
             panic!("a bug in a write");
-        }));
-        let last = spawn(Box::new(insert(4)));
+        });
+        let last = spawn_write(&w, insert(4));
         until_queued(&w, 4).await;
         drop(held);
         first.await.unwrap().unwrap();
@@ -403,13 +428,10 @@ mod tests {
         let held = w.state.lock().await;
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let first = {
-            let (w, ran) = (w.clone(), ran.clone());
-            tokio::spawn(async move {
-                w.write(|conn: &mut Connection| {
-                    ran.store(true, Ordering::SeqCst);
-                    insert(1)(conn)
-                })
-                .await
+            let ran = ran.clone();
+            spawn_write(&w, move |conn: &mut Connection| {
+                ran.store(true, Ordering::SeqCst);
+                insert(1)(conn)
             })
         };
         until_queued(&w, 1).await;

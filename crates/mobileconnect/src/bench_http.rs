@@ -75,36 +75,11 @@ pub fn target(url: &Url) -> String {
 }
 
 /// `application/x-www-form-urlencoded`, byte for byte as reqwest's `.form()` and `.query()`
-/// encode (`form_urlencoded`): alphanumerics and `*-._` as they are, space as `+`, every
-/// other byte `%XX`.
+/// encode (both use `form_urlencoded`).
 pub fn form(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        encode_into(&mut out, k);
-        out.push('=');
-        encode_into(&mut out, v);
-    }
-    out
-}
-
-fn encode_into(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(char::from(b));
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0xf)]));
-            }
-        }
-    }
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// `Authorization: Basic …` (client_secret_basic), as reqwest's `basic_auth` writes it.
