@@ -101,15 +101,16 @@ mod user_codes;
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mc_store::{
     AccessTokenRecord, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
-    ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode, OutboxDepth, OutboxItem,
-    OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution, SessionStatus,
-    SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus, SubscriberStore,
-    TokenStore,
+    ClientCache, ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode,
+    OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution,
+    SessionStatus, SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
+    SubscriberStore, TokenStore,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, Row};
@@ -162,6 +163,9 @@ impl Default for PgStoreOptions {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The client records read recently (`mc_store::ClientCache`): another node's change
+    /// is seen within its TTL.
+    clients: Arc<ClientCache>,
 }
 
 impl PgStore {
@@ -204,7 +208,10 @@ impl PgStore {
             max_connections = options.max_connections,
             "postgres store open"
         );
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            clients: Arc::default(),
+        })
     }
 
     /// Closes every connection, waiting for the ones in use.
@@ -1141,12 +1148,20 @@ impl ClientStore for PgStore {
     }
 
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        let miss = match self.clients.lookup(client_id) {
+            Ok(cached) => return Ok(Some(cached)),
+            Err(miss) => miss,
+        };
         let row = sqlx::query(sql::GET_CLIENT)
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(client_from_row).transpose()
+        let found = row.as_ref().map(client_from_row).transpose()?;
+        if let Some(c) = &found {
+            self.clients.fill(miss, c);
+        }
+        Ok(found)
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
@@ -1162,7 +1177,8 @@ impl ClientStore for PgStore {
         let allowed_scopes = &to_json(&c.allowed_scopes)?;
         let grant_types = &to_json(&c.grant_types)?;
         let metadata = &metadata_to_json(&c.metadata)?;
-        retrying("update_client", move || async move {
+        self.clients.changed(&c.client_id);
+        let updated = retrying("update_client", move || async move {
             let done = sqlx::query(sql::UPDATE_CLIENT)
                 .bind(&c.secret_hash)
                 .bind(&c.name)
@@ -1179,7 +1195,10 @@ impl ClientStore for PgStore {
                 .map_err(backend)?;
             one_row(done)
         })
-        .await
+        .await;
+        // Also after: a read that began before the write must not keep the old record.
+        self.clients.changed(&c.client_id);
+        updated
     }
 }
 

@@ -139,10 +139,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mc_store::{
     AccessTokenRecord, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
-    ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode, OutboxDepth, OutboxItem,
-    OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution, SessionStatus,
-    SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus, SubscriberStore,
-    TokenStore,
+    ClientCache, ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode,
+    OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution,
+    SessionStatus, SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
+    SubscriberStore, TokenStore,
 };
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Row, params};
@@ -176,6 +176,8 @@ pub struct SqliteStore {
     readers: Readers,
     /// The WAL checkpoints of a file database, off the workers (`checkpoint.rs`).
     checkpoints: Option<Arc<checkpoint::Checkpointer>>,
+    /// The client records read recently (`mc_store::ClientCache`).
+    clients: Arc<ClientCache>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -211,6 +213,7 @@ impl SqliteStore {
             writer: writer::Writer::new(writer, true),
             readers: Readers::Pool(Arc::new(ReadPool::new(path.to_path_buf()))),
             checkpoints: Some(Arc::new(checkpoints)),
+            clients: Arc::default(),
         };
         // One reader now, so that a file that cannot be read fails here, not later.
         store.read(|_| Ok(())).await?;
@@ -236,6 +239,7 @@ impl SqliteStore {
             writer: writer::Writer::new(conn, false),
             readers: Readers::Writer,
             checkpoints: None,
+            clients: Arc::default(),
         }
     }
 
@@ -785,8 +789,17 @@ impl ClientStore for SqliteStore {
     }
 
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
-        self.read(|conn| query_opt(conn, sql::GET_CLIENT, [client_id], client_from_row))
-            .await
+        let miss = match self.clients.lookup(client_id) {
+            Ok(cached) => return Ok(Some(cached)),
+            Err(miss) => miss,
+        };
+        let found = self
+            .read(|conn| query_opt(conn, sql::GET_CLIENT, [client_id], client_from_row))
+            .await?;
+        if let Some(c) = &found {
+            self.clients.fill(miss, c);
+        }
+        Ok(found)
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
@@ -795,28 +808,33 @@ impl ClientStore for SqliteStore {
     }
 
     async fn update_client(&self, c: &ClientRecord) -> StoreResult<()> {
-        self.write(|conn| {
-            found(
-                exec(
-                    conn,
-                    sql::UPDATE_CLIENT,
-                    params![
-                        c.secret_hash,
-                        c.name,
-                        c.short_name,
-                        to_json(&c.redirect_uris)?,
-                        to_json(&c.allowed_scopes)?,
-                        to_json(&c.grant_types)?,
-                        c.sector,
-                        c.status.as_str(),
-                        metadata_to_json(&c.metadata)?,
-                        c.client_id,
-                    ],
+        self.clients.changed(&c.client_id);
+        let updated = self
+            .write(|conn| {
+                found(
+                    exec(
+                        conn,
+                        sql::UPDATE_CLIENT,
+                        params![
+                            c.secret_hash,
+                            c.name,
+                            c.short_name,
+                            to_json(&c.redirect_uris)?,
+                            to_json(&c.allowed_scopes)?,
+                            to_json(&c.grant_types)?,
+                            c.sector,
+                            c.status.as_str(),
+                            metadata_to_json(&c.metadata)?,
+                            c.client_id,
+                        ],
+                    )
+                    .map_err(backend)?,
                 )
-                .map_err(backend)?,
-            )
-        })
-        .await
+            })
+            .await;
+        // Also after: a read that began before the write must not keep the old record.
+        self.clients.changed(&c.client_id);
+        updated
     }
 }
 

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod attributes;
+mod client_cache;
 pub mod conformance;
 mod consent;
 mod devices;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use attributes::{AttributeStore, AttributesRecord};
+pub use client_cache::{CLIENT_CACHE_TTL, ClientCache};
 pub use consent::{ConsentChannel, ConsentRecord, ConsentStore, merge_items};
 pub use devices::{DeviceRecord, DeviceStore, NewDevice};
 pub use discovery::{
@@ -72,6 +74,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait ClientStore: Send + Sync {
     /// Inserts a new client; `Conflict` if the id exists.
     async fn insert_client(&self, c: &ClientRecord) -> StoreResult<()>;
+    /// The record, possibly from the backend's [`ClientCache`]: a change made through this
+    /// store is seen at once, one made by another process within [`CLIENT_CACHE_TTL`].
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>>;
     /// Replaces every field but `client_id` and `created_at`; `NotFound` if absent.
