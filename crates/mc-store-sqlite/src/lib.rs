@@ -266,8 +266,8 @@ impl SqliteStore {
 // ---------------------------------------------------------------------------------------
 // SQL. Constants, so the query-plan test below checks the very statements the store runs.
 
-/// The columns of an `AuthSession`. `session_from_row` reads them by name; the order only has
-/// to match the binds of `create_session`.
+/// The columns of an `AuthSession`, in the order `session_from_cols` reads them and
+/// `create_session` binds them.
 macro_rules! session_columns {
     () => {
         "id, client_id, subscriber_id, redirect_uri, state, nonce, scope, version, acr_values, \
@@ -574,80 +574,130 @@ fn list_col(row: &Row<'_>, name: &str) -> StoreResult<Vec<String>> {
     from_json(&col::<String>(row, name)?)
 }
 
+/// Reads a row's columns in the order the statement selects them, by index: `row.get(name)`
+/// compares the name with every column's until it matches (a session has 23). Debug builds
+/// check each name, so a column list that no longer matches its decoder fails the tests.
+struct Cols<'a, 'r> {
+    row: &'a Row<'r>,
+    next: usize,
+}
+
+impl<'a, 'r> Cols<'a, 'r> {
+    fn new(row: &'a Row<'r>) -> Self {
+        Cols { row, next: 0 }
+    }
+
+    /// The next column, which the statement names `name`.
+    fn get<T: FromSql>(&mut self, name: &str) -> StoreResult<T> {
+        let i = self.next;
+        self.next += 1;
+        debug_assert_eq!(
+            self.row.as_ref().column_name(i).ok(),
+            Some(name),
+            "column {i} of the row"
+        );
+        self.row.get(i).map_err(backend)
+    }
+
+    /// The next column, a JSON list of strings.
+    fn list(&mut self, name: &str) -> StoreResult<Vec<String>> {
+        from_json(&self.get::<String>(name)?)
+    }
+}
+
 fn client_from_row(row: &Row<'_>) -> StoreResult<ClientRecord> {
-    let status: String = col(row, "status")?;
+    let mut c = Cols::new(row);
     Ok(ClientRecord {
-        client_id: col(row, "client_id")?,
-        secret_hash: col(row, "secret_hash")?,
-        name: col(row, "name")?,
-        short_name: col(row, "short_name")?,
-        redirect_uris: list_col(row, "redirect_uris")?,
-        allowed_scopes: list_col(row, "allowed_scopes")?,
-        grant_types: list_col(row, "grant_types")?,
-        sector: col(row, "sector")?,
-        status: ClientStatus::parse(&status).ok_or_else(|| corrupt("client status", &status))?,
-        created_at: col(row, "created_at")?,
-        metadata: serde_json::from_str(&col::<String>(row, "metadata")?)
+        client_id: c.get("client_id")?,
+        secret_hash: c.get("secret_hash")?,
+        name: c.get("name")?,
+        short_name: c.get("short_name")?,
+        redirect_uris: c.list("redirect_uris")?,
+        allowed_scopes: c.list("allowed_scopes")?,
+        grant_types: c.list("grant_types")?,
+        sector: c.get("sector")?,
+        status: {
+            let status: String = c.get("status")?;
+            ClientStatus::parse(&status).ok_or_else(|| corrupt("client status", &status))?
+        },
+        created_at: c.get("created_at")?,
+        metadata: serde_json::from_str(&c.get::<String>("metadata")?)
             .map_err(|e| corrupt("client metadata", e))?,
     })
 }
 
 fn subscriber_from_row(row: &Row<'_>) -> StoreResult<SubscriberRecord> {
-    let status: String = col(row, "status")?;
-    let failures: i64 = col(row, "pin_failures")?;
+    let mut c = Cols::new(row);
     Ok(SubscriberRecord {
-        id: col(row, "id")?,
-        msisdn: col(row, "msisdn")?,
-        status: SubscriberStatus::parse(&status)
-            .ok_or_else(|| corrupt("subscriber status", &status))?,
-        pin_hash: col(row, "pin_hash")?,
-        pin_failures: u32::try_from(failures).map_err(|_| corrupt("pin_failures", failures))?,
-        pin_locked: col(row, "pin_locked")?,
-        capabilities: list_col(row, "capabilities")?,
-        created_at: col(row, "created_at")?,
+        id: c.get("id")?,
+        msisdn: c.get("msisdn")?,
+        status: {
+            let status: String = c.get("status")?;
+            SubscriberStatus::parse(&status).ok_or_else(|| corrupt("subscriber status", &status))?
+        },
+        pin_hash: c.get("pin_hash")?,
+        pin_failures: {
+            let failures: i64 = c.get("pin_failures")?;
+            u32::try_from(failures).map_err(|_| corrupt("pin_failures", failures))?
+        },
+        pin_locked: c.get("pin_locked")?,
+        capabilities: c.list("capabilities")?,
+        created_at: c.get("created_at")?,
     })
 }
 
 fn session_from_row(row: &Row<'_>) -> StoreResult<AuthSession> {
-    let status: String = col(row, "status")?;
+    session_from_cols(&mut Cols::new(row))
+}
+
+/// The fields are read in the order of `session_columns!`.
+fn session_from_cols(c: &mut Cols<'_, '_>) -> StoreResult<AuthSession> {
     Ok(AuthSession {
-        id: col(row, "id")?,
-        client_id: col(row, "client_id")?,
-        subscriber_id: col(row, "subscriber_id")?,
-        redirect_uri: col(row, "redirect_uri")?,
-        state: col(row, "state")?,
-        nonce: col(row, "nonce")?,
-        scope: col(row, "scope")?,
-        version: col(row, "version")?,
-        acr_values: col(row, "acr_values")?,
-        max_age: col(row, "max_age")?,
-        claims: col(row, "claims")?,
-        client_name: col(row, "client_name")?,
-        context: col(row, "context")?,
-        binding_message: col(row, "binding_message")?,
-        correlation_id: col(row, "correlation_id")?,
-        code_challenge: col(row, "code_challenge")?,
-        status: SessionStatus::parse(&status).ok_or_else(|| corrupt("session status", &status))?,
-        acr: col(row, "acr")?,
-        amr: list_col(row, "amr")?,
-        auth_time: col(row, "auth_time")?,
-        error: col(row, "error")?,
-        created_at: col(row, "created_at")?,
-        expires_at: col(row, "expires_at")?,
+        id: c.get("id")?,
+        client_id: c.get("client_id")?,
+        subscriber_id: c.get("subscriber_id")?,
+        redirect_uri: c.get("redirect_uri")?,
+        state: c.get("state")?,
+        nonce: c.get("nonce")?,
+        scope: c.get("scope")?,
+        version: c.get("version")?,
+        acr_values: c.get("acr_values")?,
+        max_age: c.get("max_age")?,
+        claims: c.get("claims")?,
+        client_name: c.get("client_name")?,
+        context: c.get("context")?,
+        binding_message: c.get("binding_message")?,
+        correlation_id: c.get("correlation_id")?,
+        code_challenge: c.get("code_challenge")?,
+        status: {
+            let status: String = c.get("status")?;
+            SessionStatus::parse(&status).ok_or_else(|| corrupt("session status", &status))?
+        },
+        acr: c.get("acr")?,
+        amr: c.list("amr")?,
+        auth_time: c.get("auth_time")?,
+        error: c.get("error")?,
+        created_at: c.get("created_at")?,
+        expires_at: c.get("expires_at")?,
     })
 }
 
-fn backchannel_from_row(row: &Row<'_>) -> StoreResult<BackchannelRecord> {
-    let kind: String = col(row, "kind")?;
-    let mode: String = col(row, "mode")?;
+/// The fields are read in the order of `backchannel_columns!`.
+fn backchannel_from_cols(c: &mut Cols<'_, '_>) -> StoreResult<BackchannelRecord> {
     Ok(BackchannelRecord {
-        auth_req_id: col(row, "auth_req_id")?,
-        kind: BackchannelKind::parse(&kind).ok_or_else(|| corrupt("back-channel kind", &kind))?,
-        mode: DeliveryMode::parse(&mode).ok_or_else(|| corrupt("delivery mode", &mode))?,
-        notification_endpoint: col(row, "notification_endpoint")?,
-        notification_token: col(row, "notification_token")?,
-        interval: col(row, "interval")?,
-        last_poll_at: col(row, "last_poll_at")?,
+        auth_req_id: c.get("auth_req_id")?,
+        kind: {
+            let kind: String = c.get("kind")?;
+            BackchannelKind::parse(&kind).ok_or_else(|| corrupt("back-channel kind", &kind))?
+        },
+        mode: {
+            let mode: String = c.get("mode")?;
+            DeliveryMode::parse(&mode).ok_or_else(|| corrupt("delivery mode", &mode))?
+        },
+        notification_endpoint: c.get("notification_endpoint")?,
+        notification_token: c.get("notification_token")?,
+        interval: c.get("interval")?,
+        last_poll_at: c.get("last_poll_at")?,
     })
 }
 
@@ -662,17 +712,19 @@ fn outbox_item_from_row(row: &Row<'_>) -> StoreResult<OutboxItem> {
     })
 }
 
+/// The fields are read in the order of `sql::FIND_TOKEN`.
 fn token_from_row(row: &Row<'_>) -> StoreResult<AccessTokenRecord> {
+    let mut c = Cols::new(row);
     Ok(AccessTokenRecord {
-        token_hash: col(row, "token_hash")?,
-        session_id: col(row, "session_id")?,
-        client_id: col(row, "client_id")?,
-        subscriber_id: col(row, "subscriber_id")?,
-        sub: col(row, "sub")?,
-        scope: col(row, "scope")?,
-        expires_at: col(row, "expires_at")?,
-        issued_at: col(row, "issued_at")?,
-        family_id: col(row, "family_id")?,
+        token_hash: c.get("token_hash")?,
+        session_id: c.get("session_id")?,
+        client_id: c.get("client_id")?,
+        subscriber_id: c.get("subscriber_id")?,
+        sub: c.get("sub")?,
+        scope: c.get("scope")?,
+        expires_at: c.get("expires_at")?,
+        issued_at: c.get("issued_at")?,
+        family_id: c.get("family_id")?,
     })
 }
 
@@ -1168,7 +1220,8 @@ impl BackchannelStore for SqliteStore {
     ) -> StoreResult<Option<(AuthSession, BackchannelRecord)>> {
         self.read(|conn| {
             query_opt(conn, sql::GET_BACKCHANNEL, [auth_req_id], |row| {
-                Ok((session_from_row(row)?, backchannel_from_row(row)?))
+                let mut c = Cols::new(row);
+                Ok((session_from_cols(&mut c)?, backchannel_from_cols(&mut c)?))
             })
         })
         .await
