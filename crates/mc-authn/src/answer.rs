@@ -108,14 +108,43 @@ pub async fn answer_challenge_consenting(
     consent: Option<&[String]>,
     now: i64,
 ) -> Result<AnswerOutcome, McError> {
+    let session = ctx
+        .store
+        .get_session(session_id)
+        .await
+        .map_err(answer_store_failure)?;
+    answer_read_challenge(
+        ctx,
+        authenticator,
+        session,
+        subscriber_id,
+        answer,
+        consent,
+        now,
+    )
+    .await
+}
+
+/// [`answer_challenge_consenting`] for a session its caller has just read by id (`None`:
+/// there is none), so that a channel that looked at the challenge first does not read it
+/// twice. A read from a moment earlier is enough: it only screens out sessions that are
+/// plainly not answerable; whether the session is still pending and unexpired is decided
+/// again, take-once, by `resolve_session`.
+pub async fn answer_read_challenge(
+    ctx: &AnswerContext<'_>,
+    authenticator: &dyn Authenticator,
+    session: Option<AuthSession>,
+    subscriber_id: &str,
+    answer: Answer,
+    consent: Option<&[String]>,
+    now: i64,
+) -> Result<AnswerOutcome, McError> {
     let AnswerContext { store, hub, policy } = *ctx;
-    let backend = |e: mc_store::StoreError| {
-        tracing::error!(error = %e, "store failure while answering a challenge");
-        McError::ServerError
-    };
-    let Some(session) = store.get_session(session_id).await.map_err(backend)? else {
+    let backend = answer_store_failure;
+    let Some(session) = session else {
         return Ok(AnswerOutcome::NotPending);
     };
+    let session_id = session.id.as_str();
     let live = session.status == SessionStatus::Pending && session.expires_at > now;
     if !live || session.subscriber_id.as_deref() != Some(subscriber_id) {
         return Ok(AnswerOutcome::NotPending);
@@ -191,6 +220,11 @@ pub async fn answer_challenge_consenting(
     } else {
         AnswerOutcome::Denied
     })
+}
+
+fn answer_store_failure(e: mc_store::StoreError) -> McError {
+    tracing::error!(error = %e, "store failure while answering a challenge");
+    McError::ServerError
 }
 
 /// A login ended by the phone's answer: logged and counted (`logins_total`) here, where the

@@ -13,7 +13,7 @@ use mc_store::{AuthSession, DynStore, SubscriberRecord};
 use serde::Serialize;
 
 use crate::answer::{
-    Answer, AnswerContext, AnswerOutcome, PinPolicy, answer_challenge_consenting, requested_loa,
+    Answer, AnswerContext, AnswerOutcome, PinPolicy, answer_read_challenge, requested_loa,
 };
 use crate::authenticator::{Authenticator, Challenge, Eligibility};
 use crate::hub::{Event, Hub};
@@ -288,25 +288,45 @@ impl PushChannel {
         &self,
         sub: &SubscriberRecord,
         challenge_id: &str,
+        answer: Answer,
+        share: bool,
+        now: i64,
+    ) -> Result<AnswerOutcome, McError> {
+        let session = self.challenge(challenge_id).await?;
+        self.answer_read(sub, session, answer, share, now).await
+    }
+
+    /// The challenge as stored (`None`: no such session).
+    async fn challenge(&self, challenge_id: &str) -> Result<Option<AuthSession>, McError> {
+        self.store.get_session(challenge_id).await.map_err(|e| {
+            tracing::error!(error = %e, "store failure reading a challenge");
+            McError::ServerError
+        })
+    }
+
+    /// [`PushChannel::answer_of`] for a challenge just read: the one read serves both the
+    /// consent question and the answer ([`answer_read_challenge`]).
+    async fn answer_read(
+        &self,
+        sub: &SubscriberRecord,
+        session: Option<AuthSession>,
         mut answer: Answer,
         share: bool,
         now: i64,
     ) -> Result<AnswerOutcome, McError> {
         let mut items: Option<Vec<String>> = None;
-        if matches!(answer, Answer::Approve { .. }) {
-            let session = self.store.get_session(challenge_id).await.map_err(|e| {
-                tracing::error!(error = %e, "store failure reading a challenge");
-                McError::ServerError
-            })?;
-            if let Some(session) = session.filter(|s| s.subscriber_id.as_deref() == Some(&sub.id)) {
-                if share {
-                    items = Some(consent::requested_items(
-                        &session.scope,
-                        session.claims.as_deref(),
-                    ));
-                } else if consent::refusal_denies(&self.missing_consent(&sub.id, &session).await?) {
-                    answer = Answer::Deny;
-                }
+        if matches!(answer, Answer::Approve { .. })
+            && let Some(session) = session
+                .as_ref()
+                .filter(|s| s.subscriber_id.as_deref() == Some(&sub.id))
+        {
+            if share {
+                items = Some(consent::requested_items(
+                    &session.scope,
+                    session.claims.as_deref(),
+                ));
+            } else if consent::refusal_denies(&self.missing_consent(&sub.id, session).await?) {
+                answer = Answer::Deny;
             }
         }
         let ctx = AnswerContext {
@@ -314,10 +334,10 @@ impl PushChannel {
             hub: &self.hub,
             policy: self.pin_policy,
         };
-        answer_challenge_consenting(
+        answer_read_challenge(
             &ctx,
             &AppPush,
-            challenge_id,
+            session,
             &sub.id,
             answer,
             items.as_deref(),

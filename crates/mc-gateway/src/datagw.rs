@@ -238,10 +238,36 @@ impl IntoResponse for DgError {
 // ---------------------------------------------------------------------------------------
 // the token
 
-/// The live access token `token` names.
+/// An access-token lookup made earlier in the same request: the throttle reads the token to
+/// name the client the call is charged to (`crate::throttle`) and hands what it read to the
+/// handler as a request extension, so that the handler does not read the same row again.
+#[derive(Debug, Clone)]
+pub struct TokenLookup {
+    token_hash: String,
+    /// What `find_access_token` answered: a token unrevoked and unexpired at the lookup.
+    found: Option<AccessTokenRecord>,
+}
+
+impl TokenLookup {
+    pub(crate) fn new(token_hash: String, found: Option<AccessTokenRecord>) -> Self {
+        TokenLookup { token_hash, found }
+    }
+
+    /// The lookup's answer for the token hashing to `token_hash`, judged at `t` as the store
+    /// judges it (`expires_at > now`); `None` when the lookup was of another token. A token
+    /// that was not live at the lookup is not live at `t` either: revocation is final, and a
+    /// token is stored before anyone holds it.
+    fn answer_at(self, token_hash: &str, t: i64) -> Option<Option<AccessTokenRecord>> {
+        (self.token_hash == token_hash).then(|| self.found.filter(|r| r.expires_at > t))
+    }
+}
+
+/// The live access token `token` names; `looked_up`: the lookup made earlier in this
+/// request, if any (read again when it is absent or of another token).
 pub async fn access_token(
     s: &AppState,
     token: Option<String>,
+    looked_up: Option<TokenLookup>,
 ) -> Result<AccessTokenRecord, McError> {
     let token = token
         .filter(|t| !t.is_empty())
@@ -249,11 +275,17 @@ pub async fn access_token(
     if token.len() > 256 {
         return Err(McError::InvalidAccessToken);
     }
-    s.store
-        .find_access_token(&sha256_hex(&token), now())
-        .await
-        .map_err(store_failure)?
-        .ok_or(McError::InvalidAccessToken)
+    let token_hash = sha256_hex(&token);
+    let t = now();
+    let found = match looked_up.and_then(|l| l.answer_at(&token_hash, t)) {
+        Some(found) => found,
+        None => s
+            .store
+            .find_access_token(&token_hash, t)
+            .await
+            .map_err(store_failure)?,
+    };
+    found.ok_or(McError::InvalidAccessToken)
 }
 
 /// The consent `client_id` holds for `subscriber_id` (the consent store's items: scope
@@ -309,9 +341,10 @@ impl IntoResponse for InfoAnswer {
 pub async fn info(
     s: &AppState,
     token: Option<String>,
+    looked_up: Option<TokenLookup>,
     shape: Shape,
 ) -> Result<InfoAnswer, DgError> {
-    let record = access_token(s, token).await?;
+    let record = access_token(s, token, looked_up).await?;
     let (Some(sub), Some(subscriber_id)) = (record.sub.clone(), record.subscriber_id.clone())
     else {
         // A client-credentials token names no subscriber.
@@ -448,8 +481,13 @@ pub struct AtpRequest {
 }
 
 /// The ATP answer for a token granting `mc_atp` (client credentials).
-pub async fn atp(s: &AppState, token: Option<String>, req: AtpRequest) -> Result<Value, DgError> {
-    let record = access_token(s, token).await?;
+pub async fn atp(
+    s: &AppState,
+    token: Option<String>,
+    looked_up: Option<TokenLookup>,
+    req: AtpRequest,
+) -> Result<Value, DgError> {
+    let record = access_token(s, token, looked_up).await?;
     let scope = Scope::parse(&record.scope).unwrap_or_default();
     if !scope.contains("mc_atp") {
         return Err(DgError::InsufficientScope("mc_atp"));
@@ -573,4 +611,43 @@ async fn atp_subscriber(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(expires_at: i64) -> AccessTokenRecord {
+        AccessTokenRecord {
+            token_hash: sha256_hex("t"),
+            session_id: Some("s".into()),
+            client_id: "c".into(),
+            subscriber_id: Some("sub".into()),
+            sub: Some("pcr".into()),
+            scope: "openid".into(),
+            expires_at,
+            issued_at: expires_at - 3600,
+            family_id: None,
+        }
+    }
+
+    #[test]
+    fn a_token_lookup_answers_only_for_its_token_and_by_the_stores_expiry_rule() {
+        let hash = sha256_hex("t");
+        let found = |expires_at| TokenLookup::new(hash.clone(), Some(record(expires_at)));
+        assert_eq!(found(101).answer_at(&hash, 100), Some(Some(record(101))));
+        // Expired since the lookup: `expires_at > now`, as `find_access_token` has it.
+        assert_eq!(found(100).answer_at(&hash, 100), Some(None));
+        // Not live at the lookup: not live now.
+        assert_eq!(
+            TokenLookup::new(hash.clone(), None).answer_at(&hash, 100),
+            Some(None)
+        );
+        // Another token's lookup says nothing about this one: it is read.
+        assert_eq!(found(101).answer_at(&sha256_hex("other"), 100), None);
+        assert_eq!(
+            TokenLookup::new(hash.clone(), None).answer_at(&sha256_hex("other"), 100),
+            None
+        );
+    }
 }

@@ -357,6 +357,22 @@ pub async fn wait_state(s: &AppState, session_id: &str) -> WaitState {
     let Ok(session) = load(s, session_id).await else {
         return WaitState::Gone(McError::AuthenticationTimeout);
     };
+    wait_state_of(s, session).await
+}
+
+/// [`wait_state`] after a hold: the session the hold read last, or (when it read none) a
+/// fresh read. A session read a moment earlier decides the same way a new read would: the
+/// code is minted take-once in the store (`issue_code` only moves an `Approved` session),
+/// and expiry is judged against the clock now.
+pub async fn wait_state_after(s: &AppState, session_id: &str, held: Held) -> WaitState {
+    match held.last_read {
+        Some(session) => wait_state_of(s, session).await,
+        None => wait_state(s, session_id).await,
+    }
+}
+
+/// [`wait_state`] for a session already read from the store.
+async fn wait_state_of(s: &AppState, session: AuthSession) -> WaitState {
     let t = now();
     match session.status {
         SessionStatus::AwaitingNumber if session.expires_at > t => {
@@ -415,28 +431,66 @@ pub(crate) async fn deliver_code(s: &AppState, session: &AuthSession) -> WaitSta
     }
 }
 
+/// How a hold on a waiting session ended.
+#[derive(Debug)]
+pub struct Held {
+    /// The session left `Pending` (answered or expired) or cannot be found; false when the
+    /// hold passed with the session still pending.
+    pub done: bool,
+    /// The session as the hold last read it, for the answer that follows (no second read).
+    /// `None` when it read none: an id over the length limit, an unknown id, or a store
+    /// failure (the caller then reads again, as it would have without the hold).
+    last_read: Option<AuthSession>,
+}
+
 /// Waits until the session leaves `Pending` or `hold` passes; re-reads the store on every
 /// wake-up and at least every 250 ms (another node may have recorded the answer).
-pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) -> bool {
+pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) -> Held {
+    if !is_plausible_session_id(session_id) {
+        return Held {
+            done: true,
+            last_read: None,
+        };
+    }
     let deadline = tokio::time::Instant::now() + hold;
     // Watched before the first read: an answer recorded between the read and the wait
     // still wakes us at once (not at the next re-check). Only this session's answer does.
     let answered = s.hub.watch(Event::SessionResolved(session_id.to_owned()));
     loop {
-        match s.store.get_session(session_id).await {
-            Ok(Some(sess)) if awaits_answer(&sess, now()) => {}
-            _ => return true,
-        }
+        let session = match s.store.get_session(session_id).await {
+            Ok(Some(sess)) if awaits_answer(&sess, now()) => sess,
+            Ok(Some(sess)) => {
+                return Held {
+                    done: true,
+                    last_read: Some(sess),
+                };
+            }
+            Ok(None) | Err(_) => {
+                return Held {
+                    done: true,
+                    last_read: None,
+                };
+            }
+        };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
-            return false;
+            return Held {
+                done: false,
+                last_read: Some(session),
+            };
         }
         answered.wait(left.min(Duration::from_millis(250))).await;
     }
 }
 
+/// Session ids are 43 characters (`random_token`); a longer one names no session and is
+/// refused without a store read.
+fn is_plausible_session_id(session_id: &str) -> bool {
+    session_id.len() <= 64
+}
+
 async fn load(s: &AppState, session_id: &str) -> Result<AuthSession, McError> {
-    if session_id.len() > 64 {
+    if !is_plausible_session_id(session_id) {
         return Err(McError::AuthenticationTimeout);
     }
     s.store

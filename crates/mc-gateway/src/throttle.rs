@@ -38,6 +38,7 @@ use mc_core::params::RawParams;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::datagw::TokenLookup;
 use crate::routes::{bearer, is_form};
 use crate::state::{AppState, now, sha256_hex};
 
@@ -173,9 +174,12 @@ pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
     } else {
         Bytes::new()
     };
-    let client_id = named_client(&s, &parts.headers, parts.uri.query(), &bytes).await;
-    let req = Request::from_parts(parts, Body::from(bytes));
-    let Some(client_id) = client_id else {
+    let named = named_client(&s, &parts.headers, parts.uri.query(), &bytes).await;
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    if let Some(lookup) = named.token {
+        req.extensions_mut().insert(lookup);
+    }
+    let Some(client_id) = named.client_id else {
         return next.run(req).await;
     };
     let Some(limits) = limits_of(&s, &client_id).await else {
@@ -301,6 +305,24 @@ async fn limits_of(s: &AppState, client_id: &str) -> Option<Limits> {
     limits
 }
 
+/// Who a call names.
+#[derive(Default)]
+struct Named {
+    client_id: Option<String>,
+    /// The bearer token's lookup when it named the client: the handler would read the same
+    /// record, so it is handed on (a request extension of this request only).
+    token: Option<TokenLookup>,
+}
+
+impl Named {
+    fn client(client_id: String) -> Named {
+        Named {
+            client_id: Some(client_id),
+            token: None,
+        }
+    }
+}
+
 /// The client a call names: HTTP Basic credentials, a `client_id` in the query, form or
 /// JSON body, a client assertion's `iss`, or the client a bearer access token was issued
 /// to. Nothing here is verified; see the module documentation.
@@ -309,9 +331,9 @@ async fn named_client(
     headers: &HeaderMap,
     query: Option<&str>,
     body: &[u8],
-) -> Option<String> {
+) -> Named {
     if let Some(id) = basic_client_id(headers) {
-        return Some(id);
+        return Named::client(id);
     }
     let from = |p: &RawParams| -> Option<String> {
         if let Some(id) = p.get("client_id").filter(|id| !id.is_empty()) {
@@ -324,7 +346,7 @@ async fn named_client(
         .as_ref()
         .and_then(from)
     {
-        return Some(id);
+        return Named::client(id);
     }
     if !body.is_empty() {
         if is_form(headers) {
@@ -333,12 +355,12 @@ async fn named_client(
                 .as_ref()
                 .and_then(from)
             {
-                return Some(id);
+                return Named::client(id);
             }
         } else if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice(body)
             && let Some(id) = m.get("client_id").and_then(|v| v.as_str())
         {
-            return Some(id.to_owned());
+            return Named::client(id.to_owned());
         }
     }
     let token = bearer(headers).or_else(|| {
@@ -346,15 +368,19 @@ async fn named_client(
             .then(|| RawParams::from_urlencoded(body).ok())
             .flatten()
             .and_then(|p| p.get("access_token").map(str::to_owned))
-    })?;
-    if token.is_empty() || token.len() > 512 {
-        return None;
-    }
-    match s.store.find_access_token(&sha256_hex(&token), now()).await {
-        Ok(t) => t.map(|t| t.client_id),
+    });
+    let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 512) else {
+        return Named::default();
+    };
+    let token_hash = sha256_hex(&token);
+    match s.store.find_access_token(&token_hash, now()).await {
+        Ok(found) => Named {
+            client_id: found.as_ref().map(|t| t.client_id.clone()),
+            token: Some(TokenLookup::new(token_hash, found)),
+        },
         Err(e) => {
             tracing::error!(error = %e, "token lookup for throttling failed");
-            None
+            Named::default()
         }
     }
 }

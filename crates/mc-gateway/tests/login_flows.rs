@@ -16,7 +16,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::*;
-use mc_authn::answer::{Answer, AnswerOutcome};
+use mc_authn::answer::{Answer, AnswerContext, AnswerOutcome, answer_read_challenge};
+use mc_authn::push::AppPush;
 use mc_core::msisdn::Msisdn;
 use mc_gateway::registry;
 use mc_store::SubscriberStatus;
@@ -1032,6 +1033,120 @@ async fn a_headless_redirect_following_client_lands_on_the_redirect_uri() {
         g.phone(OTHER_MSISDN).pending().await.len(),
         1,
         "still pending"
+    );
+}
+
+/// The headless wait answers from the session its hold read: a phone that answered before
+/// the client came back gets it the code (or the error) in that one response, once.
+#[tokio::test]
+async fn a_headless_wait_after_the_phone_answered_redirects_at_once_and_only_once() {
+    let g = Gateway::start().await;
+    let sp = g.shop().await;
+    g.subscriber(MSISDN, None).await;
+    g.subscriber(OTHER_MSISDN, None).await;
+    let rp = Rp::discover(&g, &sp).await;
+    let headless = one_hop();
+
+    // Approved before the wait request.
+    let h = hint(MSISDN);
+    let req = rp.authorize(&["mc_authn"], &authn_params(&h));
+    let resp = headless.get(&req.url).send().await.unwrap();
+    let wait_url = location(&g.base, &resp).unwrap();
+    assert!(wait_url.contains("/authorize/wait/"), "{wait_url}");
+    approve(&g, MSISDN).await.unwrap();
+    let resp = headless.get(&wait_url).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let back = location(&g.base, &resp).unwrap();
+    assert!(back.starts_with(&sp.redirect_uri), "{back}");
+    let t = rp.redeem(&req, &back).await;
+    assert_eq!(t.acr(), "2");
+    // The code was delivered: the same URL answers with an error page, not a second code.
+    let again = headless.get(&wait_url).send().await.unwrap();
+    assert!(again.status().is_client_error(), "{}", again.status());
+    assert!(again.headers().get("location").is_none());
+    let status = headless
+        .get(format!("{wait_url}/status"))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = status.json().await.unwrap();
+    assert_eq!(v, json!({"done": true, "sms_otp": false}));
+
+    // Denied before the wait request: the error redirect, with state.
+    let h = hint(OTHER_MSISDN);
+    let req = rp.authorize(&["mc_authn"], &authn_params(&h));
+    let resp = headless.get(&req.url).send().await.unwrap();
+    let wait_url = location(&g.base, &resp).unwrap();
+    let phone = g.phone(OTHER_MSISDN);
+    let c = phone.next_challenge().await;
+    assert_eq!(
+        phone.answer(&c.id, Answer::Deny).await,
+        AnswerOutcome::Denied
+    );
+    let resp = headless.get(&wait_url).send().await.unwrap();
+    let back = location(&g.base, &resp).unwrap();
+    assert!(back.starts_with(&sp.redirect_uri), "{back}");
+    let q = query_of(&back);
+    assert_eq!(q.get("state"), Some(req.state.secret()));
+    assert_eq!(
+        error_of(&q),
+        ("access_denied", "The user denied the request")
+    );
+
+    // Still pending when the hold ends: sent round to the same URL.
+    let req = rp.authorize(&["mc_authn"], &authn_params(&h));
+    let resp = headless.get(&req.url).send().await.unwrap();
+    let wait_url = location(&g.base, &resp).unwrap();
+    let resp = headless.get(&wait_url).send().await.unwrap();
+    assert_eq!(location(&g.base, &resp).as_deref(), Some(wait_url.as_str()));
+}
+
+/// Channels answer from the session they read a moment before (`answer_read_challenge`):
+/// that read only screens; the store's take-once resolution decides, so a read taken before
+/// another answer cannot overturn it.
+#[tokio::test]
+async fn an_answer_from_a_read_older_than_the_first_answer_is_not_pending() {
+    let g = Gateway::start().await;
+    let sp = g.shop().await;
+    g.subscriber(MSISDN, None).await;
+    let rp = Rp::discover(&g, &sp).await;
+    let h = hint(MSISDN);
+    let req = rp.authorize(&["mc_authn"], &authn_params(&h));
+    let resp = one_hop().get(&req.url).send().await.unwrap();
+    let wait_url = location(&g.base, &resp).unwrap();
+    let phone = g.phone(MSISDN);
+    let c = phone.next_challenge().await;
+    let earlier = g.store().get_session(&c.id).await.unwrap();
+    let subscriber_id = earlier.as_ref().unwrap().subscriber_id.clone().unwrap();
+    assert_eq!(
+        phone.answer(&c.id, Answer::Deny).await,
+        AnswerOutcome::Denied
+    );
+
+    let ctx = AnswerContext {
+        store: &**g.store(),
+        hub: &g.state.hub,
+        policy: g.state.pin_policy,
+    };
+    let consent = vec!["phone".to_owned()];
+    let late = answer_read_challenge(
+        &ctx,
+        &AppPush,
+        earlier,
+        &subscriber_id,
+        Answer::Approve { pin: None },
+        Some(&consent),
+        unix_now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(late, AnswerOutcome::NotPending);
+    let back = follow_to_redirect_uri(&g, &wait_url, &sp.redirect_uri).await;
+    let q = query_of(&back);
+    assert_eq!(
+        error_of(&q),
+        ("access_denied", "The user denied the request"),
+        "the first answer stands: {back}"
     );
 }
 

@@ -482,6 +482,72 @@ async fn revocation_of_access_tokens() {
     assert_eq!(revoke(&g, &shop, &[("token", at)]).await, 200);
 }
 
+/// `/userinfo` as a client sees it: status, `WWW-Authenticate`, body. `in_form`: the token
+/// in a form body (RFC 6750 §2.2) instead of the `Authorization` header.
+async fn userinfo_seen(g: &Gateway, token: &str, in_form: bool) -> (u16, Option<String>, Value) {
+    let url = format!("{}/userinfo", g.base);
+    let req = if in_form {
+        g.http()
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string([("access_token", token)]).unwrap())
+    } else {
+        g.http().get(url).bearer_auth(token)
+    };
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, challenge, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The throttle reads the token to name the client and hands the record to `/userinfo`:
+/// the answer must stay the store's answer at the time of the handler, request by request.
+#[tokio::test]
+async fn userinfo_refuses_revoked_and_expired_tokens_like_unknown_ones() {
+    let g = Gateway::start().await;
+    g.subscriber(MSISDN, None).await;
+    let shop = g.shop().await;
+    let unknown = userinfo_seen(&g, "no-such-token", false).await;
+    assert_eq!(unknown.0, 401, "{unknown:?}");
+    assert_eq!(userinfo_seen(&g, "no-such-token", true).await, unknown);
+
+    let tokens = login_tokens(&g, &shop, "openid mc_authn").await;
+    let at = tokens["access_token"].as_str().unwrap();
+    let live = userinfo_seen(&g, at, false).await;
+    assert_eq!(live.0, 200, "{live:?}");
+    assert_eq!(userinfo_seen(&g, at, true).await, live);
+
+    // Records of a live token's subscriber, but out of time: at and before `now`.
+    let record = g
+        .store()
+        .find_access_token(&sha256_hex(at), now())
+        .await
+        .unwrap()
+        .unwrap();
+    for (token, expires_at) in [("expires-now", now()), ("expired", now() - 1)] {
+        g.store()
+            .insert_access_token(&AccessTokenRecord {
+                token_hash: sha256_hex(token),
+                expires_at,
+                ..record.clone()
+            })
+            .await
+            .unwrap();
+        for in_form in [false, true] {
+            assert_eq!(userinfo_seen(&g, token, in_form).await, unknown, "{token}");
+        }
+    }
+
+    // Revoked after it was answered: the next requests know nothing of the earlier ones.
+    assert_eq!(revoke(&g, &shop, &[("token", at)]).await, 200);
+    for in_form in [false, true] {
+        assert_eq!(userinfo_seen(&g, at, in_form).await, unknown);
+    }
+}
+
 #[tokio::test]
 async fn refresh_tokens_come_with_offline_access_only() {
     let g = Gateway::start().await;

@@ -209,6 +209,8 @@ impl PushChannel {
         if !fresh {
             return Err(DeviceError::Replayed);
         }
+        // The challenge, when the decision needed a look at it: read once, answered as read.
+        let mut read = None;
         let answer = match (signed.decision.as_str(), signed.uv.as_deref()) {
             ("deny", _) => Answer::Deny,
             ("approve", Some("biometric")) => Answer::ApproveVerified,
@@ -219,23 +221,26 @@ impl PushChannel {
                     .get_session(challenge_id)
                     .await
                     .map_err(store_failure)?;
-                if session.is_some_and(|s| requested_loa(&s) == Loa::Three) {
+                if session
+                    .as_ref()
+                    .is_some_and(|s| requested_loa(s) == Loa::Three)
+                {
                     return Err(DeviceError::UserVerificationRequired);
                 }
+                read = Some(session);
                 Answer::Approve { pin: None }
             }
             ("approve", Some(_)) => return Err(DeviceError::Key(DeviceKeyError::Malformed)),
             _ => return Err(DeviceError::BadDecision),
         };
-        let outcome = self
-            .answer_of(
-                &sub,
-                challenge_id,
-                answer,
-                signed.share.unwrap_or(true),
-                now,
-            )
-            .await?;
+        let share = signed.share.unwrap_or(true);
+        let outcome = match read {
+            Some(session) => self.answer_read(&sub, session, answer, share, now).await?,
+            None => {
+                self.answer_of(&sub, challenge_id, answer, share, now)
+                    .await?
+            }
+        };
         tracing::info!(device = %device.id, session = %challenge_id, ?outcome, "signed device answer");
         Ok(outcome)
     }

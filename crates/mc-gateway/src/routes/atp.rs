@@ -5,40 +5,48 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mc_core::params::RawParams;
 
 use super::{header, is_form, token_from};
-use crate::datagw::{self, AtpRequest};
+use crate::datagw::{self, AtpRequest, TokenLookup};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/atp", get(atp_get).post(atp_post))
 }
 
-async fn atp_get(State(s): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    answer(&s, &headers, q.as_deref(), &[]).await
+async fn atp_get(
+    State(s): State<AppState>,
+    looked_up: Option<Extension<TokenLookup>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    answer(&s, &headers, q.as_deref(), &[], looked_up.map(|l| l.0)).await
 }
 
 async fn atp_post(
     State(s): State<AppState>,
+    looked_up: Option<Extension<TokenLookup>>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    answer(&s, &headers, q.as_deref(), &body).await
+    answer(&s, &headers, q.as_deref(), &body, looked_up.map(|l| l.0)).await
 }
 
 /// Answers an ATP query: headers name the subscriber, the query string or a form body may
-/// carry `maxAge` and `correlation_id`.
+/// carry `maxAge` and `correlation_id`. `looked_up`: the throttle's lookup of the request's
+/// token (`datagw::TokenLookup`).
 pub async fn answer(
     s: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
     body: &[u8],
+    looked_up: Option<TokenLookup>,
 ) -> Response {
     let from_query = query.and_then(|q| RawParams::from_urlencoded(q.as_bytes()).ok());
     let from_body = is_form(headers)
@@ -61,7 +69,7 @@ pub async fn answer(
             .map(str::to_owned)
             .or_else(|| param(&["correlation_id"])),
     };
-    match datagw::atp(s, token_from(headers, body), req).await {
+    match datagw::atp(s, token_from(headers, body), looked_up, req).await {
         Ok(v) => {
             let mut resp = axum::Json(v).into_response();
             resp.headers_mut().insert(

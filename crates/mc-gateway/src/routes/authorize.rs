@@ -128,15 +128,18 @@ async fn authorize(
 async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     note_session(&id);
     let wants_html = header(&headers, "accept").is_some_and(|a| a.contains("text/html"));
-    if !wants_html {
-        login::hold_while_pending(
+    let state = if wants_html {
+        login::wait_state(&s, &id).await
+    } else {
+        let held = login::hold_while_pending(
             &s,
             &id,
             Duration::from_secs(u64::from(s.config.login.headless_hold_secs)),
         )
         .await;
-    }
-    match login::wait_state(&s, &id).await {
+        login::wait_state_after(&s, &id, held).await
+    };
+    match state {
         WaitState::Redirect(to) => redirect(&to),
         WaitState::Gone(e) => error_page(&e),
         WaitState::Pending(_) if !wants_html => redirect(&s.wait_path(&id)),
@@ -169,7 +172,9 @@ async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: Header
 /// `Pending` (or after 20 s with `false`).
 async fn wait_status(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     note_session(&id);
-    let done = login::hold_while_pending(&s, &id, Duration::from_secs(20)).await;
+    let done = login::hold_while_pending(&s, &id, Duration::from_secs(20))
+        .await
+        .done;
     // An SMS with a code may have been started since the page was drawn (a fallback of the
     // chain): the page then redraws itself with the code form.
     let sms_otp = !done && crate::routes::sms::expects_code(&s, &id).await;

@@ -4,30 +4,46 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mc_datagw::claims::Shape;
 
 use super::token_from;
-use crate::datagw;
+use crate::datagw::{self, TokenLookup};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/premiuminfo", get(premiuminfo_get).post(premiuminfo_post))
 }
 
-async fn premiuminfo_get(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    answer(&s, &headers, &[]).await
+async fn premiuminfo_get(
+    State(s): State<AppState>,
+    looked_up: Option<Extension<TokenLookup>>,
+    headers: HeaderMap,
+) -> Response {
+    answer(&s, &headers, &[], looked_up.map(|l| l.0)).await
 }
 
-async fn premiuminfo_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(&s, &headers, &body).await
+async fn premiuminfo_post(
+    State(s): State<AppState>,
+    looked_up: Option<Extension<TokenLookup>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&s, &headers, &body, looked_up.map(|l| l.0)).await
 }
 
-async fn answer(s: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
-    match datagw::info(s, token_from(headers, body), Shape::PremiumInfo).await {
+/// `looked_up`: the throttle's lookup of the request's token (`datagw::TokenLookup`).
+async fn answer(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    looked_up: Option<TokenLookup>,
+) -> Response {
+    let token = token_from(headers, body);
+    match datagw::info(s, token, looked_up, Shape::PremiumInfo).await {
         Ok(a) => a.into_response(),
         Err(e) => e.into_response(),
     }
