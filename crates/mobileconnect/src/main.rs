@@ -9,11 +9,11 @@
 
 mod admin;
 mod admin_keys;
+mod allocator;
 mod bench;
 mod bench_discovery;
 mod bench_http;
 mod discovery_cli;
-mod malloc_tuning;
 mod run;
 mod settings;
 
@@ -83,7 +83,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    malloc_tuning::fix_mmap_threshold();
+    allocator::apply_settings();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
