@@ -2,7 +2,7 @@
 //!
 //! Rust's allocations go to mimalloc: glibc's malloc and free were 13 % of the CPU of a
 //! `client_credentials` request under load (many small, short-lived blocks freed on other
-//! threads), and mimalloc made logins ~15 % and token requests ~12 % faster
+//! threads), and mimalloc made logins 10–15 % and token requests 12 % faster
 //! (docs/benchmarks.md). SQLite and aws-lc still allocate from glibc.
 //!
 //! Both allocators read their settings from the environment once, at process start, so the
@@ -11,8 +11,8 @@
 //! them.
 //! - Argon2 (PIN hashes and checks) allocates 19 MiB per call. mimalloc keeps freed memory
 //!   committed for a while and commits its arenas eagerly: an idle sandbox that had hashed
-//!   its test PINs stayed at ~82 MB. Purging at once and committing on demand brings it to
-//!   ~28 MB, and neither setting measurably slows the login or token benchmarks.
+//!   its test PINs stayed at ~80 MiB. Purging at once and committing on demand brings it to
+//!   ~28 MiB, and neither setting measurably slows the login or token benchmarks.
 //! - glibc raises its mmap threshold to the size of the first large block freed, after
 //!   which such blocks stay resident in an arena; a fixed threshold (which also turns the
 //!   dynamic adjustment off) returns them to the system at once.
