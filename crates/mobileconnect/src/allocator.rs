@@ -21,6 +21,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The settings, as environment variables the allocators read at start.
+#[cfg(target_os = "linux")]
 const SETTINGS: &[(&str, &str)] = &[
     ("MIMALLOC_PURGE_DELAY", "0"),
     ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
