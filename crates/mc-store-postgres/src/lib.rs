@@ -1148,20 +1148,15 @@ impl ClientStore for PgStore {
     }
 
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
-        let miss = match self.clients.lookup(client_id) {
-            Ok(cached) => return Ok(Some(cached)),
-            Err(miss) => miss,
+        let read = async {
+            let row = sqlx::query(sql::GET_CLIENT)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+            row.as_ref().map(client_from_row).transpose()
         };
-        let row = sqlx::query(sql::GET_CLIENT)
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        let found = row.as_ref().map(client_from_row).transpose()?;
-        if let Some(c) = &found {
-            self.clients.fill(miss, c);
-        }
-        Ok(found)
+        self.clients.get_or_read(client_id, read).await
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
@@ -1177,8 +1172,7 @@ impl ClientStore for PgStore {
         let allowed_scopes = &to_json(&c.allowed_scopes)?;
         let grant_types = &to_json(&c.grant_types)?;
         let metadata = &metadata_to_json(&c.metadata)?;
-        self.clients.changed(&c.client_id);
-        let updated = retrying("update_client", move || async move {
+        let write = retrying("update_client", move || async move {
             let done = sqlx::query(sql::UPDATE_CLIENT)
                 .bind(&c.secret_hash)
                 .bind(&c.name)
@@ -1194,11 +1188,8 @@ impl ClientStore for PgStore {
                 .await
                 .map_err(backend)?;
             one_row(done)
-        })
-        .await;
-        // Also after: a read that began before the write must not keep the old record.
-        self.clients.changed(&c.client_id);
-        updated
+        });
+        self.clients.changing(&c.client_id, write).await
     }
 }
 

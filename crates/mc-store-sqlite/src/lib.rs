@@ -841,17 +841,8 @@ impl ClientStore for SqliteStore {
     }
 
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
-        let miss = match self.clients.lookup(client_id) {
-            Ok(cached) => return Ok(Some(cached)),
-            Err(miss) => miss,
-        };
-        let found = self
-            .read(|conn| query_opt(conn, sql::GET_CLIENT, [client_id], client_from_row))
-            .await?;
-        if let Some(c) = &found {
-            self.clients.fill(miss, c);
-        }
-        Ok(found)
+        let read = self.read(|conn| query_opt(conn, sql::GET_CLIENT, [client_id], client_from_row));
+        self.clients.get_or_read(client_id, read).await
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
@@ -860,33 +851,28 @@ impl ClientStore for SqliteStore {
     }
 
     async fn update_client(&self, c: &ClientRecord) -> StoreResult<()> {
-        self.clients.changed(&c.client_id);
-        let updated = self
-            .write(|conn| {
-                found(
-                    exec(
-                        conn,
-                        sql::UPDATE_CLIENT,
-                        params![
-                            c.secret_hash,
-                            c.name,
-                            c.short_name,
-                            to_json(&c.redirect_uris)?,
-                            to_json(&c.allowed_scopes)?,
-                            to_json(&c.grant_types)?,
-                            c.sector,
-                            c.status.as_str(),
-                            metadata_to_json(&c.metadata)?,
-                            c.client_id,
-                        ],
-                    )
-                    .map_err(backend)?,
+        let write = self.write(|conn| {
+            found(
+                exec(
+                    conn,
+                    sql::UPDATE_CLIENT,
+                    params![
+                        c.secret_hash,
+                        c.name,
+                        c.short_name,
+                        to_json(&c.redirect_uris)?,
+                        to_json(&c.allowed_scopes)?,
+                        to_json(&c.grant_types)?,
+                        c.sector,
+                        c.status.as_str(),
+                        metadata_to_json(&c.metadata)?,
+                        c.client_id,
+                    ],
                 )
-            })
-            .await;
-        // Also after: a read that began before the write must not keep the old record.
-        self.clients.changed(&c.client_id);
-        updated
+                .map_err(backend)?,
+            )
+        });
+        self.clients.changing(&c.client_id, write).await
     }
 }
 

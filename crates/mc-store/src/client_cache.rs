@@ -3,16 +3,17 @@
 //! and over.
 //!
 //! A change made through the same store (the admin API, the CLI's own process, tests) is
-//! seen by the next read: the backend calls [`ClientCache::changed`] around every client
-//! write. A change made by another process (another node on the shared PostgreSQL, the CLI
+//! seen by the next read: backends run their reads through [`ClientCache::get_or_read`] and
+//! their writes through [`ClientCache::changing`]. A change made by another process (another node on the shared PostgreSQL, the CLI
 //! on a running node's SQLite file) is seen within [`CLIENT_CACHE_TTL`]
 //! (docs/decisions.md, "Client records are cached for one second").
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::ClientRecord;
+use crate::{ClientRecord, StoreResult};
 
 /// How long a record read from the database is served without reading it again.
 pub const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -38,7 +39,7 @@ struct Entries {
 /// with what the database returned.
 #[derive(Debug, Clone, Copy)]
 #[must_use]
-pub struct Miss(u64);
+struct Miss(u64);
 
 impl Default for ClientCache {
     fn default() -> Self {
@@ -54,8 +55,35 @@ impl ClientCache {
         }
     }
 
+    /// `get_client` through the cache: `read` (the backend's query) runs only when no fresh
+    /// record is held, and what it finds is kept.
+    pub async fn get_or_read(
+        &self,
+        client_id: &str,
+        read: impl Future<Output = StoreResult<Option<ClientRecord>>>,
+    ) -> StoreResult<Option<ClientRecord>> {
+        let miss = match self.lookup(client_id) {
+            Ok(cached) => return Ok(Some(cached)),
+            Err(miss) => miss,
+        };
+        let found = read.await?;
+        if let Some(c) = &found {
+            self.fill(miss, c);
+        }
+        Ok(found)
+    }
+
+    /// A write of `client_id`'s record through the cache: the record is forgotten before
+    /// the write and again after it, so that no read in flight keeps the old one.
+    pub async fn changing<T>(&self, client_id: &str, write: impl Future<Output = T>) -> T {
+        self.changed(client_id);
+        let written = write.await;
+        self.changed(client_id);
+        written
+    }
+
     /// The record of `client_id` if one was read less than the TTL ago and not changed since.
-    pub fn lookup(&self, client_id: &str) -> Result<ClientRecord, Miss> {
+    fn lookup(&self, client_id: &str) -> Result<ClientRecord, Miss> {
         let Ok(entries) = self.inner.lock() else {
             return Err(Miss(u64::MAX));
         };
@@ -66,7 +94,7 @@ impl ClientCache {
     }
 
     /// Keeps what the database returned after `miss`, unless a change came in between.
-    pub fn fill(&self, miss: Miss, record: &ClientRecord) {
+    fn fill(&self, miss: Miss, record: &ClientRecord) {
         let Ok(mut entries) = self.inner.lock() else {
             return;
         };
@@ -88,8 +116,8 @@ impl ClientCache {
     }
 
     /// `client_id` is being (or was just) written: forget it, and let no read in flight put
-    /// it back. Backends call it before and after the write.
-    pub fn changed(&self, client_id: &str) {
+    /// it back.
+    fn changed(&self, client_id: &str) {
         if let Ok(mut entries) = self.inner.lock() {
             entries.generation = entries.generation.wrapping_add(1);
             entries.records.remove(client_id);

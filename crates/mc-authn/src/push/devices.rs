@@ -8,7 +8,7 @@
 
 use mc_core::acr::Loa;
 use mc_core::error::McError;
-use mc_store::{DeviceRecord, NewDevice, StoreError, SubscriberRecord};
+use mc_store::{AuthSession, DeviceRecord, NewDevice, StoreError, SubscriberRecord};
 
 use super::PushChannel;
 use crate::answer::{Answer, AnswerOutcome, requested_loa};
@@ -42,6 +42,11 @@ impl From<McError> for DeviceError {
     fn from(_: McError) -> Self {
         DeviceError::Server
     }
+}
+
+/// An LoA3 challenge: the device must verify its user (PIN or biometric) to approve it.
+fn needs_user_verification(challenge: Option<&AuthSession>) -> bool {
+    challenge.is_some_and(|s| requested_loa(s) == Loa::Three)
 }
 
 fn store_failure(e: StoreError) -> DeviceError {
@@ -209,38 +214,25 @@ impl PushChannel {
         if !fresh {
             return Err(DeviceError::Replayed);
         }
-        // The challenge, when the decision needed a look at it: read once, answered as read.
-        let mut read = None;
+        let unverified = signed.uv.is_none();
         let answer = match (signed.decision.as_str(), signed.uv.as_deref()) {
             ("deny", _) => Answer::Deny,
             ("approve", Some("biometric")) => Answer::ApproveVerified,
             ("approve", Some("pin")) => Answer::Approve { pin: signed.pin },
-            ("approve", None) => {
-                let session = self
-                    .store
-                    .get_session(challenge_id)
-                    .await
-                    .map_err(store_failure)?;
-                if session
-                    .as_ref()
-                    .is_some_and(|s| requested_loa(s) == Loa::Three)
-                {
-                    return Err(DeviceError::UserVerificationRequired);
-                }
-                read = Some(session);
-                Answer::Approve { pin: None }
-            }
+            ("approve", None) => Answer::Approve { pin: None },
             ("approve", Some(_)) => return Err(DeviceError::Key(DeviceKeyError::Malformed)),
             _ => return Err(DeviceError::BadDecision),
         };
+        // Read once: it decides whether an unverified approval may stand, and is answered.
+        let session = self.challenge(challenge_id).await?;
+        if unverified
+            && matches!(answer, Answer::Approve { .. })
+            && needs_user_verification(session.as_ref())
+        {
+            return Err(DeviceError::UserVerificationRequired);
+        }
         let share = signed.share.unwrap_or(true);
-        let outcome = match read {
-            Some(session) => self.answer_read(&sub, session, answer, share, now).await?,
-            None => {
-                self.answer_of(&sub, challenge_id, answer, share, now)
-                    .await?
-            }
-        };
+        let outcome = self.answer_read(&sub, session, answer, share, now).await?;
         tracing::info!(device = %device.id, session = %challenge_id, ?outcome, "signed device answer");
         Ok(outcome)
     }
