@@ -34,10 +34,12 @@ impl Drop for Sandbox {
     }
 }
 
+/// A fresh, unique folder under Cargo's scratch folder for tests (`target/tmp`), so the
+/// gateways' data leaves with the build instead of piling up in /tmp.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!(
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "mc-client-{tag}-{}-{n}-{}",
         std::process::id(),
         now()
