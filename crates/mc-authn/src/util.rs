@@ -20,10 +20,5 @@ pub(crate) fn random<const N: usize>() -> Option<[u8; N]> {
 
 /// `N` random bytes as lowercase hex.
 pub(crate) fn random_hex<const N: usize>() -> Option<String> {
-    random::<N>().map(|b| hex(&b))
-}
-
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    random::<N>().map(hex::encode)
 }

@@ -49,7 +49,7 @@ pub fn hashed_login_hint(msisdn: &Msisdn) -> String {
         &digest::SHA256,
         format!("MSISDN:{}", msisdn.as_str()).as_bytes(),
     );
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(d)
 }
 
 /// The `displayed_data` claim of `mc_authz`: exactly what the phone showed.

@@ -81,11 +81,10 @@ pub fn normalise(s: &str) -> String {
 
 /// Lowercase hex SHA-256 of the normalised text: what an SP sends for `<claim>_hashed`.
 pub fn hashed(s: &str) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, normalise(s).as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        normalise(s).as_bytes(),
+    ))
 }
 
 /// Picks the KYC claims out of a `claims` member and checks the required combinations.

@@ -19,11 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// Lowercase hex SHA-256 (how discovery client secrets are stored).
 pub fn sha256_hex(s: &str) -> String {
-    hex(digest::digest(&digest::SHA256, s.as_bytes()).as_ref())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest::digest(&digest::SHA256, s.as_bytes()).as_ref())
 }
 
 /// Constant-time comparison of two strings.
@@ -128,7 +124,7 @@ impl OperatorKey {
                 None,
             )
             .map_err(|_| CryptoError("encrypt"))?;
-        Ok(hex(ct))
+        Ok(hex::encode(ct))
     }
 }
 

@@ -552,7 +552,7 @@ impl KeyRing {
                 None,
             )
             .map_err(|_| KeyError::Crypto("encrypt"))?;
-        Ok(ct.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(hex::encode(ct))
     }
 
     /// Decrypts an `ENCR_MSISDN` hint: each candidate decoding of the right length is tried

@@ -9,7 +9,7 @@
 
 use aws_lc_rs::digest::{SHA256, digest};
 
-use crate::util::{hex, random};
+use crate::util::random;
 
 /// A uniformly random code of `digits` decimal digits (4 to 9), or `None` when the
 /// system RNG fails.
@@ -28,17 +28,17 @@ pub fn new_code(digits: u32) -> Option<String> {
 
 /// The stored form of a code for one session.
 pub fn code_hash(session_id: &str, code: &str) -> String {
-    hex(digest(&SHA256, format!("sms-otp\0{session_id}\0{code}").as_bytes()).as_ref())
+    hex::encode(digest(&SHA256, format!("sms-otp\0{session_id}\0{code}").as_bytes()).as_ref())
 }
 
 /// A fresh link token (64 hex characters) or `None` when the system RNG fails.
 pub fn new_link_token() -> Option<String> {
-    Some(hex(&random::<32>()?))
+    Some(hex::encode(random::<32>()?))
 }
 
 /// The stored form of a link token.
 pub fn link_hash(token: &str) -> String {
-    hex(digest(&SHA256, format!("sms-link\0{token}").as_bytes()).as_ref())
+    hex::encode(digest(&SHA256, format!("sms-link\0{token}").as_bytes()).as_ref())
 }
 
 /// Whether `token` has the shape of a link token (a cheap filter before any lookup).
