@@ -130,7 +130,8 @@ pub struct LoginConfig {
     pub max_binding_message_bytes: usize,
     /// Ask for the number on a page when the SP sent no login hint.
     pub allow_no_hint: bool,
-    /// How long one headless poll of the waiting URL is held before it is redirected to itself.
+    /// How long a headless request (`/authorize` without `Accept: text/html`, or the waiting
+    /// URL) is held while the phone has not answered before it is sent to the waiting URL.
     pub headless_hold_secs: u32,
 }
 

@@ -1036,6 +1036,59 @@ async fn a_headless_redirect_following_client_lands_on_the_redirect_uri() {
     );
 }
 
+/// A headless client is held at `/authorize` itself (digest §4.7): a phone that answers
+/// within the hold puts the code, or the error, in `/authorize`'s own answer; the hold
+/// ending first sends it to the waiting URL.
+#[tokio::test]
+async fn a_headless_authorize_is_held_and_answered_with_the_code_or_the_error() {
+    // A hold far longer than a phone task's answer, so the outcome cannot race it.
+    let g = Gateway::start_with(|c| c.login.headless_hold_secs = 30).await;
+    let sp = g.shop().await;
+    g.subscriber(MSISDN, None).await;
+    let rp = Rp::discover(&g, &sp).await;
+    let headless = one_hop();
+    let h = hint(MSISDN);
+
+    let req = rp.authorize(&["mc_authn"], &authn_params(&h));
+    let phone = approve(&g, MSISDN);
+    let resp = headless.get(&req.url).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let back = location(&g.base, &resp).unwrap();
+    assert!(back.starts_with(&sp.redirect_uri), "{back}");
+    assert_eq!(phone.await.unwrap().loa, "2");
+    let t = rp.redeem(&req, &back).await;
+    assert_eq!(t.acr(), "2");
+
+    let req = rp.authorize(&["mc_authn"], &authn_params(&h));
+    let phone = g.phone(MSISDN);
+    let deny = tokio::spawn(async move {
+        let c = phone.next_challenge().await;
+        phone.answer(&c.id, Answer::Deny).await
+    });
+    let resp = headless.get(&req.url).send().await.unwrap();
+    let back = location(&g.base, &resp).unwrap();
+    assert_eq!(deny.await.unwrap(), AnswerOutcome::Denied);
+    let q = query_of(&back);
+    assert!(back.starts_with(&sp.redirect_uri), "{back}");
+    assert_eq!(q.get("state"), Some(req.state.secret()));
+    assert_eq!(
+        error_of(&q),
+        ("access_denied", "The user denied the request")
+    );
+
+    // A browser is never held: it gets the waiting URL at once, and the page there.
+    let req = rp.authorize(&["mc_authn"], &authn_params(&h));
+    let resp = headless
+        .get(&req.url)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let wait_url = location(&g.base, &resp).unwrap();
+    assert!(wait_url.contains("/authorize/wait/"), "{wait_url}");
+    assert_eq!(g.phone(MSISDN).pending().await.len(), 1, "still pending");
+}
+
 /// The headless wait answers from the session its hold read: a phone that answered before
 /// the client came back gets it the code (or the error) in that one response, once.
 #[tokio::test]

@@ -60,8 +60,17 @@ async fn metrics_count_requests_by_route_template_and_logins_by_outcome() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+    // A waiting URL (the login above got its code from /authorize itself): counted under
+    // its route template, never under its session id.
+    g.http()
+        .get(format!("{}/authorize/wait/no-such-session", g.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
 
     let text = scrape(&g).await;
+    assert!(!text.contains("no-such-session"), "{text}");
     let requests = samples(&text, "http_requests_total");
     assert!(
         requests.iter().any(|l| l.contains(r#"route="/authorize""#)

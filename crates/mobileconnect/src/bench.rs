@@ -54,8 +54,9 @@
 //! and pool checkout cost CPU that would be counted with the gateway's. A connection the
 //! server closed is opened again (`reconnects`). Each step of a login is timed too (p50 per
 //! step in the table, `steps_p50_ms` and `steps_p99_ms` in the JSON), including how long the
-//! SP's held request of the waiting URL took to return the code after the phone's approval
-//! (`late_holds` counts the missed wake-ups).
+//! SP's held request (`/authorize` itself, as for any client that does not ask for HTML)
+//! took to return the code after the phone's approval (`late_holds` counts the missed
+//! wake-ups).
 //!
 //! **The phone** answers over HTTP through the virtual phone's JSON device API
 //! (`GET /phone/{msisdn}/challenges`, `POST /phone/{msisdn}/challenges/{id}`), the two
@@ -791,8 +792,8 @@ impl Outcome {
     }
 }
 
-/// The step from the phone's approval (its answer acknowledged) to the SP's held request of
-/// the waiting URL returning the code. The hold is woken by the approval's event and
+/// The step from the phone's approval (its answer acknowledged) to the SP's held request
+/// (`/authorize`, or the waiting URL after a hold that ended first) returning the code. The hold is woken by the approval's event and
 /// re-reads the store at least every 250 ms, so values near 250 ms are missed wake-ups.
 const CODE_AFTER_APPROVAL: &str = "code after approval";
 /// A hold this much longer than the approval was not woken by it.
@@ -1280,17 +1281,14 @@ async fn device_login(
             .get(&format!("/authorize?{query}"), None)
             .await
             .map_err(|e| format!("authorize: {e}"))?;
-        let wait = location(&resp, "authorize")?;
-        if !wait.starts_with('/') {
-            return Err(format!("authorize: refused ({wait})"));
-        }
+        // A headless client is held at /authorize itself: its answer carries the code as
+        // soon as the phone has approved, or the waiting URL (held the same way) when the
+        // hold ends first.
+        let mut to = location(&resp, "authorize")?;
         let t = steps.done("authorize", t);
-        // The headless hold answers with the code as soon as the phone has approved, or
-        // with the waiting URL again when the hold ends first.
-        let mut to = wait.clone();
-        while to == wait {
+        while to.starts_with('/') {
             let resp = sp_conn
-                .get(&wait, None)
+                .get(&to, None)
                 .await
                 .map_err(|e| format!("wait: {e}"))?;
             to = location(&resp, "wait")?;

@@ -477,7 +477,13 @@ async fn consent_login(
         ],
     )
     .unwrap();
-    let r = http.get(url).send().await.unwrap();
+    // As a browser: the waiting URL at once (a headless client is held at /authorize).
+    let r = http
+        .get(url)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_owned();
     let sid = loc
         .strip_prefix("/authorize/wait/")

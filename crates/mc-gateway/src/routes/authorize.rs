@@ -109,6 +109,9 @@ async fn authorize(
         Err(e) => Err(e),
     };
     match started {
+        // A headless client is held here as it would be at the waiting URL: one round trip
+        // fewer, and the code in this very answer when the phone answers within the hold.
+        Ok(Next::Wait(id)) if !wants_html(headers) => held_redirect(s, &id).await,
         Ok(Next::Wait(id)) => redirect(&s.wait_path(&id)),
         Ok(Next::AskNumber(id)) => redirect(&s.number_path(&id)),
         Err(e) => {
@@ -122,27 +125,34 @@ async fn authorize(
     }
 }
 
-/// Browsers get the waiting page; a server-side ("headless", digest §4.7) client that does
-/// not ask for HTML is held for a few seconds and redirected to the same URL until the phone
-/// answers, then to the SP's redirect URI. No cookies, no JavaScript needed.
-async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    note_session(&id);
-    let wants_html = header(&headers, "accept").is_some_and(|a| a.contains("text/html"));
-    let state = if wants_html {
-        login::wait_state(&s, &id).await
-    } else {
-        let held = login::hold_while_pending(
-            &s,
-            &id,
-            Duration::from_secs(u64::from(s.config.login.headless_hold_secs)),
-        )
-        .await;
-        login::wait_state_after(&s, &id, held).await
-    };
-    match state {
+/// Whether the client asked for a page: a browser. Anything else is a server-side
+/// ("headless", digest §4.7) client.
+fn wants_html(headers: &HeaderMap) -> bool {
+    header(headers, "accept").is_some_and(|a| a.contains("text/html"))
+}
+
+/// A headless client's answer: held up to `login.headless_hold_secs` while the phone has not
+/// answered, then `302` to the SP's redirect URI (code or error), or to the waiting URL when
+/// the hold ended first. No cookies, no JavaScript needed.
+async fn held_redirect(s: &AppState, id: &str) -> Response {
+    let hold = Duration::from_secs(u64::from(s.config.login.headless_hold_secs));
+    let held = login::hold_while_pending(s, id, hold).await;
+    match login::wait_state_after(s, id, held).await {
         WaitState::Redirect(to) => redirect(&to),
         WaitState::Gone(e) => error_page(&e),
-        WaitState::Pending(_) if !wants_html => redirect(&s.wait_path(&id)),
+        WaitState::Pending(_) => redirect(&s.wait_path(id)),
+    }
+}
+
+/// Browsers get the waiting page; headless clients are held ([`held_redirect`]).
+async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    note_session(&id);
+    if !wants_html(&headers) {
+        return held_redirect(&s, &id).await;
+    }
+    match login::wait_state(&s, &id).await {
+        WaitState::Redirect(to) => redirect(&to),
+        WaitState::Gone(e) => error_page(&e),
         WaitState::Pending(session) => {
             let masked = match &session.subscriber_id {
                 Some(sub_id) => match s.store.get_subscriber(sub_id).await {

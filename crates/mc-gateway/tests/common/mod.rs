@@ -282,13 +282,17 @@ pub fn location(base: &str, resp: &reqwest::Response) -> Option<String> {
 }
 
 /// Drives a browser-less login: GET the authorize URL, follow the gateway's own redirects
-/// (holding on the waiting URL) until a `Location` on the SP's redirect URI appears.
-/// Returns that final redirect URL.
+/// (held at `/authorize` and the waiting URL) until a `Location` on the SP's redirect URI
+/// appears. Returns that final redirect URL (`authorize_url` itself when it already is one:
+/// a caller may pass on `/authorize`'s own answer).
 pub async fn follow_to_redirect_uri(
     g: &Gateway,
     authorize_url: &str,
     redirect_uri: &str,
 ) -> String {
+    if authorize_url.starts_with(redirect_uri) {
+        return authorize_url.to_owned();
+    }
     let http = g.http();
     let mut url = authorize_url.to_owned();
     for _ in 0..60 {

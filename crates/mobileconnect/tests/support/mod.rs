@@ -515,7 +515,10 @@ pub async fn authorize(
         ],
     )
     .unwrap();
+    // As a browser (`Accept: text/html`): the waiting URL at once, where a headless client
+    // would be held at /authorize until the phone answers.
     let r = get(http, url.as_str(), rid)
+        .header("accept", "text/html")
         .send()
         .await
         .map_err(transport)?;
