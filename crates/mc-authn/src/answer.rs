@@ -3,10 +3,10 @@
 
 use mc_core::acr::Loa;
 use mc_core::error::McError;
-use mc_store::{AuthSession, Resolution, SessionStatus, Store};
+use mc_store::{Answered, AuthSession, Resolution, SessionStatus, Store};
 
 use crate::authenticator::Authenticator;
-use crate::hub::{Event, Hub};
+use crate::hub::Hub;
 use crate::pin::verify_pin_blocking;
 
 /// What the phone said.
@@ -170,14 +170,14 @@ pub async fn answer_read_challenge(
                         let denied = Resolution::Denied {
                             error: denial::PIN_LOCKED.into(),
                         };
-                        if store
-                            .resolve_session(session_id, &denied, now)
+                        let answered = store
+                            .answer_session(session_id, &denied, now)
                             .await
-                            .map_err(backend)?
-                        {
+                            .map_err(backend)?;
+                        if answered != Answered::NotPending {
                             finished(authenticator, session_id, "locked");
                         }
-                        hub.publish(Event::SessionResolved(session_id.to_owned()));
+                        hub.publish_answer(session_id, answered);
                         return Ok(AnswerOutcome::Locked);
                     }
                 }
@@ -202,11 +202,11 @@ pub async fn answer_read_challenge(
             .await
             .map_err(backend)?;
     }
-    if !store
-        .resolve_session(session_id, &resolution, now)
+    let answered = store
+        .answer_session(session_id, &resolution, now)
         .await
-        .map_err(backend)?
-    {
+        .map_err(backend)?;
+    if answered == Answered::NotPending {
         return Ok(AnswerOutcome::NotPending);
     }
     finished(
@@ -214,7 +214,7 @@ pub async fn answer_read_challenge(
         session_id,
         if approved { "approved" } else { "denied" },
     );
-    hub.publish(Event::SessionResolved(session_id.to_owned()));
+    hub.publish_answer(session_id, answered);
     Ok(if approved {
         AnswerOutcome::Approved
     } else {

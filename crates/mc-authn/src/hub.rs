@@ -19,6 +19,9 @@ pub enum Event {
     SessionResolved(String),
     /// A subscriber got a new challenge.
     Challenged(String),
+    /// An answer queued a back-channel notification (the notifier's cue; front-channel
+    /// answers queue nothing and do not publish it).
+    NotificationQueued,
 }
 
 /// Waiters of one event each, keyed by the event.
@@ -54,6 +57,16 @@ impl Hub {
         }
         // No receivers is fine: nobody is waiting.
         let _ = self.tx.send(e);
+    }
+
+    /// Publishes what recording an answer to `session_id` did: the session's waiters are
+    /// told it was answered (also when it no longer was pending, so they re-read it), and
+    /// the notifier when a notification was queued.
+    pub fn publish_answer(&self, session_id: &str, answered: mc_store::Answered) {
+        if answered == mc_store::Answered::BackChannel {
+            self.publish(Event::NotificationQueued);
+        }
+        self.publish(Event::SessionResolved(session_id.to_owned()));
     }
 
     /// Watches for `event` from now on: [`Watch::wait`] returns as soon as it has been
@@ -156,6 +169,35 @@ mod tests {
             hub.watchers.lock().unwrap().is_empty(),
             "dropped watches unregister"
         );
+    }
+
+    /// The notifier's cue only when an answer queued a notification; the session's waiters
+    /// whatever the answer found.
+    #[tokio::test]
+    async fn an_answer_cues_the_notifier_only_when_it_queued_a_notification() {
+        use mc_store::Answered;
+        let hub = Hub::default();
+        let mut events = hub.subscribe();
+        for (answered, queued) in [
+            (Answered::FrontChannel, false),
+            (Answered::NotPending, false),
+            (Answered::BackChannel, true),
+        ] {
+            hub.publish_answer("s", answered);
+            let mut seen = vec![];
+            while let Ok(e) = events.try_recv() {
+                seen.push(e);
+            }
+            assert_eq!(
+                seen.contains(&Event::NotificationQueued),
+                queued,
+                "{answered:?}: {seen:?}"
+            );
+            assert!(
+                seen.contains(&Event::SessionResolved("s".into())),
+                "{answered:?}: {seen:?}"
+            );
+        }
     }
 
     #[tokio::test]

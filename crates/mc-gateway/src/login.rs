@@ -182,10 +182,13 @@ pub(crate) async fn challenge(
             let denied = mc_store::Resolution::Denied {
                 error: denial::START_FAILED.into(),
             };
-            s.store
-                .resolve_session(&session.id, &denied, now())
+            let answered = s
+                .store
+                .answer_session(&session.id, &denied, now())
                 .await
                 .map_err(store_failure)?;
+            // A back-channel request's error notification goes out now, not at the tick.
+            s.hub.publish_answer(&session.id, answered);
             return Err(e);
         }
     };

@@ -48,9 +48,10 @@ const WAKE_COALESCE: Duration = Duration::from_millis(10);
 
 /// Starts the background worker. Every `backchannel.worker_tick_millis` it expires pending
 /// back-channel requests whose time is up (the store enqueues their notifications) and
-/// leases due outbox items, delivering up to [`MAX_IN_FLIGHT`] at once. An answered login
-/// (`Event::SessionResolved` on the hub) wakes it at once, so a push reaches the client
-/// without waiting for the tick.
+/// leases due outbox items, delivering up to [`MAX_IN_FLIGHT`] at once. An answer that
+/// queued a notification (`Event::NotificationQueued` on the hub) wakes it at once, so a
+/// push reaches the client without waiting for the tick; front-channel answers queue
+/// nothing and leave it asleep.
 ///
 /// The worker holds the state weakly: it stops when every other holder is gone (the server
 /// stopped), or when the returned handle is aborted.
@@ -109,7 +110,7 @@ enum Wake {
     Answered,
 }
 
-/// Sleeps one tick or until a login is answered.
+/// Sleeps one tick or until an answer queues a notification.
 async fn wait(tick: Duration, events: &mut Option<broadcast::Receiver<Event>>) -> Wake {
     let Some(rx) = events.as_mut() else {
         tokio::time::sleep(tick).await;
@@ -118,7 +119,7 @@ async fn wait(tick: Duration, events: &mut Option<broadcast::Receiver<Event>>) -
     let answered = async {
         loop {
             match rx.recv().await {
-                Ok(Event::SessionResolved(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                Ok(Event::NotificationQueued) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     return true;
                 }
                 Ok(_) => continue,

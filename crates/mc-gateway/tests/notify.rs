@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use common::*;
 use mc_authn::answer::{Answer, AnswerOutcome};
-use mc_authn::hub::Event;
 use mc_gateway::registry::{self, ClientSpec, SubscriberSpec};
 use mc_gateway::state::{now, random_token, sha256_hex};
 use mc_store::{
@@ -650,7 +649,8 @@ async fn tokens_issued_before_a_crash_are_revoked_and_replaced() {
         amr: vec!["SIM_OK".into()],
         auth_time: t,
     };
-    assert!(g.store().resolve_session(&id, &approved, t).await.unwrap());
+    let answered = g.store().answer_session(&id, &approved, t).await.unwrap();
+    assert_eq!(answered, mc_store::Answered::BackChannel);
     // The "crashed" attempt: consumed, tokens issued, body never stored.
     let session = g.store().consume_backchannel(&id).await.unwrap().unwrap();
     let lost = mc_gateway::tokens::issue_tokens(&g.state, &client, &session, t, Some(&id))
@@ -658,7 +658,8 @@ async fn tokens_issued_before_a_crash_are_revoked_and_replaced() {
         .unwrap();
     assert!(token_valid(&g, &lost.access_token).await);
 
-    g.state.hub.publish(Event::SessionResolved(id.clone()));
+    // What the phone's answer publishes: the notifier's cue.
+    g.state.hub.publish_answer(&id, answered);
     let hits = rx.delivered(WITHIN).await;
     let body = json_of(&hits[0]);
     let delivered = body["access_token"].as_str().unwrap();

@@ -106,7 +106,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mc_store::{
-    AccessTokenRecord, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
+    AccessTokenRecord, Answered, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
     ClientCache, ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode,
     OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution,
     SessionStatus, SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
@@ -894,12 +894,12 @@ impl PgStore {
         tx.commit().await.map_err(backend)
     }
 
-    async fn resolve_session_once(
+    async fn answer_session_once(
         &self,
         id: &str,
         outcome: &Resolution,
         now: i64,
-    ) -> Attempt<bool> {
+    ) -> Attempt<Answered> {
         let query = match outcome {
             Resolution::Approved {
                 acr,
@@ -919,13 +919,18 @@ impl PgStore {
             .await
             .map_err(backend)?;
         let Some(row) = answered else {
-            return Ok(false);
+            return Ok(Answered::NotPending);
         };
-        if col::<bool>(&row, "backchannel")? {
+        let backchannel = col::<bool>(&row, "backchannel")?;
+        if backchannel {
             enqueue_notifications(&mut tx, &[id.to_owned()], now).await?;
         }
         tx.commit().await.map_err(backend)?;
-        Ok(true)
+        Ok(if backchannel {
+            Answered::BackChannel
+        } else {
+            Answered::FrontChannel
+        })
     }
 
     async fn redeem_code_once(&self, code_hash: &str, now: i64) -> Attempt<Redemption> {
@@ -1395,9 +1400,14 @@ impl SessionStore for PgStore {
         rows.iter().map(session_from_row).collect()
     }
 
-    async fn resolve_session(&self, id: &str, outcome: &Resolution, now: i64) -> StoreResult<bool> {
-        retrying("resolve_session", move || {
-            self.resolve_session_once(id, outcome, now)
+    async fn answer_session(
+        &self,
+        id: &str,
+        outcome: &Resolution,
+        now: i64,
+    ) -> StoreResult<Answered> {
+        retrying("answer_session", move || {
+            self.answer_session_once(id, outcome, now)
         })
         .await
     }

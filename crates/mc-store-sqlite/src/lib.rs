@@ -138,7 +138,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mc_store::{
-    AccessTokenRecord, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
+    AccessTokenRecord, Answered, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
     ClientCache, ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode,
     OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution,
     SessionStatus, SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
@@ -1080,7 +1080,12 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn resolve_session(&self, id: &str, outcome: &Resolution, now: i64) -> StoreResult<bool> {
+    async fn answer_session(
+        &self,
+        id: &str,
+        outcome: &Resolution,
+        now: i64,
+    ) -> StoreResult<Answered> {
         self.write(|conn| {
             let tx = immediate(conn)?;
             let backchannel = |row: &Row<'_>| col::<bool>(row, "backchannel");
@@ -1100,13 +1105,17 @@ impl SessionStore for SqliteStore {
                 }
             };
             let Some(backchannel) = answered else {
-                return Ok(false);
+                return Ok(Answered::NotPending);
             };
             if backchannel {
                 enqueue_notification(&tx, id, now)?;
             }
             tx.commit().map_err(backend)?;
-            Ok(true)
+            Ok(if backchannel {
+                Answered::BackChannel
+            } else {
+                Answered::FrontChannel
+            })
         })
         .await
     }

@@ -32,7 +32,7 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use crate::{
-    AccessTokenRecord, AuthSession, BackchannelKind, BackchannelRecord, ClientMetadata,
+    AccessTokenRecord, Answered, AuthSession, BackchannelKind, BackchannelRecord, ClientMetadata,
     ClientRecord, ClientStatus, DeliveryMode, OutboxDepth, OutboxItem, PinState, PollOutcome,
     Redemption, Resolution, STALE_SESSION_ERROR, SessionStatus, Store, StoreError, StoreResult,
     SubscriberRecord, SubscriberStatus,
@@ -2462,28 +2462,41 @@ pub async fn backchannel_notifications(store: &dyn Store) {
     );
     ok(store.create_session(&front, 140_000).await, "create front");
 
-    assert!(ok(
-        store
-            .resolve_session(&push.id, &denied("user_denied"), 140_010)
-            .await,
-        "deny push"
-    ));
-    assert!(
-        !ok(
+    assert_eq!(
+        ok(
             store
-                .resolve_session(&push.id, &approved("2", &["pin"], 140_011), 140_011)
+                .answer_session(&push.id, &denied("user_denied"), 140_010)
+                .await,
+            "deny push"
+        ),
+        Answered::BackChannel,
+        "conformance: a back-channel answer says its notification is queued"
+    );
+    assert_eq!(
+        ok(
+            store
+                .answer_session(&push.id, &approved("2", &["pin"], 140_011), 140_011)
                 .await,
             "late answer"
         ),
+        Answered::NotPending,
         "conformance: the first answer wins"
     );
-    for id in [&ping.id, &poll.id, &front.id] {
-        assert!(ok(
-            store
-                .resolve_session(id, &approved("2", &["pin"], 140_010), 140_010)
-                .await,
-            "approve"
-        ));
+    for (id, want) in [
+        (&ping.id, Answered::BackChannel),
+        (&poll.id, Answered::BackChannel),
+        (&front.id, Answered::FrontChannel),
+    ] {
+        assert_eq!(
+            ok(
+                store
+                    .answer_session(id, &approved("2", &["pin"], 140_010), 140_010)
+                    .await,
+                "approve"
+            ),
+            want,
+            "conformance: what an answer queued ({id})"
+        );
     }
 
     let items = outbox_items_of(

@@ -144,11 +144,21 @@ pub trait SessionStore: Send + Sync {
         subscriber_id: &str,
         now: i64,
     ) -> StoreResult<Vec<AuthSession>>;
-    /// Records the phone's answer: `Pending` (unexpired) → `Approved` or `Denied`. Returns false
-    /// when the session was not pending any more (answered, expired): the first answer wins.
-    /// When the session is a back-channel request whose mode notifies (ping, push, SI), an
-    /// outbox item for it is enqueued in the same transaction.
-    async fn resolve_session(&self, id: &str, outcome: &Resolution, now: i64) -> StoreResult<bool>;
+    /// Records the phone's answer: `Pending` (unexpired) → `Approved` or `Denied`;
+    /// [`Answered::NotPending`] when the session was not pending any more (answered,
+    /// expired): the first answer wins. When the session is a back-channel request whose
+    /// mode notifies (ping, push, SI), an outbox item for it is enqueued in the same
+    /// transaction ([`Answered::BackChannel`]), so only then has the notifier work to do.
+    async fn answer_session(
+        &self,
+        id: &str,
+        outcome: &Resolution,
+        now: i64,
+    ) -> StoreResult<Answered>;
+    /// [`Self::answer_session`] for callers that only need to know whether it was pending.
+    async fn resolve_session(&self, id: &str, outcome: &Resolution, now: i64) -> StoreResult<bool> {
+        Ok(self.answer_session(id, outcome, now).await? != Answered::NotPending)
+    }
     /// `Approved` → `CodeIssued` with the code's hash, once. False if already issued.
     async fn issue_code(
         &self,

@@ -212,6 +212,17 @@ pub enum Resolution {
     Denied { error: String },
 }
 
+/// What recording the phone's answer did ([`crate::SessionStore::answer_session`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    /// The session was not pending any more (answered, expired): nothing changed.
+    NotPending,
+    /// A front-channel login: nothing was queued.
+    FrontChannel,
+    /// A back-channel request: its notification, when its mode has one, is in the outbox.
+    BackChannel,
+}
+
 /// What redeeming a code found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redemption {

@@ -8,13 +8,14 @@
 
 use mc_core::error::McError;
 use mc_store::{
-    DynStore, LinkAnswer, LinkLookup, OtpCheck, Resolution, SmsChallengeRecord, SmsChallengeState,
+    Answered, DynStore, LinkAnswer, LinkLookup, OtpCheck, Resolution, SmsChallengeRecord,
+    SmsChallengeState,
 };
 
 use super::authenticator::{AMR_OTP, AMR_URL, AnsweredBy};
 use super::secret;
 use crate::answer::{Answer, AnswerContext, AnswerOutcome, PinPolicy, answer_challenge};
-use crate::hub::{Event, Hub};
+use crate::hub::Hub;
 use crate::util::now;
 
 /// The stored denial of a login whose code was mistyped too often (digest §9.4:
@@ -161,17 +162,16 @@ impl SmsChannel {
         let denied = Resolution::Denied {
             error: OTP_LOCKED.into(),
         };
-        if self
+        let answered = self
             .store
-            .resolve_session(&c.session_id, &denied, t)
+            .answer_session(&c.session_id, &denied, t)
             .await
-            .map_err(backend)?
-        {
+            .map_err(backend)?;
+        if answered != Answered::NotPending {
             metrics::counter!("logins_total", "authenticator" => "sms_otp", "outcome" => "locked")
                 .increment(1);
         }
-        self.hub
-            .publish(Event::SessionResolved(c.session_id.clone()));
+        self.hub.publish_answer(&c.session_id, answered);
         Ok(())
     }
 
