@@ -141,8 +141,8 @@ async fn approve(phone: String, pin: Option<String>) -> Res<()> {
     Err("no challenge reached the phone".into())
 }
 
-/// Follows the gateway's redirects (its waiting URL answers 302s while the phone has not
-/// answered) until one leaves for `redirect_uri`.
+/// Follows the gateway's redirects (`/authorize` and its waiting URL are held and answer
+/// 302s while the phone has not answered) until one leaves for `redirect_uri`.
 async fn follow(url: &str, redirect_uri: &str) -> Res<String> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

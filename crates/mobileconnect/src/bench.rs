@@ -14,8 +14,8 @@
 //!   executable), started on a free loopback port with a temporary data folder, once it
 //!   answers `/healthz` and has sat idle for two seconds.
 //! * `login`: the device-initiated login over HTTP, as a server-side SP would drive it:
-//!   `GET /authorize` (MSISDN hint) → 302 to the waiting URL → the phone approves →
-//!   `GET` of the waiting URL (headless hold, 302 to the redirect URI with the code) →
+//!   `GET /authorize` (MSISDN hint; held while the phone approves, then 302 to the redirect
+//!   URI with the code; the waiting URL, held the same way, only if the hold ends first) →
 //!   `POST /token` (Basic) → `GET /userinfo`.
 //! * `ciba`: CIBA poll mode: `POST /bc-authorize` → the phone approves → `POST /token` with
 //!   the CIBA grant right after the approval (the first poll of a request is never slowed
@@ -793,8 +793,9 @@ impl Outcome {
 }
 
 /// The step from the phone's approval (its answer acknowledged) to the SP's held request
-/// (`/authorize`, or the waiting URL after a hold that ended first) returning the code. The hold is woken by the approval's event and
-/// re-reads the store at least every 250 ms, so values near 250 ms are missed wake-ups.
+/// (`/authorize`, or the waiting URL after a hold that ended first) returning the code. The
+/// hold is woken by the approval's event and re-reads the store at least every 250 ms, so
+/// values near 250 ms are missed wake-ups.
 const CODE_AFTER_APPROVAL: &str = "code after approval";
 /// A hold this much longer than the approval was not woken by it.
 const LATE_HOLD: Duration = Duration::from_millis(200);
@@ -978,7 +979,7 @@ impl Job {
 
 /// A worker's own keep-alive connections: the service provider's to the OP under test (ours
 /// or the peer) and the phone's to ours. Two, because the phone's requests of a login run
-/// while the SP's held request of the waiting URL is in flight.
+/// while the SP's held `/authorize` is in flight.
 struct Conns {
     sp: LeanConn,
     phone: LeanConn,
