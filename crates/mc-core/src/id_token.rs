@@ -45,11 +45,7 @@ pub fn at_hash(access_token: &str) -> String {
 /// definition; decided in docs/decisions.md). Computed from the identified subscriber's
 /// number whatever hint form the SP sent, so the SP can compare it with the number it knows.
 pub fn hashed_login_hint(msisdn: &Msisdn) -> String {
-    let d = digest::digest(
-        &digest::SHA256,
-        format!("MSISDN:{}", msisdn.as_str()).as_bytes(),
-    );
-    hex::encode(d)
+    crate::hash::sha256_hex(&format!("MSISDN:{}", msisdn.as_str()))
 }
 
 /// The `displayed_data` claim of `mc_authz`: exactly what the phone showed.

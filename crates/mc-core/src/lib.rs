@@ -23,6 +23,7 @@ pub mod client;
 pub mod consent;
 pub mod error;
 pub mod grants;
+pub mod hash;
 pub mod id_token;
 pub mod limits;
 pub mod login_hint;

@@ -81,10 +81,7 @@ pub fn normalise(s: &str) -> String {
 
 /// Lowercase hex SHA-256 of the normalised text: what an SP sends for `<claim>_hashed`.
 pub fn hashed(s: &str) -> String {
-    hex::encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        normalise(s).as_bytes(),
-    ))
+    mc_core::hash::sha256_hex(&normalise(s))
 }
 
 /// Picks the KYC claims out of a `claims` member and checks the required combinations.

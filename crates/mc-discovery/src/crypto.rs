@@ -11,16 +11,14 @@
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
-use aws_lc_rs::{constant_time, digest, hmac, rand};
+use aws_lc_rs::{constant_time, hmac, rand};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mc_core::msisdn::Msisdn;
 use serde::{Deserialize, Serialize};
 
 /// Lowercase hex SHA-256 (how discovery client secrets are stored).
-pub fn sha256_hex(s: &str) -> String {
-    hex::encode(digest::digest(&digest::SHA256, s.as_bytes()).as_ref())
-}
+pub use mc_core::hash::sha256_hex;
 
 /// Constant-time comparison of two strings.
 pub fn same(a: &str, b: &str) -> bool {

@@ -43,7 +43,7 @@ const EXPIRE_ROUNDS: usize = 10;
 pub const POST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Upper bound of the wait between two attempts.
 pub const MAX_BACKOFF_SECS: i64 = 60;
-/// After a wake-up by an answered login, wait this long so a burst of answers is one round.
+/// After a wake-up by a queued notification, wait this long so a burst of answers is one round.
 const WAKE_COALESCE: Duration = Duration::from_millis(10);
 
 /// Starts the background worker. Every `backchannel.worker_tick_millis` it expires pending
@@ -85,8 +85,8 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
             drop(s);
             expire = match wait(tick, &mut events).await {
                 Wake::Tick => true,
-                // Woken by an answer: its notification is due now; expiry waits for the tick.
-                Wake::Answered => {
+                // Woken by a queued notification: it is due now; expiry waits for the tick.
+                Wake::Queued => {
                     tokio::time::sleep(WAKE_COALESCE).await;
                     false
                 }
@@ -107,7 +107,7 @@ fn http_client() -> reqwest::Result<reqwest::Client> {
 
 enum Wake {
     Tick,
-    Answered,
+    Queued,
 }
 
 /// Sleeps one tick or until an answer queues a notification.
@@ -116,7 +116,7 @@ async fn wait(tick: Duration, events: &mut Option<broadcast::Receiver<Event>>) -
         tokio::time::sleep(tick).await;
         return Wake::Tick;
     };
-    let answered = async {
+    let queued = async {
         loop {
             match rx.recv().await {
                 Ok(Event::NotificationQueued) | Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -129,7 +129,7 @@ async fn wait(tick: Duration, events: &mut Option<broadcast::Receiver<Event>>) -
     };
     let woken = tokio::select! {
         _ = tokio::time::sleep(tick) => return Wake::Tick,
-        open = answered => open,
+        open = queued => open,
     };
     if !woken {
         // The hub is gone (the state is being dropped): ticks only from now on.
@@ -138,7 +138,7 @@ async fn wait(tick: Duration, events: &mut Option<broadcast::Receiver<Event>>) -
     }
     // One round serves every answer that arrived meanwhile.
     while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = rx.try_recv() {}
-    Wake::Answered
+    Wake::Queued
 }
 
 /// One round: expire, lease, and start the deliveries.

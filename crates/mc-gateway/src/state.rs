@@ -147,9 +147,4 @@ pub fn random_token() -> String {
 }
 
 /// Lowercase hex SHA-256: how codes, tokens and client secrets are stored.
-pub fn sha256_hex(s: &str) -> String {
-    hex::encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        s.as_bytes(),
-    ))
-}
+pub use mc_core::hash::sha256_hex;

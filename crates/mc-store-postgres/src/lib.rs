@@ -926,11 +926,7 @@ impl PgStore {
             enqueue_notifications(&mut tx, &[id.to_owned()], now).await?;
         }
         tx.commit().await.map_err(backend)?;
-        Ok(if backchannel {
-            Answered::BackChannel
-        } else {
-            Answered::FrontChannel
-        })
+        Ok(Answered::resolved(backchannel))
     }
 
     async fn redeem_code_once(&self, code_hash: &str, now: i64) -> Attempt<Redemption> {

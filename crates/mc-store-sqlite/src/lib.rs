@@ -1111,11 +1111,7 @@ impl SessionStore for SqliteStore {
                 enqueue_notification(&tx, id, now)?;
             }
             tx.commit().map_err(backend)?;
-            Ok(if backchannel {
-                Answered::BackChannel
-            } else {
-                Answered::FrontChannel
-            })
+            Ok(Answered::resolved(backchannel))
         })
         .await
     }

@@ -4,9 +4,10 @@
 //!
 //! A change made through the same store (the admin API, the CLI's own process, tests) is
 //! seen by the next read: backends run their reads through [`ClientCache::get_or_read`] and
-//! their writes through [`ClientCache::changing`]. A change made by another process (another node on the shared PostgreSQL, the CLI
-//! on a running node's SQLite file) is seen within [`CLIENT_CACHE_TTL`]
-//! (docs/decisions.md, "Client records are cached for one second").
+//! their writes through [`ClientCache::changing`]. A change made by another process
+//! (another node on the shared PostgreSQL, the CLI on a running node's SQLite file) is seen
+//! within [`CLIENT_CACHE_TTL`] (docs/decisions.md, "Client records are cached for one
+//! second").
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -223,6 +223,17 @@ pub enum Answered {
     BackChannel,
 }
 
+impl Answered {
+    /// A pending session was answered; `backchannel`: it is a back-channel request.
+    pub fn resolved(backchannel: bool) -> Answered {
+        if backchannel {
+            Answered::BackChannel
+        } else {
+            Answered::FrontChannel
+        }
+    }
+}
+
 /// What redeeming a code found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redemption {

@@ -61,7 +61,7 @@ fn random_hex() -> Result<String, DeviceError> {
 
 /// Enrolment codes are stored by SHA-256 only.
 fn code_hash(code: &str) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes()).as_ref())
+    mc_core::hash::sha256_hex(code)
 }
 
 impl PushChannel {

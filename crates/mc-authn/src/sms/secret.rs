@@ -7,7 +7,7 @@
 //! handful of tries before it locks, and is worthless once its login ended. The link token
 //! has 256 random bits.
 
-use aws_lc_rs::digest::{SHA256, digest};
+use mc_core::hash::sha256_hex;
 
 use crate::util::random;
 
@@ -28,7 +28,7 @@ pub fn new_code(digits: u32) -> Option<String> {
 
 /// The stored form of a code for one session.
 pub fn code_hash(session_id: &str, code: &str) -> String {
-    hex::encode(digest(&SHA256, format!("sms-otp\0{session_id}\0{code}").as_bytes()).as_ref())
+    sha256_hex(&format!("sms-otp\0{session_id}\0{code}"))
 }
 
 /// A fresh link token (64 hex characters) or `None` when the system RNG fails.
@@ -38,7 +38,7 @@ pub fn new_link_token() -> Option<String> {
 
 /// The stored form of a link token.
 pub fn link_hash(token: &str) -> String {
-    hex::encode(digest(&SHA256, format!("sms-link\0{token}").as_bytes()).as_ref())
+    sha256_hex(&format!("sms-link\0{token}"))
 }
 
 /// Whether `token` has the shape of a link token (a cheap filter before any lookup).
