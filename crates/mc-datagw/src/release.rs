@@ -98,6 +98,13 @@ pub fn releasable(i: ReleaseInput<'_>) -> BTreeMap<&'static str, Basis> {
     out
 }
 
+/// Whether consent can change what [`releasable`] decides: only a claim-granting scope of
+/// the token or a claim the `claims` parameter names asks for more than `sub`. When neither
+/// does, a caller need not read the subscriber's consent at all.
+pub fn consent_decides(granted: &Scope, requested: &ClaimsRequest) -> bool {
+    granted.iter().any(|s| !claims_of_scope(s).is_empty()) || requested.names().next().is_some()
+}
+
 /// The static name of a claim-granting scope (so a [`Basis`] can outlive the token).
 fn claims_scope_name(scope: &str) -> &'static str {
     crate::claims::CLAIM_SCOPES
@@ -147,6 +154,30 @@ mod tests {
             "not registered for it"
         );
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn consent_decides_only_what_a_scope_or_the_claims_parameter_asks_for() {
+        let nothing = ClaimsRequest::default();
+        assert!(!consent_decides(&scope("openid mc_authn"), &nothing));
+        assert!(!consent_decides(
+            &scope("openid mc_authn offline_access"),
+            &nothing
+        ));
+        assert!(consent_decides(&scope("openid mc_authn email"), &nothing));
+        assert!(consent_decides(&scope("openid mc_phonenumber"), &nothing));
+        let one_claim =
+            ClaimsRequest::from_param(Some(r#"{"userinfo":{"email":null}}"#), "userinfo");
+        assert!(consent_decides(&scope("openid mc_authn"), &one_claim));
+        // Whatever the consent, nothing but `sub` is released when it does not decide.
+        let all = Consent::Given(["email".to_owned(), "claim:email".to_owned()].into());
+        let input = ReleaseInput {
+            granted: &scope("openid mc_authn"),
+            registered: &scope("openid mc_authn email"),
+            requested: &nothing,
+            consent: &all,
+        };
+        assert!(releasable(input).is_empty());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use mc_datagw::clock::Clock;
 use mc_datagw::config::{DatagwConfig, LOCAL};
 use mc_datagw::http::HttpSource;
 use mc_datagw::kyc::{KYC_ATTRIBUTES, KycError, check_request};
-use mc_datagw::release::{Consent, ReleaseInput, releasable};
+use mc_datagw::release::{Consent, ReleaseInput, consent_decides, releasable};
 use mc_datagw::source::{AttributeSource, DataGateway, SourceError, Subject};
 use mc_store::{
     AccessTokenRecord, AttributesRecord, ClientRecord, DynStore, SubscriberRecord, SubscriberStatus,
@@ -374,7 +374,14 @@ pub async fn info(
     let requested = ClaimsRequest::from_param(claims_param.as_deref(), shape.member());
     let granted = Scope::parse(&record.scope).unwrap_or_default();
     let registered = Scope::from_values(client.allowed_scopes.iter().map(String::as_str));
-    let consent = consent_of(s, &subscriber_id, &client.client_id).await?;
+    // Authentication-only tokens (no attribute or KYC scope, no `claims`) release `sub`
+    // whatever the consent: no read for it.
+    let kyc_scope = granted.contains("mc_kyc_plain") || granted.contains("mc_kyc_hashed");
+    let consent = if kyc_scope || consent_decides(&granted, &requested) {
+        consent_of(s, &subscriber_id, &client.client_id).await?
+    } else {
+        Consent::none()
+    };
     let release = releasable(ReleaseInput {
         granted: &granted,
         registered: &registered,
@@ -456,14 +463,10 @@ async fn sign_if_registered(
             json!(t + i64::from(s.config.tokens.id_token_secs)),
         );
     }
-    let signer = s.clone();
-    let jwt = tokio::task::spawn_blocking(move || signer.keys.sign_jwt(&body))
-        .await
-        .map_err(|_| McError::ServerError)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "userinfo signing failed");
-            McError::ServerError
-        })?;
+    let jwt = s.keys.sign_jwt(&body).map_err(|e| {
+        tracing::error!(error = %e, "userinfo signing failed");
+        McError::ServerError
+    })?;
     Ok(InfoAnswer::Jwt(jwt))
 }
 

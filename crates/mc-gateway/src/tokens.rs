@@ -192,15 +192,11 @@ pub async fn issue_tokens(
         auth_req_id: auth_req_id.map(str::to_owned),
         jti: random_token(),
     };
-    let signer = s.clone();
-    // RSA signing is the CPU floor of a login: keep it off the async workers.
-    let id_token = tokio::task::spawn_blocking(move || signer.keys.sign_jwt(&claims))
-        .await
-        .map_err(|_| McError::ServerError)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "id_token signing failed");
-            McError::ServerError
-        })?;
+    // Signed on this worker: see `KeyRing::sign_jwt`.
+    let id_token = s.keys.sign_jwt(&claims).map_err(|e| {
+        tracing::error!(error = %e, "id_token signing failed");
+        McError::ServerError
+    })?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
