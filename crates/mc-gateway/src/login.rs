@@ -17,7 +17,7 @@ use mc_core::authorize::{AuthorizeRequest, HintInput, VerifiedRedirectUri};
 use mc_core::client::ClientPolicy;
 use mc_core::login_hint::LoginHint;
 use mc_core::msisdn::Msisdn;
-use mc_store::{AuthSession, SessionStatus, StoreError, SubscriberRecord};
+use mc_store::{AuthSession, ReservedCode, SessionStatus, StoreError, SubscriberRecord};
 use serde_json::Value;
 
 use crate::error::store_failure;
@@ -39,11 +39,35 @@ pub struct Refusal {
     pub location: String,
 }
 
-/// Starts a login for a validated request.
+/// A code made together with the session for a headless client's hold: the store keeps its
+/// hash ([`ReservedCode`]), so when the phone approves, the hold hands it out with no write
+/// of its own. A hold that ends first drops it (the waiting URL then issues a fresh code,
+/// which replaces it).
+pub struct HeldCode {
+    code: String,
+    reserved: ReservedCode,
+}
+
+impl HeldCode {
+    pub fn new(s: &AppState) -> HeldCode {
+        let code = random_token();
+        HeldCode {
+            reserved: ReservedCode {
+                hash: sha256_hex(&code),
+                lifetime_secs: i64::from(s.config.tokens.code_secs),
+            },
+            code,
+        }
+    }
+}
+
+/// Starts a login for a validated request. `held`: the code the caller will hand out when
+/// it holds the request until the phone's answer (reserved when the phone is asked).
 pub async fn start_login(
     s: &AppState,
     req: AuthorizeRequest,
     client: &ClientPolicy,
+    held: Option<&HeldCode>,
 ) -> Result<Next, McError> {
     let t = now();
     let subscriber = match &req.hint {
@@ -92,7 +116,7 @@ pub async fn start_login(
             session.status = SessionStatus::Pending;
             session.acr = Some(choice.loa.as_str().to_owned());
             s.store
-                .create_session(&session, t)
+                .create_session_reserving(&session, held.map(|h| &h.reserved), t)
                 .await
                 .map_err(busy_or_failure)?;
             challenge(s, &session, &sub, choice).await?;
@@ -360,22 +384,28 @@ pub async fn wait_state(s: &AppState, session_id: &str) -> WaitState {
     let Ok(session) = load(s, session_id).await else {
         return WaitState::Gone(McError::AuthenticationTimeout);
     };
-    wait_state_of(s, session).await
+    wait_state_of(s, session, None).await
 }
 
 /// [`wait_state`] after a hold: the session the hold read last, or (when it read none) a
 /// fresh read. A session read a moment earlier decides the same way a new read would: the
 /// code is minted take-once in the store (`issue_code` only moves an `Approved` session),
-/// and expiry is judged against the clock now.
-pub async fn wait_state_after(s: &AppState, session_id: &str, held: Held) -> WaitState {
+/// and expiry is judged against the clock now. `code`: the one reserved with the session by
+/// the request that holds it, handed out instead of minting one.
+pub async fn wait_state_after(
+    s: &AppState,
+    session_id: &str,
+    held: Held,
+    code: Option<&HeldCode>,
+) -> WaitState {
     match held.last_read {
-        Some(session) => wait_state_of(s, session).await,
+        Some(session) => wait_state_of(s, session, code).await,
         None => wait_state(s, session_id).await,
     }
 }
 
 /// [`wait_state`] for a session already read from the store.
-async fn wait_state_of(s: &AppState, session: AuthSession) -> WaitState {
+async fn wait_state_of(s: &AppState, session: AuthSession, code: Option<&HeldCode>) -> WaitState {
     let t = now();
     match session.status {
         SessionStatus::AwaitingNumber if session.expires_at > t => {
@@ -400,7 +430,10 @@ async fn wait_state_of(s: &AppState, session: AuthSession) -> WaitState {
                 Ok(missing) if !missing.is_empty() => {
                     WaitState::Redirect(crate::consent::consent_path(s, &session.id))
                 }
-                Ok(_) => deliver_code(s, &session).await,
+                Ok(_) => match code {
+                    Some(held) => redirect_with_code(&session, &held.code),
+                    None => deliver_code(s, &session).await,
+                },
                 Err(e) => WaitState::Gone(e),
             }
         }
@@ -419,19 +452,21 @@ pub(crate) async fn deliver_code(s: &AppState, session: &AuthSession) -> WaitSta
         .issue_code(&session.id, &sha256_hex(&code), expires)
         .await
     {
-        Ok(true) => {
-            let echo = Echo {
-                state: Some(&session.state),
-                correlation_id: session.correlation_id.as_deref(),
-            };
-            WaitState::Redirect(
-                VerifiedRedirectUri::from_stored(session.redirect_uri.clone())
-                    .with_code(&code, &echo),
-            )
-        }
+        Ok(true) => redirect_with_code(session, &code),
         Ok(false) => WaitState::Gone(McError::InvalidGrant("This login has already completed")),
         Err(e) => WaitState::Gone(store_failure(e)),
     }
+}
+
+/// The SP's redirect URI with `code` (and the session's `state` and `correlation_id`).
+fn redirect_with_code(session: &AuthSession, code: &str) -> WaitState {
+    let echo = Echo {
+        state: Some(&session.state),
+        correlation_id: session.correlation_id.as_deref(),
+    };
+    WaitState::Redirect(
+        VerifiedRedirectUri::from_stored(session.redirect_uri.clone()).with_code(code, &echo),
+    )
 }
 
 /// How a hold on a waiting session ended.

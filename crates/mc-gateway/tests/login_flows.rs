@@ -1058,6 +1058,21 @@ async fn a_headless_authorize_is_held_and_answered_with_the_code_or_the_error() 
     assert_eq!(phone.await.unwrap().loa, "2");
     let t = rp.redeem(&req, &back).await;
     assert_eq!(t.acr(), "2");
+    // The code the hold handed out (reserved with the session) is good once, like any.
+    let (status, body) = rp
+        .raw_token(
+            &code_of(&req, &back),
+            &req.verifier,
+            Some((&sp.client_id, &sp.secret)),
+            None,
+        )
+        .await;
+    assert_eq!(body["error"], "invalid_grant", "{status} {body}");
+    assert_eq!(
+        rp.raw_userinfo(&t.access_token).await.0,
+        401,
+        "replay revokes"
+    );
 
     let req = rp.authorize(&["mc_authn"], &authn_params(&h));
     let phone = g.phone(MSISDN);

@@ -108,9 +108,9 @@ use async_trait::async_trait;
 use mc_store::{
     AccessTokenRecord, Answered, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
     ClientCache, ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode,
-    OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution,
-    SessionStatus, SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
-    SubscriberStore, TokenStore,
+    OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption,
+    ReservedCode, Resolution, SessionStatus, SessionStore, StoreError, StoreResult,
+    SubscriberRecord, SubscriberStatus, SubscriberStore, TokenStore,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, Row};
@@ -353,8 +353,8 @@ pub(crate) mod sql {
     pub const INSERT_SESSION: &str = concat!(
         "INSERT INTO sessions (",
         session_columns!(),
-        ", backchannel) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+        ", backchannel, code_hash, code_lifetime_secs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+         $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
     );
     pub const GET_SESSION: &str = concat!(
         "SELECT ",
@@ -371,8 +371,10 @@ pub(crate) mod sql {
          ORDER BY created_at, id"
     );
     /// Both answers return whether the session is a back-channel request (to be notified).
+    /// A reserved code's lifetime starts at the approval (NULL + n is NULL: none reserved).
     pub const APPROVE_SESSION: &str = "UPDATE sessions \
-        SET status = 'approved', acr = $1, amr = $2, auth_time = $3 \
+        SET status = 'approved', acr = $1, amr = $2, auth_time = $3, \
+        code_expires_at = $3 + code_lifetime_secs \
         WHERE id = $4 AND status = 'pending' AND expires_at > $5 RETURNING backchannel";
     pub const DENY_SESSION: &str = "UPDATE sessions SET status = 'denied', error = $1 \
         WHERE id = $2 AND status = 'pending' AND expires_at > $3 RETURNING backchannel";
@@ -381,7 +383,8 @@ pub(crate) mod sql {
         WHERE id = $3 AND status = 'approved'";
     pub const REDEEM_CODE: &str = concat!(
         "UPDATE sessions SET status = 'consumed' \
-         WHERE code_hash = $1 AND status = 'code_issued' AND code_expires_at > $2 RETURNING ",
+         WHERE code_hash = $1 AND status IN ('code_issued', 'approved') AND code_expires_at > $2 \
+         RETURNING ",
         session_columns!()
     );
     pub const CONSUMED_BY_CODE: &str =
@@ -826,6 +829,7 @@ async fn insert_session(
     conn: &mut PgConnection,
     s: &AuthSession,
     backchannel: bool,
+    code: Option<&ReservedCode>,
 ) -> Attempt<()> {
     sqlx::query(sql::INSERT_SESSION)
         .bind(&s.id)
@@ -852,6 +856,8 @@ async fn insert_session(
         .bind(s.created_at)
         .bind(s.expires_at)
         .bind(backchannel)
+        .bind(code.map(|c| &c.hash))
+        .bind(code.map(|c| c.lifetime_secs))
         .execute(&mut *conn)
         .await
         .map_err(|e| on_unique(e, session_unique))?;
@@ -862,14 +868,19 @@ async fn insert_session(
 // the operations, one attempt each (the trait methods below run them through `retrying`)
 
 impl PgStore {
-    async fn create_session_once(&self, s: &AuthSession, now: i64) -> Attempt<()> {
+    async fn create_session_once(
+        &self,
+        s: &AuthSession,
+        code: Option<&ReservedCode>,
+        now: i64,
+    ) -> Attempt<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         if s.status == SessionStatus::Pending
             && let Some(subscriber_id) = &s.subscriber_id
         {
             expire_stale(&mut tx, subscriber_id, now).await?;
         }
-        insert_session(&mut tx, s, false).await?;
+        insert_session(&mut tx, s, false, code).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -962,7 +973,7 @@ impl PgStore {
     ) -> Attempt<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         expire_stale(&mut tx, subscriber_id, now).await?;
-        insert_session(&mut tx, s, true).await?;
+        insert_session(&mut tx, s, true, None).await?;
         sqlx::query(sql::INSERT_BACKCHANNEL)
             .bind(&b.auth_req_id)
             .bind(b.kind.as_str())
@@ -1356,8 +1367,16 @@ impl PcrStore for PgStore {
 
 #[async_trait]
 impl SessionStore for PgStore {
-    async fn create_session(&self, s: &AuthSession, now: i64) -> StoreResult<()> {
-        retrying("create_session", move || self.create_session_once(s, now)).await
+    async fn create_session_reserving(
+        &self,
+        s: &AuthSession,
+        code: Option<&ReservedCode>,
+        now: i64,
+    ) -> StoreResult<()> {
+        retrying("create_session", move || {
+            self.create_session_once(s, code, now)
+        })
+        .await
     }
 
     async fn get_session(&self, id: &str) -> StoreResult<Option<AuthSession>> {

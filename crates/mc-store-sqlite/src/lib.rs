@@ -140,9 +140,9 @@ use async_trait::async_trait;
 use mc_store::{
     AccessTokenRecord, Answered, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
     ClientCache, ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode,
-    OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption, Resolution,
-    SessionStatus, SessionStore, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
-    SubscriberStore, TokenStore,
+    OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption,
+    ReservedCode, Resolution, SessionStatus, SessionStore, StoreError, StoreResult,
+    SubscriberRecord, SubscriberStatus, SubscriberStore, TokenStore,
 };
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Row, params};
@@ -361,7 +361,8 @@ pub(crate) mod sql {
     pub const INSERT_SESSION: &str = concat!(
         "INSERT INTO sessions (",
         session_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ", code_hash, code_lifetime_secs) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
     pub const GET_SESSION: &str =
         concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = ?");
@@ -374,15 +375,18 @@ pub(crate) mod sql {
          ORDER BY created_at, id"
     );
     /// Both answers return whether the session is a back-channel request (to be notified).
-    pub const APPROVE_SESSION: &str = "UPDATE sessions SET status = 'approved', acr = ?, amr = ?, auth_time = ? \
-        WHERE id = ? AND status = 'pending' AND expires_at > ? RETURNING backchannel";
+    /// A reserved code's lifetime starts at the approval (NULL + n is NULL: none reserved).
+    pub const APPROVE_SESSION: &str = "UPDATE sessions SET status = 'approved', acr = ?1, amr = ?2, \
+        auth_time = ?3, code_expires_at = ?3 + code_lifetime_secs \
+        WHERE id = ?4 AND status = 'pending' AND expires_at > ?5 RETURNING backchannel";
     pub const DENY_SESSION: &str = "UPDATE sessions SET status = 'denied', error = ? \
         WHERE id = ? AND status = 'pending' AND expires_at > ? RETURNING backchannel";
     pub const ISSUE_CODE: &str = "UPDATE sessions SET status = 'code_issued', code_hash = ?, code_expires_at = ? \
         WHERE id = ? AND status = 'approved'";
     pub const REDEEM_CODE: &str = concat!(
         "UPDATE sessions SET status = 'consumed' \
-         WHERE code_hash = ? AND status = 'code_issued' AND code_expires_at > ? RETURNING ",
+         WHERE code_hash = ? AND status IN ('code_issued', 'approved') AND code_expires_at > ? \
+         RETURNING ",
         session_columns!()
     );
     pub const CONSUMED_BY_CODE: &str =
@@ -391,7 +395,8 @@ pub(crate) mod sql {
     pub const INSERT_BACKCHANNEL_SESSION: &str = concat!(
         "INSERT INTO sessions (",
         session_columns!(),
-        ", backchannel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+        ", code_hash, code_lifetime_secs, backchannel) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
     );
     pub const INSERT_BACKCHANNEL: &str = concat!(
         "INSERT INTO backchannel (",
@@ -767,7 +772,12 @@ fn enqueue_notification(conn: &Connection, session_id: &str, now: i64) -> StoreR
 
 /// Inserts a session with `statement` (one of the two session inserts, whose binds are
 /// the same). On the caller's transaction.
-fn insert_session(conn: &Connection, statement: &'static str, s: &AuthSession) -> StoreResult<()> {
+fn insert_session(
+    conn: &Connection,
+    statement: &'static str,
+    s: &AuthSession,
+    code: Option<&ReservedCode>,
+) -> StoreResult<()> {
     exec(
         conn,
         statement,
@@ -795,6 +805,8 @@ fn insert_session(conn: &Connection, statement: &'static str, s: &AuthSession) -
             s.error,
             s.created_at,
             s.expires_at,
+            code.map(|c| &c.hash),
+            code.map(|c| c.lifetime_secs),
         ],
     )
     .map_err(|e| on_unique(e, session_unique))?;
@@ -1024,7 +1036,12 @@ impl PcrStore for SqliteStore {
 
 #[async_trait]
 impl SessionStore for SqliteStore {
-    async fn create_session(&self, s: &AuthSession, now: i64) -> StoreResult<()> {
+    async fn create_session_reserving(
+        &self,
+        s: &AuthSession,
+        code: Option<&ReservedCode>,
+        now: i64,
+    ) -> StoreResult<()> {
         self.write(|conn| {
             let tx = immediate(conn)?;
             if s.status == SessionStatus::Pending
@@ -1032,7 +1049,7 @@ impl SessionStore for SqliteStore {
             {
                 expire_stale(&tx, subscriber_id, now)?;
             }
-            insert_session(&tx, sql::INSERT_SESSION, s)?;
+            insert_session(&tx, sql::INSERT_SESSION, s, code)?;
             tx.commit().map_err(backend)
         })
         .await
@@ -1185,7 +1202,7 @@ impl BackchannelStore for SqliteStore {
         self.write(|conn| {
             let tx = immediate(conn)?;
             expire_stale(&tx, subscriber_id, now)?;
-            insert_session(&tx, sql::INSERT_BACKCHANNEL_SESSION, s)?;
+            insert_session(&tx, sql::INSERT_BACKCHANNEL_SESSION, s, None)?;
             exec(
                 &tx,
                 sql::INSERT_BACKCHANNEL,

@@ -34,8 +34,8 @@ use std::task::Poll;
 use crate::{
     AccessTokenRecord, Answered, AuthSession, BackchannelKind, BackchannelRecord, ClientMetadata,
     ClientRecord, ClientStatus, DeliveryMode, OutboxDepth, OutboxItem, PinState, PollOutcome,
-    Redemption, Resolution, STALE_SESSION_ERROR, SessionStatus, Store, StoreError, StoreResult,
-    SubscriberRecord, SubscriberStatus,
+    Redemption, ReservedCode, Resolution, STALE_SESSION_ERROR, SessionStatus, Store, StoreError,
+    StoreResult, SubscriberRecord, SubscriberStatus,
 };
 
 /// How many callers the concurrency checks race against each other.
@@ -56,6 +56,7 @@ pub async fn run_all(store: &dyn Store) {
     assign_subscriber_rule(store).await;
     resolution(store).await;
     codes(store).await;
+    reserved_codes(store).await;
     pending_for_subscriber(store).await;
     access_tokens(store).await;
     keys::run(store).await;
@@ -1492,6 +1493,115 @@ pub async fn codes(store: &dyn Store) {
         ),
         Redemption::Unknown
     );
+}
+
+/// A code reserved at creation: redeemable only once its session is approved, for its
+/// lifetime from the approval, once; replaced by `issue_code`; never for a denied session.
+pub async fn reserved_codes(store: &dyn Store) {
+    let c = "cf-rc-client";
+    fixture(store, c, &[("cf-rc-sub", "+440000000810")]).await;
+    let reserve = |id: &str, hash: &str, t: i64| {
+        let s = session(id, c, Some("cf-rc-sub"), SessionStatus::Pending, t, t + 300);
+        let code = ReservedCode {
+            hash: hash.into(),
+            lifetime_secs: 60,
+        };
+        async move {
+            ok(
+                store.create_session_reserving(&s, Some(&code), t).await,
+                "create with a reserved code",
+            );
+            s
+        }
+    };
+    let status =
+        |id: &'static str| async move { ok(store.get_session(id).await, "get").map(|s| s.status) };
+
+    let s = reserve("cf-rc-1", "cf-rc-hash-1", 7000).await;
+    assert_eq!(
+        ok(
+            store.redeem_code("cf-rc-hash-1", 7001).await,
+            "redeem early"
+        ),
+        Redemption::Unknown,
+        "conformance: a reserved code is not redeemable before the approval"
+    );
+    assert_eq!(status("cf-rc-1").await, Some(SessionStatus::Pending));
+    assert!(ok(
+        store
+            .resolve_session(&s.id, &approved("2", &["app"], 7005), 7005)
+            .await,
+        "approve"
+    ));
+    match ok(store.redeem_code("cf-rc-hash-1", 7064).await, "redeem") {
+        Redemption::Fresh(got) => {
+            assert_eq!(got.id, s.id);
+            assert_eq!(got.status, SessionStatus::Consumed);
+            assert_eq!(got.auth_time, Some(7005));
+        }
+        other => panic!("conformance: redeeming a reserved code: got {other:?}"),
+    }
+    assert_eq!(
+        ok(store.redeem_code("cf-rc-hash-1", 7065).await, "replay"),
+        Redemption::Replayed {
+            session_id: s.id.clone()
+        }
+    );
+
+    // The lifetime runs from the approval.
+    let e = reserve("cf-rc-2", "cf-rc-hash-2", 8000).await;
+    assert!(ok(
+        store
+            .resolve_session(&e.id, &approved("2", &["app"], 8005), 8005)
+            .await,
+        "approve"
+    ));
+    assert_eq!(
+        ok(
+            store.redeem_code("cf-rc-hash-2", 8065).await,
+            "redeem expired"
+        ),
+        Redemption::Unknown,
+        "conformance: a reserved code expires lifetime_secs after the approval"
+    );
+    assert_eq!(status("cf-rc-2").await, Some(SessionStatus::Approved));
+
+    // An issued code replaces the reserved one.
+    assert!(ok(
+        store.issue_code(&e.id, "cf-rc-hash-2b", 8100).await,
+        "issue over a reserved code"
+    ));
+    assert_eq!(
+        ok(
+            store.redeem_code("cf-rc-hash-2", 8066).await,
+            "redeem replaced"
+        ),
+        Redemption::Unknown
+    );
+    assert!(matches!(
+        ok(
+            store.redeem_code("cf-rc-hash-2b", 8066).await,
+            "redeem issued"
+        ),
+        Redemption::Fresh(_)
+    ));
+
+    // A denied session's reserved code is never redeemable.
+    let d = reserve("cf-rc-3", "cf-rc-hash-3", 9000).await;
+    assert!(ok(
+        store
+            .resolve_session(&d.id, &denied("user_denied"), 9001)
+            .await,
+        "deny"
+    ));
+    assert_eq!(
+        ok(
+            store.redeem_code("cf-rc-hash-3", 9002).await,
+            "redeem denied"
+        ),
+        Redemption::Unknown
+    );
+    assert_eq!(status("cf-rc-3").await, Some(SessionStatus::Denied));
 }
 
 /// Live pending sessions of one subscriber only.

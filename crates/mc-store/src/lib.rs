@@ -126,7 +126,17 @@ pub trait SessionStore: Send + Sync {
     /// Inserts a session. When it names a subscriber and is `Pending`, first expires that
     /// subscriber's stale pending sessions (`expires_at <= now`) and then fails with `Busy`
     /// if a live one remains — atomically: two concurrent creations cannot both succeed.
-    async fn create_session(&self, s: &AuthSession, now: i64) -> StoreResult<()>;
+    async fn create_session(&self, s: &AuthSession, now: i64) -> StoreResult<()> {
+        self.create_session_reserving(s, None, now).await
+    }
+    /// [`Self::create_session`], storing `code` with the session when given: see
+    /// [`ReservedCode`].
+    async fn create_session_reserving(
+        &self,
+        s: &AuthSession,
+        code: Option<&ReservedCode>,
+        now: i64,
+    ) -> StoreResult<()>;
     async fn get_session(&self, id: &str) -> StoreResult<Option<AuthSession>>;
     /// `AwaitingNumber` → `Pending` for `subscriber_id`, recording the level the router chose
     /// in `acr`, with the same `Busy` rule as `create_session`. `NotFound` if the session is
@@ -159,15 +169,17 @@ pub trait SessionStore: Send + Sync {
     async fn resolve_session(&self, id: &str, outcome: &Resolution, now: i64) -> StoreResult<bool> {
         Ok(self.answer_session(id, outcome, now).await? != Answered::NotPending)
     }
-    /// `Approved` → `CodeIssued` with the code's hash, once. False if already issued.
+    /// `Approved` → `CodeIssued` with the code's hash, once (a [`ReservedCode`] is replaced).
+    /// False if already issued.
     async fn issue_code(
         &self,
         id: &str,
         code_hash: &str,
         code_expires_at: i64,
     ) -> StoreResult<bool>;
-    /// Redeems a code: `CodeIssued` → `Consumed` atomically. A second redemption of the same
-    /// code returns `Replayed` (the caller revokes what the first one issued).
+    /// Redeems a code: `CodeIssued` (or `Approved`, for its [`ReservedCode`]) → `Consumed`
+    /// atomically, while the code is unexpired. A second redemption of the same code returns
+    /// `Replayed` (the caller revokes what the first one issued).
     async fn redeem_code(&self, code_hash: &str, now: i64) -> StoreResult<Redemption>;
 }
 

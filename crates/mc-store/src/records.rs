@@ -234,6 +234,17 @@ impl Answered {
     }
 }
 
+/// A code made together with its session ([`crate::SessionStore::create_session_reserving`])
+/// by the request that will hand it out: a headless client's held `/authorize`, which then
+/// delivers the code with no write of its own. Redeemable once the session is approved, for
+/// `lifetime_secs` from the approval; [`crate::SessionStore::issue_code`] replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservedCode {
+    /// SHA-256 of the code, lowercase hex (as [`crate::SessionStore::issue_code`] takes it).
+    pub hash: String,
+    pub lifetime_secs: i64,
+}
+
 /// What redeeming a code found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redemption {

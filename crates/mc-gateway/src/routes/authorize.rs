@@ -102,16 +102,22 @@ async fn authorize(
         req.state.clone(),
         req.correlation_id.clone(),
     );
+    // A headless client is held here as it would be at the waiting URL: one round trip
+    // fewer, and the code in this very answer when the phone answers within the hold; the
+    // code is reserved with the session, so handing it out costs no write.
+    let headless = !wants_html(headers);
+    let mut held_code = None;
     // Header enrichment first: a browser on the operator's network needs no phone.
     let started = match crate::enrichment::seamless_login(s, &req, &policy, peer, headers).await {
         Ok(Some(next)) => Ok(next),
-        Ok(None) => login::start_login(s, req, &policy).await,
+        Ok(None) => {
+            held_code = headless.then(|| login::HeldCode::new(s));
+            login::start_login(s, req, &policy, held_code.as_ref()).await
+        }
         Err(e) => Err(e),
     };
     match started {
-        // A headless client is held here as it would be at the waiting URL: one round trip
-        // fewer, and the code in this very answer when the phone answers within the hold.
-        Ok(Next::Wait(id)) if !wants_html(headers) => held_redirect(s, &id).await,
+        Ok(Next::Wait(id)) if headless => held_redirect(s, &id, held_code.as_ref()).await,
         Ok(Next::Wait(id)) => redirect(&s.wait_path(&id)),
         Ok(Next::AskNumber(id)) => redirect(&s.number_path(&id)),
         Err(e) => {
@@ -133,11 +139,12 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 /// A headless client's answer: held up to `login.headless_hold_secs` while the phone has not
 /// answered, then `302` to the SP's redirect URI (code or error), or to the waiting URL when
-/// the hold ended first. No cookies, no JavaScript needed.
-async fn held_redirect(s: &AppState, id: &str) -> Response {
+/// the hold ended first. No cookies, no JavaScript needed. `code`: the one reserved with the
+/// session by this request.
+async fn held_redirect(s: &AppState, id: &str, code: Option<&login::HeldCode>) -> Response {
     let hold = Duration::from_secs(u64::from(s.config.login.headless_hold_secs));
     let held = login::hold_while_pending(s, id, hold).await;
-    match login::wait_state_after(s, id, held).await {
+    match login::wait_state_after(s, id, held, code).await {
         WaitState::Redirect(to) => redirect(&to),
         WaitState::Gone(e) => error_page(&e),
         WaitState::Pending(_) => redirect(&s.wait_path(id)),
@@ -148,7 +155,7 @@ async fn held_redirect(s: &AppState, id: &str) -> Response {
 async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     note_session(&id);
     if !wants_html(&headers) {
-        return held_redirect(&s, &id).await;
+        return held_redirect(&s, &id, None).await;
     }
     match login::wait_state(&s, &id).await {
         WaitState::Redirect(to) => redirect(&to),
