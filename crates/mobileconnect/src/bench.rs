@@ -87,6 +87,7 @@ use mc_gateway::keys::KeyRing;
 use mc_gateway::registry::{self, ClientSpec, RegistryError, SubscriberSpec};
 use mc_gateway::state::{AppState, now};
 use mc_store::DynStore;
+use mc_store_postgres::{PgStore, PgStoreOptions};
 use mc_store_sqlite::SqliteStore;
 use reqwest::{StatusCode, Url};
 
@@ -145,6 +146,12 @@ pub struct BenchArgs {
     /// folder, removed afterwards).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// The store: `postgres://user:password@host:port/database` runs the gateway on that
+    /// PostgreSQL database (empty, or used by an earlier bench with the same `--data`: its
+    /// signing keys are sealed with that folder's key-encryption key). Default: SQLite in
+    /// the data folder, as `mobileconnect sandbox` and `serve` use it.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// The reference OP (`bench/peer/`, npm oidc-provider) at this base URL: `ciba` and
     /// `client_credentials` run against it too, right after ours.
     #[arg(long)]
@@ -586,12 +593,7 @@ impl TestBed {
         // The `pending` scenario's requests outlive the run.
         config.backchannel.max_expiry_secs = PENDING_EXPIRY_SECS;
         config.validate()?;
-        let db = dir.path.join("mobileconnect.db");
-        let store: DynStore = Arc::new(
-            SqliteStore::open(&db)
-                .await
-                .map_err(|e| format!("database {}: {e}", db.display()))?,
-        );
+        let store = open_store(args.database.as_deref(), &dir.path).await?;
         let kek = crate::run::load_kek(&dir.path.join("kek.hex"))?;
         let keys = KeyRing::load_or_create(&*store, &kek, now())
             .await
@@ -610,8 +612,13 @@ impl TestBed {
         });
 
         progress(&format!(
-            "gateway on {base}, data in {}; provisioning {} subscribers",
+            "gateway on {base}, data in {}, store {}; provisioning {} subscribers",
             dir.path.display(),
+            if args.database.is_some() {
+                "postgres"
+            } else {
+                "sqlite"
+            },
             args.subscribers
         ));
         let redirect_uri = format!("{base}/bench/callback");
@@ -648,6 +655,27 @@ impl TestBed {
             server,
             _dir: dir,
         })
+    }
+}
+
+/// The bench's store: PostgreSQL at `url` (pool as `serve` sizes it by default), else SQLite
+/// in `dir`.
+async fn open_store(url: Option<&str>, dir: &std::path::Path) -> Result<DynStore, String> {
+    match url {
+        // The URL may hold a password: not repeated in the error.
+        Some(url) => Ok(Arc::new(
+            PgStore::connect_with(url, PgStoreOptions::default())
+                .await
+                .map_err(|e| format!("database (postgres): {e}"))?,
+        )),
+        None => {
+            let db = dir.join("mobileconnect.db");
+            Ok(Arc::new(
+                SqliteStore::open(&db)
+                    .await
+                    .map_err(|e| format!("database {}: {e}", db.display()))?,
+            ))
+        }
     }
 }
 
@@ -1926,7 +1954,11 @@ impl Report {
                 obj["peer_ratio"] = json!(ratio.map(round4));
             }
             if o.target == "mobileconnect" {
-                obj["store"] = json!("sqlite");
+                obj["store"] = json!(if args.database.is_some() {
+                    "postgres"
+                } else {
+                    "sqlite"
+                });
                 obj["subscribers"] = json!(args.subscribers);
             }
             if o.signs() {
