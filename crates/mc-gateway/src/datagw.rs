@@ -362,16 +362,7 @@ pub async fn info(
         .await
         .map_err(store_failure)?
         .ok_or(McError::InvalidAccessToken)?;
-    let claims_param = match &record.session_id {
-        Some(id) => s
-            .store
-            .get_session(id)
-            .await
-            .map_err(store_failure)?
-            .and_then(|session| session.claims),
-        None => None,
-    };
-    let requested = ClaimsRequest::from_param(claims_param.as_deref(), shape.member());
+    let requested = ClaimsRequest::from_param(record.claims.as_deref(), shape.member());
     let granted = Scope::parse(&record.scope).unwrap_or_default();
     let registered = Scope::from_values(client.allowed_scopes.iter().map(String::as_str));
     // Authentication-only tokens (no attribute or KYC scope, no `claims`) release `sub`
@@ -631,6 +622,7 @@ mod tests {
             expires_at,
             issued_at: expires_at - 3600,
             family_id: None,
+            claims: None,
         }
     }
 

@@ -134,6 +134,7 @@ pub async fn issue_tokens(
         expires_at: t + i64::from(lifetimes.access_token_secs),
         issued_at: t,
         family_id: None,
+        claims: session.claims.clone(),
     };
     // A refresh token only for `offline_access` granted to a client with the grant
     // (docs/decisions.md, "Refresh tokens").
@@ -231,6 +232,7 @@ pub async fn client_credentials(
             expires_at: t + i64::from(lifetime),
             issued_at: t,
             family_id: None,
+            claims: None,
         })
         .await
         .map_err(store_failure)?;
@@ -243,6 +245,22 @@ pub async fn client_credentials(
         scope: scope.to_string(),
         correlation_id,
     })
+}
+
+/// The `claims` parameter of the login a refresh token came from (its session is kept while
+/// the family's tokens refer to it; gone, nothing was asked).
+async fn claims_of_session(
+    s: &AppState,
+    session_id: Option<&str>,
+) -> Result<Option<String>, McError> {
+    let Some(id) = session_id else {
+        return Ok(None);
+    };
+    Ok(s.store
+        .get_session(id)
+        .await
+        .map_err(store_failure)?
+        .and_then(|session| session.claims))
 }
 
 const BAD_REFRESH: McError = McError::InvalidGrant("Refresh token is invalid");
@@ -298,6 +316,7 @@ pub async fn refresh(
         expires_at: t + i64::from(lifetimes.access_token_secs),
         issued_at: t,
         family_id: Some(current.family_id.clone()),
+        claims: claims_of_session(s, current.session_id.as_deref()).await?,
     };
     match s
         .store

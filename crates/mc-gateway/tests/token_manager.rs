@@ -356,6 +356,7 @@ async fn introspection_answers_only_the_owner_about_live_tokens() {
             expires_at: now() - 1,
             issued_at: now() - 3601,
             family_id: None,
+            claims: None,
         })
         .await
         .unwrap();

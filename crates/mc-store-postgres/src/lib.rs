@@ -457,10 +457,10 @@ pub(crate) mod sql {
         VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING";
 
     pub const INSERT_TOKEN: &str = "INSERT INTO access_tokens \
-        (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, issued_at, family_id) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, issued_at, family_id, \
+        claims) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     pub const FIND_TOKEN: &str = "SELECT token_hash, session_id, client_id, subscriber_id, sub, \
-        scope, expires_at, issued_at, family_id FROM access_tokens \
+        scope, expires_at, issued_at, family_id, claims FROM access_tokens \
         WHERE token_hash = $1 AND NOT revoked AND expires_at > $2";
     pub const REVOKE_TOKENS_OF_SESSION: &str =
         "UPDATE access_tokens SET revoked = TRUE WHERE session_id = $1 AND NOT revoked";
@@ -763,6 +763,7 @@ fn token_from_row(row: &PgRow) -> StoreResult<AccessTokenRecord> {
         expires_at: col(row, "expires_at")?,
         issued_at: col(row, "issued_at")?,
         family_id: col(row, "family_id")?,
+        claims: col(row, "claims")?,
     })
 }
 
@@ -1621,6 +1622,7 @@ impl TokenStore for PgStore {
                 .bind(t.expires_at)
                 .bind(t.issued_at)
                 .bind(&t.family_id)
+                .bind(&t.claims)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;

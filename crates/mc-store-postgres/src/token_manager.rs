@@ -92,6 +92,7 @@ async fn insert_pair(
         .bind(access.expires_at)
         .bind(access.issued_at)
         .bind(&refresh.family_id)
+        .bind(&access.claims)
         .execute(&mut **tx)
         .await
         .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;

@@ -53,6 +53,7 @@ fn pair(n: &str, family: &str) -> (AccessTokenRecord, RefreshTokenRecord) {
             expires_at: 10_000,
             issued_at: 1_000,
             family_id: None,
+            claims: None,
         },
         RefreshTokenRecord {
             token_hash: format!("r-{n}"),

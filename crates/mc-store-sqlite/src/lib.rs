@@ -458,10 +458,10 @@ pub(crate) mod sql {
         VALUES (?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING";
 
     pub const INSERT_TOKEN: &str = "INSERT INTO access_tokens \
-        (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, issued_at, family_id) \
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, issued_at, family_id, \
+        claims) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     pub const FIND_TOKEN: &str = "SELECT token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, \
-        issued_at, family_id FROM access_tokens WHERE token_hash = ? AND revoked = 0 AND expires_at > ?";
+        issued_at, family_id, claims FROM access_tokens WHERE token_hash = ? AND revoked = 0 AND expires_at > ?";
     pub const REVOKE_TOKENS_OF_SESSION: &str =
         "UPDATE access_tokens SET revoked = 1 WHERE session_id = ? AND revoked = 0";
 
@@ -730,6 +730,7 @@ fn token_from_row(row: &Row<'_>) -> StoreResult<AccessTokenRecord> {
         expires_at: c.get("expires_at")?,
         issued_at: c.get("issued_at")?,
         family_id: c.get("family_id")?,
+        claims: c.get("claims")?,
     })
 }
 
@@ -1445,6 +1446,7 @@ impl TokenStore for SqliteStore {
                     t.expires_at,
                     t.issued_at,
                     t.family_id,
+                    t.claims,
                 ],
             )
             .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;
@@ -1631,6 +1633,7 @@ mod tests {
             expires_at: 10,
             issued_at: 0,
             family_id: None,
+            claims: None,
         };
         assert!(matches!(
             store.insert_access_token(&t).await,

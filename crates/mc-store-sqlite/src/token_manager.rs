@@ -110,6 +110,7 @@ fn insert_pair(
             access.expires_at,
             access.issued_at,
             refresh.family_id,
+            access.claims,
         ],
     )
     .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;

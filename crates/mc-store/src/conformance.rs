@@ -351,6 +351,7 @@ fn token(
         expires_at,
         issued_at: expires_at - 3600,
         family_id: None,
+        claims: None,
     }
 }
 
@@ -1718,6 +1719,7 @@ pub async fn access_tokens(store: &dyn Store) {
     t1.subscriber_id = Some("cf-token-sub".to_string());
     t1.sub = Some("pcr-of-sub".to_string());
     t1.scope = "openid mc_identity_phonenumber".to_string();
+    t1.claims = Some(r#"{"userinfo":{"email":null}}"#.to_string());
     let t2 = token("cf-token-2", Some(&s1.id), c, 9000);
     let t3 = token("cf-token-3", Some(&s2.id), c, 9000);
     let t4 = token("cf-token-4", None, c, 9000);

@@ -389,4 +389,7 @@ pub struct AccessTokenRecord {
     pub issued_at: i64,
     /// The refresh-token family it was issued in, if any: revoked with the family.
     pub family_id: Option<String>,
+    /// The login's `claims` request parameter (OIDC Core §5.5, JSON), kept with the token
+    /// so the userinfo endpoints need no session read.
+    pub claims: Option<String>,
 }

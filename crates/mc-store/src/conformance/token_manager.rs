@@ -40,7 +40,8 @@ pub async fn refresh_rotation(store: &dyn Store) {
     fixture(store, c, &[]).await;
     ok(store.insert_client(&client(other)).await, "second client");
     let r1 = refresh("cf-rt-r1", "cf-rt-fam", c, 50_000);
-    let a1 = access("cf-rt-a1", c, 48_000);
+    let mut a1 = access("cf-rt-a1", c, 48_000);
+    a1.claims = Some(r#"{"userinfo":{"email":null}}"#.to_string());
     ok(store.insert_token_pair(&a1, &r1).await, "insert pair");
     let mut a1_in_family = a1.clone();
     a1_in_family.family_id = Some("cf-rt-fam".to_string());
@@ -84,7 +85,8 @@ pub async fn refresh_rotation(store: &dyn Store) {
     );
 
     let r2 = refresh("cf-rt-r2", "cf-rt-fam", c, 60_000);
-    let a2 = access("cf-rt-a2", c, 54_000);
+    let mut a2 = access("cf-rt-a2", c, 54_000);
+    a2.claims = Some(r#"{"userinfo":{"phone_number":null}}"#.to_string());
     assert_eq!(
         ok(
             store
@@ -135,6 +137,11 @@ pub async fn refresh_rotation(store: &dyn Store) {
         Some(r2.clone())
     );
     let found = ok(store.find_access_token(&a2.token_hash, 45_000).await, "a2");
+    assert_eq!(
+        found.as_ref().and_then(|t| t.claims.clone()),
+        a2.claims,
+        "conformance: a rotation stores the access token's claims"
+    );
     assert_eq!(
         found.and_then(|t| t.family_id),
         Some("cf-rt-fam".to_string()),
