@@ -580,6 +580,49 @@ async fn refresh_tokens_come_with_offline_access_only() {
     assert_eq!(error_of(&loc).0, "invalid_scope", "{loc}");
 }
 
+/// A refreshed access token answers `/userinfo` as the first one did: the `claims` parameter
+/// of the login goes with every access token of the family.
+#[tokio::test]
+async fn a_refreshed_token_keeps_the_claims_the_login_asked_for() {
+    let g = Gateway::start().await;
+    g.subscriber(MSISDN, None).await;
+    let sp = sp_with(
+        &g,
+        "OfflineClaims",
+        &["openid", "mc_authn", "offline_access", "phone"],
+        ClientMetadata::default(),
+    )
+    .await;
+    let code = code_for(&g, &sp, MSISDN, |q| {
+        q.set("scope", "openid mc_authn offline_access");
+        q.set("claims", r#"{"userinfo":{"phone_number":null}}"#);
+    })
+    .await;
+    let first = redeem(&g, &sp, &code).await;
+    let userinfo = |token: String| {
+        let g = &g;
+        async move {
+            let resp = g
+                .http()
+                .get(format!("{}/userinfo", g.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            json_of(resp).await
+        }
+    };
+    let (status, before) = userinfo(first["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, 200, "{before}");
+    assert!(before["phone_number"].is_string(), "asked for: {before}");
+
+    let (status, second) = refresh(&g, &sp, first["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(status, 200, "{second}");
+    let (status, after) = userinfo(second["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["phone_number"], before["phone_number"], "{after}");
+}
+
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let g = Gateway::start().await;
