@@ -299,3 +299,89 @@ fn ping_request(
     };
     (s, b)
 }
+
+/// A pooled connection the server dropped while it sat idle (a restart, a fail-over,
+/// `pg_terminate_backend`) is found dead by the ping before use and replaced: the caller
+/// never sees it. Without the ping (a connection trusted as recently used) the first call
+/// on it fails, which is why idle connections are pinged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_while_idle_is_replaced_before_use() {
+    let Some(schema) = TestSchema::create("a_connection_dropped_while_idle").await else {
+        return;
+    };
+    let store_named = |app: &'static str, ping_after_idle| {
+        let url = format!("{}&application_name={app}", schema.url);
+        async move {
+            let options = PgStoreOptions {
+                max_connections: 1,
+                ping_after_idle,
+                ..Default::default()
+            };
+            PgStore::connect_with(&url, options).await.unwrap()
+        }
+    };
+    // Terminates the named store's connections and waits until they are gone.
+    let drop_connections = |app: &'static str| {
+        let base = schema.url.clone();
+        async move {
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+            let ended: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(app)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+            assert_eq!(ended, [true], "the pool's one connection");
+            admin.close().await.unwrap();
+        }
+    };
+
+    let pinged = store_named("mc_test_pinged", std::time::Duration::ZERO).await;
+    assert!(
+        pinged
+            .find_subscriber_by_msisdn("+447700900009")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop_connections("mc_test_pinged").await;
+    assert!(
+        pinged
+            .find_subscriber_by_msisdn("+447700900009")
+            .await
+            .unwrap()
+            .is_none(),
+        "a dead idle connection is replaced before use"
+    );
+    pinged.close().await;
+
+    let trusted = store_named("mc_test_trusted", std::time::Duration::from_secs(3600)).await;
+    assert!(
+        trusted
+            .find_subscriber_by_msisdn("+447700900009")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop_connections("mc_test_trusted").await;
+    assert!(
+        trusted
+            .find_subscriber_by_msisdn("+447700900009")
+            .await
+            .is_err(),
+        "trusted without a ping, the dead connection fails the call"
+    );
+    assert!(
+        trusted
+            .find_subscriber_by_msisdn("+447700900009")
+            .await
+            .unwrap()
+            .is_none(),
+        "and is not used again"
+    );
+    trusted.close().await;
+    schema.drop().await;
+}
