@@ -31,6 +31,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/admin/v1/subscribers/{msisdn}/attributes"),
     ("patch", "/admin/v1/subscribers/{msisdn}/attributes"),
     ("delete", "/admin/v1/subscribers/{msisdn}/attributes"),
+    ("post", "/admin/v1/subscribers/{msisdn}/enrolment"),
+    ("get", "/admin/v1/subscribers/{msisdn}/devices"),
+    ("delete", "/admin/v1/subscribers/{msisdn}/devices/{id}"),
     ("get", "/admin/v1/openapi.json"),
     ("post", "/introspect"),
     ("post", "/revoke"),
@@ -220,6 +223,33 @@ async fn the_schemas_match_what_the_api_sends() {
         .await
         .unwrap();
     assert_eq!(keys(&sub), properties(&doc, "Subscriber"), "{sub}");
+    // The app devices' routes, with the number typed as the other Provisioning routes take it.
+    let enrolment: Value = admin(http.post(format!(
+        "{}/admin/v1/subscribers/+44%207700%20900777/enrolment",
+        g.base
+    )))
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        keys(&enrolment),
+        properties(&doc, "Enrolment"),
+        "{enrolment}"
+    );
+    let devices: Value = admin(http.get(format!(
+        "{}/admin/v1/subscribers/447700900777/devices",
+        g.base
+    )))
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(keys(&devices), properties(&doc, "DeviceList"), "{devices}");
     // The request schemas name exactly what the API accepts: every documented member is
     // accepted (no "unknown field"), so the spec drives valid requests.
     assert!(properties(&doc, "SubscriberSpec").contains("attributes"));

@@ -290,8 +290,22 @@ fn not_found(what: &str) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/subscribers/{msisdn}/enrolment",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(super::openapi::MsisdnPath),
+    responses(
+        (status = 201, description = "A one-time code for the subscriber's app to register a device with (`POST /device/v1/register`); shown once", body = super::openapi::EnrolmentDoc),
+        (status = 400, description = "Not an MSISDN", body = super::openapi::ErrorDoc),
+        (status = 404, description = "No such subscriber", body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn admin_enrolment(State(s): State<AppState>, Path(raw): Path<String>) -> Response {
-    match Msisdn::parse(&raw) {
+    // Typed the way the other Provisioning routes take it (the document's pattern).
+    match Msisdn::parse_typed(&raw) {
         Some(m) => enrolment_for(&s, &m).await,
         None => not_an_msisdn(),
     }
@@ -299,7 +313,7 @@ async fn admin_enrolment(State(s): State<AppState>, Path(raw): Path<String>) -> 
 
 /// The subscriber of an admin device route's number, or the response that ends it.
 async fn admin_subscriber(s: &AppState, raw: &str) -> Result<SubscriberRecord, Response> {
-    let m = Msisdn::parse(raw).ok_or_else(not_an_msisdn)?;
+    let m = Msisdn::parse_typed(raw).ok_or_else(not_an_msisdn)?;
     match s.store.find_subscriber_by_msisdn(m.as_str()).await {
         Ok(Some(sub)) => Ok(sub),
         Ok(None) => Err(not_found("no such subscriber")),
@@ -307,6 +321,19 @@ async fn admin_subscriber(s: &AppState, raw: &str) -> Result<SubscriberRecord, R
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/subscribers/{msisdn}/devices",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(super::openapi::MsisdnPath),
+    responses(
+        (status = 200, description = "The subscriber's registered, unrevoked devices", body = super::openapi::DeviceListDoc),
+        (status = 400, description = "Not an MSISDN", body = super::openapi::ErrorDoc),
+        (status = 404, description = "No such subscriber", body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn admin_devices(State(s): State<AppState>, Path(raw): Path<String>) -> Response {
     let sub = match admin_subscriber(&s, &raw).await {
         Ok(sub) => sub,
@@ -324,6 +351,22 @@ async fn admin_devices(State(s): State<AppState>, Path(raw): Path<String>) -> Re
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/subscribers/{msisdn}/devices/{id}",
+    tag = "provisioning",
+    security(("admin_token" = [])),
+    params(
+        super::openapi::MsisdnPath,
+        ("id" = String, Path, description = "The device's `device_id`")
+    ),
+    responses(
+        (status = 204, description = "Revoked: the device's signatures are refused from now on (a lost or replaced phone)"),
+        (status = 400, description = "Not an MSISDN", body = super::openapi::ErrorDoc),
+        (status = 404, description = "No such subscriber, or no such device of theirs", body = super::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = super::openapi::ErrorDoc)
+    )
+)]
 async fn admin_revoke(
     State(s): State<AppState>,
     Path((raw, id)): Path<(String, String)>,

@@ -1,9 +1,11 @@
 //! `GET /admin/v1/openapi.json`: the OpenAPI 3.1 document of the operator-facing APIs —
-//! the Registry (service providers), Provisioning (subscribers and their attributes) under
-//! `/admin/v1`, and the Token Manager's introspection and revocation endpoints.
+//! the Registry (service providers), Provisioning (subscribers, their attributes and their
+//! app devices) under `/admin/v1`, and the Token Manager's introspection and revocation
+//! endpoints.
 //!
 //! The operations are described where they are implemented (`#[utoipa::path]` on the
-//! handlers of [`super::admin`], [`super::introspect`], [`super::revoke`]); this module
+//! handlers of [`super::admin`], [`super::device`], [`super::introspect`],
+//! [`super::revoke`]); this module
 //! holds the document's frame and the schemas of the JSON bodies (the handlers parse raw
 //! bytes for their own 400s, so the body shapes are stated here; the `openapi` test checks
 //! them against what the API really sends). The document names the issuer as its server, so
@@ -51,7 +53,8 @@ pub fn document(issuer: &str) -> String {
 #[openapi(
     info(
         title = "Mobile Connect gateway: operator APIs",
-        description = "Registry (service providers), Provisioning (subscribers, attributes) and \
+        description = "Registry (service providers), Provisioning (subscribers, attributes, app \
+                       devices) and \
                        the Token Manager's introspection (RFC 7662) and revocation (RFC 7009). \
                        `/admin/v1` needs `Authorization: Bearer <admin token>`; `/introspect` \
                        and `/revoke` authenticate the client as the token endpoint does.",
@@ -76,6 +79,9 @@ pub fn document(issuer: &str) -> String {
         super::admin::put_attributes,
         super::admin::patch_attributes,
         super::admin::delete_attributes,
+        super::device::admin_enrolment,
+        super::device::admin_devices,
+        super::device::admin_revoke,
         super::introspect::introspect,
         super::revoke::revoke,
         openapi_json,
@@ -94,6 +100,9 @@ pub fn document(issuer: &str) -> String {
         SubscriberPatchDoc,
         PinDoc,
         UserCodeDoc,
+        EnrolmentDoc,
+        DeviceDoc,
+        DeviceListDoc,
         ErrorDoc,
         TokenQueryDoc,
         IntrospectionDoc,
@@ -101,7 +110,7 @@ pub fn document(issuer: &str) -> String {
     modifiers(&SecuritySchemes),
     tags(
         (name = "registry", description = "Service providers"),
-        (name = "provisioning", description = "Subscribers and their attributes"),
+        (name = "provisioning", description = "Subscribers, their attributes and their app devices"),
         (name = "token-manager", description = "Introspection and revocation"),
     )
 )]
@@ -325,6 +334,35 @@ pub struct UserCodeDoc {
     /// At least 4 printable characters, at most 64 bytes.
     #[schema(min_length = 4, max_length = 64)]
     pub user_code: String,
+}
+
+/// A device enrolment code (`POST /admin/v1/subscribers/{msisdn}/enrolment`).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = Enrolment)]
+pub struct EnrolmentDoc {
+    /// One-time, shown once; the app registers its key with it.
+    pub enrolment_code: String,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+}
+
+/// A registered device of a subscriber's app.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = Device)]
+pub struct DeviceDoc {
+    /// The `kid` of the device's signatures; names it in the revocation route.
+    pub device_id: String,
+    /// What the app called it at registration ("Pixel 8").
+    pub label: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A subscriber's devices.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = DeviceList)]
+pub struct DeviceListDoc {
+    pub devices: Vec<DeviceDoc>,
 }
 
 /// An error answer.
