@@ -79,6 +79,14 @@ pub struct FetchProof {
     pub iat: i64,
 }
 
+/// A device's request to be revoked (an app signing out or uninstalled): names the device
+/// itself, so no other signed message (a fetch proof) can stand in for it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Deregistration {
+    pub deregister: String,
+    pub iat: i64,
+}
+
 fn header(jws: &str) -> Result<jsonwebtoken::Header, DeviceKeyError> {
     if jws.len() > MAX_JWS_BYTES {
         return Err(DeviceKeyError::Malformed);

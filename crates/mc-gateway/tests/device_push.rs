@@ -102,7 +102,10 @@ async fn post(g: &Gateway, path: &str, body: String) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+    let status = resp.status().as_u16();
+    // `204` has no body.
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// A registered app for `msisdn`.
@@ -616,4 +619,82 @@ async fn revoking_the_last_device_takes_the_app_out_of_the_chain_until_a_new_one
         app_login(&g, &sp, msisdn, &third, "app-again").await,
         json!(["PUSH_OK"])
     );
+}
+
+/// The app signs out by itself: `POST /device/v1/deregister` with a message signed by its key
+/// naming its own id. Nothing else stands in for it (a fetch proof, another device's id, a
+/// signature by another key), and the subscriber's last device going takes `app_push` with it.
+#[tokio::test]
+async fn an_app_deregisters_its_own_device_and_nothing_else_can() {
+    let g = Gateway::start().await;
+    let msisdn = "447700900408";
+    g.subscriber(msisdn, None).await;
+    let app = registered(&g, msisdn).await;
+    let other = registered(&g, msisdn).await;
+    let deregister = |signer: &App, names: &str| {
+        signer.sign(
+            Some(&signer.id),
+            false,
+            &json!({"deregister": names, "iat": now()}),
+        )
+    };
+
+    // Refused: a fetch proof, another device's id, a stale message, another key's signature.
+    let (status, body) = post(&g, "/device/v1/deregister", app.proof()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _) = post(&g, "/device/v1/deregister", deregister(&app, &other.id)).await;
+    assert_eq!(status, 400, "a device deregisters only itself");
+    let stale = app.sign(
+        Some(&app.id),
+        false,
+        &json!({"deregister": app.id, "iat": now() - 3600}),
+    );
+    let (status, body) = post(&g, "/device/v1/deregister", stale).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("stale_message"))
+    );
+    let forged = other.sign(
+        Some(&app.id),
+        false,
+        &json!({"deregister": app.id, "iat": now()}),
+    );
+    let (status, body) = post(&g, "/device/v1/deregister", forged).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_signature"))
+    );
+    let mut listed = listed_devices(&g, msisdn).await;
+    listed.sort();
+    let mut both = vec![app.id.clone(), other.id.clone()];
+    both.sort();
+    assert_eq!(listed, both, "nothing revoked yet");
+
+    // Its own: revoked, cut off, and the same message again finds no device.
+    let signed_out = deregister(&app, &app.id);
+    let (status, _) = post(&g, "/device/v1/deregister", signed_out.clone()).await;
+    assert_eq!(status, 204);
+    assert_eq!(listed_devices(&g, msisdn).await, vec![other.id.clone()]);
+    let (status, body) = post(&g, "/device/v1/deregister", signed_out).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unknown_device"))
+    );
+    let resp = g
+        .http()
+        .get(format!("{}/device/v1/challenges", g.base))
+        .bearer_auth(app.proof())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "a deregistered device is cut off");
+    assert_eq!(capabilities(&g, msisdn).await, json!(["app_push"]));
+
+    // The last device signs out: the subscriber has no app any more.
+    let (status, _) = post(&g, "/device/v1/deregister", deregister(&other, &other.id)).await;
+    assert_eq!(status, 204);
+    assert_eq!(capabilities(&g, msisdn).await, json!([]));
 }

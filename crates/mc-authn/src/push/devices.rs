@@ -12,7 +12,9 @@ use mc_store::{AuthSession, DeviceRecord, NewDevice, StoreError, SubscriberRecor
 
 use super::PushChannel;
 use crate::answer::{Answer, AnswerOutcome, requested_loa};
-use crate::device_key::{self, DeviceKeyError, FetchProof, MAX_SKEW_SECS, SignedAnswer};
+use crate::device_key::{
+    self, Deregistration, DeviceKeyError, FetchProof, MAX_SKEW_SECS, SignedAnswer,
+};
 
 /// How long an enrolment code stays usable by default.
 pub const ENROLMENT_TTL_SECS: i64 = 15 * 60;
@@ -140,6 +142,21 @@ impl PushChannel {
             tracing::info!(device = %device_id, "app device revoked");
         }
         Ok(revoked)
+    }
+
+    /// A device revokes itself ([`Deregistration`], signed by its key and naming
+    /// its own id), as [`PushChannel::revoke`] does for provisioning: when it was the
+    /// subscriber's last, the app stops being chosen.
+    pub async fn deregister(&self, jws: &str, now: i64) -> Result<(), DeviceError> {
+        let (device, sub) = self.signer(jws).await?;
+        let signed: Deregistration =
+            device_key::verify_device(jws, &device.public_jwk, |d: &Deregistration| d.iat, now)?;
+        if signed.deregister != device.id {
+            return Err(DeviceError::Key(DeviceKeyError::Malformed));
+        }
+        // Revoked by a concurrent request in the meantime: the outcome is the same.
+        self.revoke(&sub.id, &device.id, now).await?;
+        Ok(())
     }
 
     /// The registered, unrevoked device that signed `jws`, with its subscriber.

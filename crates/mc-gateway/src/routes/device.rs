@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/device/v1/challenges", get(challenges))
         .route("/device/v1/events", get(events))
         .route("/device/v1/challenges/{id}", post(answer))
+        .route("/device/v1/deregister", post(deregister))
 }
 
 /// Provisioning's device routes (merged with the admin API, behind its token).
@@ -114,6 +115,18 @@ async fn register(State(s): State<AppState>, body: axum::body::Bytes) -> Respons
             axum::Json(json!({"device_id": device.id, "created_at": device.created_at})),
         )
             .into_response(),
+        Err(e) => refusal(&e),
+    }
+}
+
+/// The app signs out: its device is revoked (`204`).
+async fn deregister(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    let jws = match jws_body(&body) {
+        Ok(j) => j,
+        Err(e) => return refusal(&e),
+    };
+    match s.push_channel().deregister(jws, now()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => refusal(&e),
     }
 }
