@@ -226,21 +226,6 @@ pub async fn redeem(
         return Err(McError::InvalidGrant("auth_req_id is invalid"));
     }
     crate::telemetry::note_auth_req_id(auth_req_id);
-    // Push requests deliver their tokens by notification only (CIBA Core §10.3): polling one
-    // must not take them.
-    match s
-        .store
-        .get_backchannel(auth_req_id)
-        .await
-        .map_err(store_failure)?
-    {
-        Some((session, b))
-            if session.client_id == client.client_id() && b.mode != DeliveryMode::Push => {}
-        Some((session, _)) if session.client_id == client.client_id() => {
-            return Err(McError::UnauthorizedGrantType);
-        }
-        _ => return Err(McError::InvalidGrant("auth_req_id is invalid")),
-    }
     match s
         .store
         .poll_backchannel(auth_req_id, client.client_id(), now())
@@ -257,5 +242,7 @@ pub async fn redeem(
         }),
         PollOutcome::Approved(session) => issue_tokens(s, record, &session, now(), None).await,
         PollOutcome::Consumed => Err(McError::InvalidGrant("auth_req_id was already used")),
+        // Push requests deliver their tokens by notification only (CIBA Core §10.3).
+        PollOutcome::PushMode => Err(McError::UnauthorizedGrantType),
     }
 }

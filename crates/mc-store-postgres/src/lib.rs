@@ -427,7 +427,7 @@ pub(crate) mod sql {
     );
     /// What a poll decides on. Locks both rows (no `OF`): concurrent polls and answers of
     /// the same request wait, and see the row versions the previous one left.
-    pub const POLL_STATE: &str = "SELECT s.client_id, s.status, s.error, s.expires_at, \
+    pub const POLL_STATE: &str = "SELECT s.client_id, b.mode, s.status, s.error, s.expires_at, \
         b.poll_interval, b.last_poll_at \
         FROM backchannel b JOIN sessions s ON s.id = b.auth_req_id \
         WHERE b.auth_req_id = $1 FOR UPDATE";
@@ -1029,6 +1029,9 @@ impl PgStore {
         };
         if col::<String>(&row, "client_id")? != client_id {
             return Ok(PollOutcome::Unknown);
+        }
+        if col::<String>(&row, "mode")? == DeliveryMode::Push.as_str() {
+            return Ok(PollOutcome::PushMode);
         }
         let interval: i64 = col(&row, "poll_interval")?;
         let last_poll_at: Option<i64> = col(&row, "last_poll_at")?;

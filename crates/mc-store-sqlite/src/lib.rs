@@ -412,7 +412,7 @@ pub(crate) mod sql {
          WHERE backchannel.auth_req_id = ?"
     );
     /// What a poll decides on (read inside the poll's write transaction).
-    pub const POLL_STATE: &str = "SELECT client_id, status, error, expires_at, interval, last_poll_at \
+    pub const POLL_STATE: &str = "SELECT client_id, mode, status, error, expires_at, interval, last_poll_at \
         FROM backchannel JOIN sessions ON sessions.id = backchannel.auth_req_id \
         WHERE backchannel.auth_req_id = ?";
     pub const SLOW_DOWN: &str =
@@ -1245,6 +1245,7 @@ impl BackchannelStore for SqliteStore {
         /// What a poll decides on.
         struct PollState {
             client_id: String,
+            mode: String,
             status: String,
             error: Option<String>,
             expires_at: i64,
@@ -1258,6 +1259,7 @@ impl BackchannelStore for SqliteStore {
             let Some(row) = query_opt(&tx, sql::POLL_STATE, [auth_req_id], |row| {
                 Ok(PollState {
                     client_id: col(row, "client_id")?,
+                    mode: col(row, "mode")?,
                     status: col(row, "status")?,
                     error: col(row, "error")?,
                     expires_at: col(row, "expires_at")?,
@@ -1270,6 +1272,9 @@ impl BackchannelStore for SqliteStore {
             };
             if row.client_id != client_id {
                 return Ok(PollOutcome::Unknown);
+            }
+            if row.mode == DeliveryMode::Push.as_str() {
+                return Ok(PollOutcome::PushMode);
             }
             if let Some(last) = row.last_poll_at
                 && now < last.saturating_add(row.interval)

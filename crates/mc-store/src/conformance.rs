@@ -2204,7 +2204,7 @@ pub async fn backchannel_busy_rule(store: &dyn Store) {
         "cf-bcbusy-bc2",
         c,
         sub,
-        DeliveryMode::Push,
+        DeliveryMode::Poll,
         110_150,
         110_300,
     );
@@ -2430,6 +2430,46 @@ pub async fn backchannel_poll(store: &dyn Store) {
         "issue code"
     ));
     assert_eq!(poll("cf-poll-4", c, 120_011).await, PollOutcome::Consumed);
+
+    // A push-mode request is not polled: its tokens go out by notification only, and the
+    // poll records nothing (no interval, no hand-over).
+    ok(
+        store
+            .insert_subscriber(&subscriber("cf-poll-sub5", "+440000002204"))
+            .await,
+        "subscriber",
+    );
+    let (p, bp) = bc_request(
+        "cf-poll-5",
+        c,
+        "cf-poll-sub5",
+        DeliveryMode::Push,
+        120_000,
+        120_300,
+    );
+    ok(store.create_backchannel(&p, &bp, 120_000).await, "create");
+    assert_eq!(
+        poll("cf-poll-5", other, 120_001).await,
+        PollOutcome::Unknown
+    );
+    assert_eq!(poll("cf-poll-5", c, 120_001).await, PollOutcome::PushMode);
+    assert!(ok(
+        store
+            .resolve_session(&p.id, &approved("2", &["pin"], 120_002), 120_002)
+            .await,
+        "approve"
+    ));
+    assert_eq!(poll("cf-poll-5", c, 120_003).await, PollOutcome::PushMode);
+    assert_eq!(
+        ok(store.get_backchannel("cf-poll-5").await, "get")
+            .map(|(s, b)| (s.status, b.last_poll_at)),
+        Some((SessionStatus::Approved, None)),
+        "conformance: polling a push-mode request changes nothing"
+    );
+    assert!(
+        ok(store.consume_backchannel("cf-poll-5").await, "consume").is_some(),
+        "the notification still hands it over"
+    );
 }
 
 /// `consume_backchannel` hands an approved request out once, and nothing else.
@@ -2484,12 +2524,13 @@ pub async fn backchannel_consume(store: &dyn Store) {
         None,
         "conformance: an approved request is consumed once"
     );
+    // A push-mode request is never polled, consumed or not (CIBA Core §10.3).
     assert_eq!(
         ok(
             store.poll_backchannel(&s.id, c, 130_020).await,
             "poll consumed"
         ),
-        PollOutcome::Consumed
+        PollOutcome::PushMode
     );
 
     let (d, bd) = bc_request(
@@ -2782,12 +2823,18 @@ pub async fn backchannel_expiry(store: &dyn Store) {
             Some(&*s),
             "an expired request is denied with STALE_SESSION_ERROR"
         );
+        // Only a polled request is polled (a push-mode one answers PushMode in any state).
+        let polled = if s.id == "cf-bcexp-poll" {
+            PollOutcome::Expired
+        } else {
+            PollOutcome::PushMode
+        };
         assert_eq!(
             ok(
                 store.poll_backchannel(&s.id, c, 150_151).await,
                 "poll expired"
             ),
-            PollOutcome::Expired
+            polled
         );
     }
     assert!(

@@ -199,7 +199,8 @@ pub trait BackchannelStore: Send + Sync {
         &self,
         auth_req_id: &str,
     ) -> StoreResult<Option<(AuthSession, BackchannelRecord)>>;
-    /// A poll by `client_id` at the token endpoint. Sooner than `last_poll_at + interval`:
+    /// A poll by `client_id` at the token endpoint. A push-mode request is `PushMode`
+    /// (nothing recorded). Sooner than `last_poll_at + interval`:
     /// `SlowDown`, and the interval grows by 5 s (persisted). Otherwise the poll time is
     /// recorded and the answer derives from the stored state only; an approved request is
     /// consumed in the same statement (take-once: of concurrent polls one gets `Approved`).

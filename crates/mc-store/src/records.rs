@@ -350,6 +350,9 @@ pub enum PollOutcome {
     Approved(Box<AuthSession>),
     /// Its tokens were already handed out.
     Consumed,
+    /// A push-mode request: its tokens are delivered by notification only (CIBA Core
+    /// §10.3), so a poll takes nothing and records nothing.
+    PushMode,
 }
 
 /// A notification to deliver (at least once, until it succeeds or the work gives up).
