@@ -15,7 +15,6 @@ use mc_authn::answer::{Answer, AnswerOutcome};
 use mc_core::msisdn::Msisdn;
 use mc_gateway::state::now;
 use mc_store::{ConsentChannel, Resolution};
-use serde_json::Value;
 
 const MSISDN: &str = "447700900301";
 
@@ -51,20 +50,6 @@ async fn subscriber_id(g: &Gateway) -> String {
         .unwrap()
         .unwrap()
         .id
-}
-
-/// `GET /userinfo` with `token`: status and body.
-async fn userinfo(g: &Gateway, token: &str) -> (u16, Value) {
-    let resp = g
-        .http()
-        .get(format!("{}/userinfo", g.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// Starts the login of `q` and returns the waiting URL (the phone has been asked).

@@ -599,26 +599,13 @@ async fn a_refreshed_token_keeps_the_claims_the_login_asked_for() {
     })
     .await;
     let first = redeem(&g, &sp, &code).await;
-    let userinfo = |token: String| {
-        let g = &g;
-        async move {
-            let resp = g
-                .http()
-                .get(format!("{}/userinfo", g.base))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            json_of(resp).await
-        }
-    };
-    let (status, before) = userinfo(first["access_token"].as_str().unwrap().to_owned()).await;
+    let (status, before) = userinfo(&g, first["access_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{before}");
     assert!(before["phone_number"].is_string(), "asked for: {before}");
 
     let (status, second) = refresh(&g, &sp, first["refresh_token"].as_str().unwrap(), None).await;
     assert_eq!(status, 200, "{second}");
-    let (status, after) = userinfo(second["access_token"].as_str().unwrap().to_owned()).await;
+    let (status, after) = userinfo(&g, second["access_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{after}");
     assert_eq!(after["phone_number"], before["phone_number"], "{after}");
 }

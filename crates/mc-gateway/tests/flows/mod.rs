@@ -164,3 +164,17 @@ pub fn error_of(location: &str) -> (String, String) {
         q.get("error_description").cloned().unwrap_or_default(),
     )
 }
+
+/// `GET /userinfo` with `token`: status and body.
+pub async fn userinfo(g: &Gateway, token: &str) -> (u16, Value) {
+    let resp = g
+        .http()
+        .get(format!("{}/userinfo", g.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
