@@ -179,7 +179,7 @@ async fn the_schemas_match_what_the_api_sends() {
     let http = g.http();
     let admin = |b: reqwest::RequestBuilder| b.bearer_auth(ADMIN_TOKEN);
 
-    let created: Value = admin(http.post(format!("{}/admin/v1/clients", g.base)))
+    let resp = admin(http.post(format!("{}/admin/v1/clients", g.base)))
         .json(&json!({
             "name": "Schema Shop",
             "short_name": "SchemaShop",
@@ -187,10 +187,10 @@ async fn the_schemas_match_what_the_api_sends() {
         }))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    // A secret in the answer: never kept by a cache.
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let created: Value = resp.json().await.unwrap();
     assert_eq!(
         keys(&created),
         properties(&doc, "ClientCreated"),
@@ -224,16 +224,15 @@ async fn the_schemas_match_what_the_api_sends() {
         .unwrap();
     assert_eq!(keys(&sub), properties(&doc, "Subscriber"), "{sub}");
     // The app devices' routes, with the number typed as the other Provisioning routes take it.
-    let enrolment: Value = admin(http.post(format!(
+    let resp = admin(http.post(format!(
         "{}/admin/v1/subscribers/+44%207700%20900777/enrolment",
         g.base
     )))
     .send()
     .await
-    .unwrap()
-    .json()
-    .await
     .unwrap();
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let enrolment: Value = resp.json().await.unwrap();
     assert_eq!(
         keys(&enrolment),
         properties(&doc, "Enrolment"),

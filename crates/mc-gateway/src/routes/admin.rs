@@ -108,16 +108,22 @@ impl IntoResponse for AdminError {
     }
 }
 
-/// The admin bearer token, checked before any admin handler runs.
+/// The admin bearer token, checked before any admin handler runs. Every admin answer is
+/// `Cache-Control: no-store`: they carry client secrets, enrolment codes and subscriber data.
 pub(crate) async fn require_admin(
     State(s): State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match authorized(&s, req.headers()) {
+    let mut resp = match authorized(&s, req.headers()) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
-    }
+    };
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 /// Checks the admin bearer token in constant time.
