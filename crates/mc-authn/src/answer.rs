@@ -177,7 +177,7 @@ pub async fn answer_read_challenge(
                         if answered != Answered::NotPending {
                             finished(authenticator, session_id, "locked");
                         }
-                        hub.publish_answer(session_id, answered);
+                        hub.publish_answer(session_id, answered, &denied);
                         return Ok(AnswerOutcome::Locked);
                     }
                 }
@@ -214,7 +214,7 @@ pub async fn answer_read_challenge(
         session_id,
         if approved { "approved" } else { "denied" },
     );
-    hub.publish_answer(session_id, answered);
+    hub.publish_answer(session_id, answered, &resolution);
     Ok(if approved {
         AnswerOutcome::Approved
     } else {

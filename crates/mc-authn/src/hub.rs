@@ -25,7 +25,15 @@ pub enum Event {
 }
 
 /// Waiters of one event each, keyed by the event.
-type Watchers = Arc<Mutex<HashMap<Event, Vec<Arc<Notify>>>>>;
+type Watchers = Arc<Mutex<HashMap<Event, Vec<Arc<Slot>>>>>;
+
+/// One watch's wake-up, and what an answer to its session came to when the publisher knew
+/// it ([`Hub::publish_answer`]).
+#[derive(Default)]
+struct Slot {
+    notify: Notify,
+    resolution: Mutex<Option<mc_store::Resolution>>,
+}
 
 /// A cheap broadcast of [`Event`]s.
 #[derive(Clone)]
@@ -45,6 +53,11 @@ impl Default for Hub {
 
 impl Hub {
     pub fn publish(&self, e: Event) {
+        self.publish_with(e, None);
+    }
+
+    /// Wakes `e`'s watchers, handing each a copy of `resolution` first when there is one.
+    fn publish_with(&self, e: Event, resolution: Option<&mc_store::Resolution>) {
         if let Some(list) = self
             .watchers
             .lock()
@@ -52,7 +65,10 @@ impl Hub {
             .get(&e)
         {
             for w in list {
-                w.notify_one();
+                if let Some(r) = resolution {
+                    *w.resolution.lock().unwrap_or_else(PoisonError::into_inner) = Some(r.clone());
+                }
+                w.notify.notify_one();
             }
         }
         // No receivers is fine: nobody is waiting.
@@ -61,12 +77,20 @@ impl Hub {
 
     /// Publishes what recording an answer to `session_id` did: the session's waiters are
     /// told it was answered (also when it no longer was pending, so they re-read it), and
-    /// the notifier when a notification was queued.
-    pub fn publish_answer(&self, session_id: &str, answered: mc_store::Answered) {
+    /// the notifier when a notification was queued. `resolution`: what was recorded; when
+    /// the store took it (the session was pending), watchers get it with the wake-up
+    /// ([`Watch::take_resolution`]) and need not read the session back.
+    pub fn publish_answer(
+        &self,
+        session_id: &str,
+        answered: mc_store::Answered,
+        resolution: &mc_store::Resolution,
+    ) {
         if answered == mc_store::Answered::BackChannel {
             self.publish(Event::NotificationQueued);
         }
-        self.publish(Event::SessionResolved(session_id.to_owned()));
+        let recorded = (answered != mc_store::Answered::NotPending).then_some(resolution);
+        self.publish_with(Event::SessionResolved(session_id.to_owned()), recorded);
     }
 
     /// Watches for `event` from now on: [`Watch::wait`] returns as soon as it has been
@@ -74,17 +98,17 @@ impl Hub {
     /// *before* checking the store, so an event between check and wait is not lost. Only
     /// this watch's publisher wakes it: many waiters cost nothing per unrelated event.
     pub fn watch(&self, event: Event) -> Watch {
-        let notify = Arc::new(Notify::new());
+        let slot = Arc::new(Slot::default());
         self.watchers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(event.clone())
             .or_default()
-            .push(notify.clone());
+            .push(slot.clone());
         Watch {
             watchers: self.watchers.clone(),
             event,
-            notify,
+            slot,
         }
     }
 
@@ -117,16 +141,26 @@ impl Hub {
 pub struct Watch {
     watchers: Watchers,
     event: Event,
-    notify: Arc<Notify>,
+    slot: Arc<Slot>,
 }
 
 impl Watch {
     /// Waits until the event is published or `timeout` passes; true when it was published
     /// (possibly before this call, after the watch began).
     pub async fn wait(&self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.notify.notified())
+        tokio::time::timeout(timeout, self.slot.notify.notified())
             .await
             .is_ok()
+    }
+
+    /// What the answer that woke this watch recorded, when its publisher knew
+    /// ([`Hub::publish_answer`]); `None`: read the store to learn what happened.
+    pub fn take_resolution(&self) -> Option<mc_store::Resolution> {
+        self.slot
+            .resolution
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -134,7 +168,7 @@ impl Drop for Watch {
     fn drop(&mut self) {
         let mut map = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(list) = map.get_mut(&self.event) {
-            list.retain(|w| !Arc::ptr_eq(w, &self.notify));
+            list.retain(|w| !Arc::ptr_eq(w, &self.slot));
             if list.is_empty() {
                 map.remove(&self.event);
             }
@@ -178,12 +212,15 @@ mod tests {
         use mc_store::Answered;
         let hub = Hub::default();
         let mut events = hub.subscribe();
+        let denied = mc_store::Resolution::Denied {
+            error: "user_denied".into(),
+        };
         for (answered, queued) in [
             (Answered::FrontChannel, false),
             (Answered::NotPending, false),
             (Answered::BackChannel, true),
         ] {
-            hub.publish_answer("s", answered);
+            hub.publish_answer("s", answered, &denied);
             let mut seen = vec![];
             while let Ok(e) = events.try_recv() {
                 seen.push(e);
@@ -198,6 +235,33 @@ mod tests {
                 "{answered:?}: {seen:?}"
             );
         }
+    }
+
+    /// A recorded answer reaches the session's watchers with the wake-up; an answer that
+    /// found the session no longer pending wakes them with nothing (they read the store).
+    #[tokio::test]
+    async fn a_recorded_answer_is_handed_to_the_watch_and_a_refused_one_is_not() {
+        use mc_store::{Answered, Resolution};
+        let hub = Hub::default();
+        let approved = Resolution::Approved {
+            acr: "2".into(),
+            amr: vec!["app_push".into()],
+            auth_time: 7,
+        };
+        let watch = hub.watch(Event::SessionResolved("s".into()));
+        let other = hub.watch(Event::SessionResolved("t".into()));
+        hub.publish_answer("s", Answered::FrontChannel, &approved);
+        assert!(watch.wait(Duration::from_secs(5)).await);
+        assert_eq!(watch.take_resolution(), Some(approved.clone()));
+        assert_eq!(watch.take_resolution(), None, "taken once");
+        assert_eq!(other.take_resolution(), None, "not its session");
+
+        hub.publish_answer("s", Answered::NotPending, &approved);
+        assert!(
+            watch.wait(Duration::from_secs(5)).await,
+            "woken all the same"
+        );
+        assert_eq!(watch.take_resolution(), None);
     }
 
     #[tokio::test]

@@ -45,7 +45,7 @@ use mc_core::client::ClientPolicy;
 use mc_core::scope::Scope;
 use mc_store::ClientRecord;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -136,7 +136,7 @@ pub fn with_layers(r: Router) -> Router {
         .layer(PropagateRequestIdLayer::new(telemetry::REQUEST_ID))
         .layer(SetRequestIdLayer::new(
             telemetry::REQUEST_ID,
-            MakeRequestUuid,
+            telemetry::MakeRequestIds::new(),
         ))
         .layer(axum::middleware::from_fn(telemetry::screen_request_id))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mc_authn::answer::denial;
 use mc_authn::authenticator::Challenge;
-use mc_authn::hub::Event;
+use mc_authn::hub::{Event, Watch};
 use mc_authn::router::require_active_subscriber;
 use mc_core::McError;
 use mc_core::acr::AcrValues;
@@ -17,7 +17,9 @@ use mc_core::authorize::{AuthorizeRequest, HintInput, VerifiedRedirectUri};
 use mc_core::client::ClientPolicy;
 use mc_core::login_hint::LoginHint;
 use mc_core::msisdn::Msisdn;
-use mc_store::{AuthSession, ReservedCode, SessionStatus, StoreError, SubscriberRecord};
+use mc_store::{
+    AuthSession, ReservedCode, Resolution, SessionStatus, StoreError, SubscriberRecord,
+};
 use serde_json::Value;
 
 use crate::error::store_failure;
@@ -39,24 +41,37 @@ pub struct Refusal {
     pub location: String,
 }
 
-/// A code made together with the session for a headless client's hold: the store keeps its
-/// hash ([`ReservedCode`]), so when the phone approves, the hold hands it out with no write
-/// of its own. A hold that ends first drops it (the waiting URL then issues a fresh code,
-/// which replaces it).
+/// A headless client's hold at `/authorize`, prepared before its session exists:
+///
+/// * a code made together with the session: the store keeps its hash ([`ReservedCode`]),
+///   so when the phone approves, the hold hands it out with no write of its own (a hold
+///   that ends first drops it; the waiting URL then issues a fresh code, which replaces it);
+/// * the session's id and a watch for its answer, taken before the session is created, so
+///   the hold starts by waiting (nothing can have answered a session nobody saw) and an
+///   answer recorded on this node arrives with its wake-up: on one node, the hold reads the
+///   session not at all ([`hold_while_pending`] on another node's answer).
 pub struct HeldCode {
     code: String,
     reserved: ReservedCode,
+    session_id: String,
+    answered: Watch,
+    /// The session as [`start_login`] created it (pending), once it has.
+    created: Option<AuthSession>,
 }
 
 impl HeldCode {
     pub fn new(s: &AppState) -> HeldCode {
         let code = random_token();
+        let session_id = random_token();
         HeldCode {
             reserved: ReservedCode {
                 hash: sha256_hex(&code),
                 lifetime_secs: i64::from(s.config.tokens.code_secs),
             },
             code,
+            answered: s.hub.watch(Event::SessionResolved(session_id.clone())),
+            session_id,
+            created: None,
         }
     }
 }
@@ -67,7 +82,7 @@ pub async fn start_login(
     s: &AppState,
     req: AuthorizeRequest,
     client: &ClientPolicy,
-    held: Option<&HeldCode>,
+    mut held: Option<&mut HeldCode>,
 ) -> Result<Next, McError> {
     let t = now();
     let subscriber = match &req.hint {
@@ -77,7 +92,9 @@ pub async fn start_login(
         )?),
     };
     let mut session = AuthSession {
-        id: random_token(),
+        id: held
+            .as_ref()
+            .map_or_else(random_token, |h| h.session_id.clone()),
         client_id: req.client_id.clone(),
         subscriber_id: None,
         redirect_uri: req.redirect_uri.as_str().to_owned(),
@@ -116,11 +133,15 @@ pub async fn start_login(
             session.status = SessionStatus::Pending;
             session.acr = Some(choice.loa.as_str().to_owned());
             s.store
-                .create_session_reserving(&session, held.map(|h| &h.reserved), t)
+                .create_session_reserving(&session, held.as_ref().map(|h| &h.reserved), t)
                 .await
                 .map_err(busy_or_failure)?;
             challenge(s, &session, &sub, choice).await?;
-            Ok(Next::Wait(session.id))
+            let id = session.id.clone();
+            if let Some(h) = held.as_mut() {
+                h.created = Some(session);
+            }
+            Ok(Next::Wait(id))
         }
     }
 }
@@ -212,7 +233,7 @@ pub(crate) async fn challenge(
                 .await
                 .map_err(store_failure)?;
             // A back-channel request's error notification goes out now, not at the tick.
-            s.hub.publish_answer(&session.id, answered);
+            s.hub.publish_answer(&session.id, answered, &denied);
             return Err(e);
         }
     };
@@ -482,7 +503,8 @@ pub struct Held {
 }
 
 /// Waits until the session leaves `Pending` or `hold` passes; re-reads the store on every
-/// wake-up and at least every 250 ms (another node may have recorded the answer).
+/// wake-up that brings no answer and at least every 250 ms (another node may have recorded
+/// the answer).
 pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) -> Held {
     if !is_plausible_session_id(session_id) {
         return Held {
@@ -490,25 +512,47 @@ pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) 
             last_read: None,
         };
     }
-    let deadline = tokio::time::Instant::now() + hold;
     // Watched before the first read: an answer recorded between the read and the wait
     // still wakes us at once (not at the next re-check). Only this session's answer does.
     let answered = s.hub.watch(Event::SessionResolved(session_id.to_owned()));
+    hold_watching(s, session_id, hold, &answered, None).await
+}
+
+/// A headless client's hold on the session its request has just created
+/// ([`HeldCode`]): no read before the first wait.
+pub async fn hold_created(s: &AppState, held: &mut HeldCode, hold: Duration) -> Held {
+    let created = held.created.take();
+    hold_watching(s, &held.session_id, hold, &held.answered, created).await
+}
+
+/// [`hold_while_pending`] with the watch taken. `known`: the session as it is known to be
+/// now (pending, just created), so the first look needs no read.
+async fn hold_watching(
+    s: &AppState,
+    session_id: &str,
+    hold: Duration,
+    answered: &Watch,
+    mut known: Option<AuthSession>,
+) -> Held {
+    let deadline = tokio::time::Instant::now() + hold;
     loop {
-        let session = match s.store.get_session(session_id).await {
-            Ok(Some(sess)) if awaits_answer(&sess, now()) => sess,
-            Ok(Some(sess)) => {
-                return Held {
-                    done: true,
-                    last_read: Some(sess),
-                };
-            }
-            Ok(None) | Err(_) => {
-                return Held {
-                    done: true,
-                    last_read: None,
-                };
-            }
+        let session = match known.take() {
+            Some(sess) => sess,
+            None => match s.store.get_session(session_id).await {
+                Ok(Some(sess)) if awaits_answer(&sess, now()) => sess,
+                Ok(Some(sess)) => {
+                    return Held {
+                        done: true,
+                        last_read: Some(sess),
+                    };
+                }
+                Ok(None) | Err(_) => {
+                    return Held {
+                        done: true,
+                        last_read: None,
+                    };
+                }
+            },
         };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
@@ -517,8 +561,37 @@ pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) 
                 last_read: Some(session),
             };
         }
-        answered.wait(left.min(Duration::from_millis(250))).await;
+        if answered.wait(left.min(Duration::from_millis(250))).await
+            && let Some(resolution) = answered.take_resolution()
+        {
+            // Recorded take-once while `session` was pending: this is what the store holds.
+            return Held {
+                done: true,
+                last_read: Some(resolved(session, resolution)),
+            };
+        }
     }
+}
+
+/// A pending session as recording `resolution` leaves it (`answer_session`).
+fn resolved(mut session: AuthSession, resolution: Resolution) -> AuthSession {
+    match resolution {
+        Resolution::Approved {
+            acr,
+            amr,
+            auth_time,
+        } => {
+            session.status = SessionStatus::Approved;
+            session.acr = Some(acr);
+            session.amr = amr;
+            session.auth_time = Some(auth_time);
+        }
+        Resolution::Denied { error } => {
+            session.status = SessionStatus::Denied;
+            session.error = Some(error);
+        }
+    }
+    session
 }
 
 /// Session ids are 43 characters (`random_token`); a longer one names no session and is

@@ -659,7 +659,7 @@ async fn tokens_issued_before_a_crash_are_revoked_and_replaced() {
     assert!(token_valid(&g, &lost.access_token).await);
 
     // What the phone's answer publishes: the notifier's cue.
-    g.state.hub.publish_answer(&id, answered);
+    g.state.hub.publish_answer(&id, answered, &approved);
     let hits = rx.delivered(WITHIN).await;
     let body = json_of(&hits[0]);
     let delivered = body["access_token"].as_str().unwrap();

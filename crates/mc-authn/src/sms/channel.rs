@@ -171,7 +171,7 @@ impl SmsChannel {
             metrics::counter!("logins_total", "authenticator" => "sms_otp", "outcome" => "locked")
                 .increment(1);
         }
-        self.hub.publish_answer(&c.session_id, answered);
+        self.hub.publish_answer(&c.session_id, answered, &denied);
         Ok(())
     }
 

@@ -112,12 +112,15 @@ async fn authorize(
         Ok(Some(next)) => Ok(next),
         Ok(None) => {
             held_code = headless.then(|| login::HeldCode::new(s));
-            login::start_login(s, req, &policy, held_code.as_ref()).await
+            login::start_login(s, req, &policy, held_code.as_mut()).await
         }
         Err(e) => Err(e),
     };
     match started {
-        Ok(Next::Wait(id)) if headless => held_redirect(s, &id, held_code.as_ref()).await,
+        Ok(Next::Wait(id)) if headless => match held_code.as_mut() {
+            Some(held) => held_created_redirect(s, &id, held).await,
+            None => held_redirect(s, &id).await,
+        },
         Ok(Next::Wait(id)) => redirect(&s.wait_path(&id)),
         Ok(Next::AskNumber(id)) => redirect(&s.number_path(&id)),
         Err(e) => {
@@ -139,23 +142,40 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 /// A headless client's answer: held up to `login.headless_hold_secs` while the phone has not
 /// answered, then `302` to the SP's redirect URI (code or error), or to the waiting URL when
-/// the hold ended first. No cookies, no JavaScript needed. `code`: the one reserved with the
-/// session by this request.
-async fn held_redirect(s: &AppState, id: &str, code: Option<&login::HeldCode>) -> Response {
+/// the hold ended first. No cookies, no JavaScript needed.
+async fn held_redirect(s: &AppState, id: &str) -> Response {
     let hold = Duration::from_secs(u64::from(s.config.login.headless_hold_secs));
-    let held = login::hold_while_pending(s, id, hold).await;
-    match login::wait_state_after(s, id, held, code).await {
+    let ended = login::hold_while_pending(s, id, hold).await;
+    finish_hold(s, id, ended, None).await
+}
+
+/// Where a headless client goes once its hold ended. `code`: the one reserved with the
+/// session by this request.
+async fn finish_hold(
+    s: &AppState,
+    id: &str,
+    ended: login::Held,
+    code: Option<&login::HeldCode>,
+) -> Response {
+    match login::wait_state_after(s, id, ended, code).await {
         WaitState::Redirect(to) => redirect(&to),
         WaitState::Gone(e) => error_page(&e),
         WaitState::Pending(_) => redirect(&s.wait_path(id)),
     }
 }
 
+/// [`held_redirect`] for the session this request has just created ([`login::hold_created`]).
+async fn held_created_redirect(s: &AppState, id: &str, held: &mut login::HeldCode) -> Response {
+    let hold = Duration::from_secs(u64::from(s.config.login.headless_hold_secs));
+    let ended = login::hold_created(s, held, hold).await;
+    finish_hold(s, id, ended, Some(held)).await
+}
+
 /// Browsers get the waiting page; headless clients are held ([`held_redirect`]).
 async fn wait(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     note_session(&id);
     if !wants_html(&headers) {
-        return held_redirect(&s, &id, None).await;
+        return held_redirect(&s, &id).await;
     }
     match login::wait_state(&s, &id).await {
         WaitState::Redirect(to) => redirect(&to),
