@@ -23,7 +23,7 @@ use mc_store::{
     STALE_SESSION_ERROR, SessionStatus,
 };
 use serde_json::{Map, Value};
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::Semaphore;
 
 use crate::state::{AppState, now};
 use crate::tokens::{TokenResponse, issue_tokens};
@@ -64,8 +64,9 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
     crate::retention::spawn_retention_worker(state.clone());
     let weak = Arc::downgrade(&state.0);
     let tick = Duration::from_millis(u64::from(state.config.backchannel.worker_tick_millis));
-    // Subscribed before the first round, so no answer between the round and the wait is lost.
-    let events = state.hub.subscribe();
+    // Watched before the first round, so no answer between the round and the wait is lost;
+    // a watch wakes for its event only (not for every challenge and answer of every login).
+    let queued = state.hub.watch(Event::NotificationQueued);
     drop(state);
     tokio::spawn(async move {
         let http = match http_client() {
@@ -76,21 +77,19 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
             }
         };
         let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-        let mut events = Some(events);
         let mut expire = true;
         loop {
             let Some(inner) = weak.upgrade() else { break };
             let s = AppState(inner);
             round(&s, &http, &permits, expire).await;
             drop(s);
-            expire = match wait(tick, &mut events).await {
-                Wake::Tick => true,
-                // Woken by a queued notification: it is due now; expiry waits for the tick.
-                Wake::Queued => {
-                    tokio::time::sleep(WAKE_COALESCE).await;
-                    false
-                }
-            };
+            // Woken by a queued notification (one wake-up however many were queued since the
+            // round began: the next round serves them all): it is due now; expiry waits for
+            // the tick.
+            expire = !queued.wait(tick).await;
+            if !expire {
+                tokio::time::sleep(WAKE_COALESCE).await;
+            }
         }
         tracing::debug!("notification worker stopped");
     })
@@ -103,42 +102,6 @@ fn http_client() -> reqwest::Result<reqwest::Client> {
         .timeout(POST_TIMEOUT)
         .connect_timeout(POST_TIMEOUT)
         .build()
-}
-
-enum Wake {
-    Tick,
-    Queued,
-}
-
-/// Sleeps one tick or until an answer queues a notification.
-async fn wait(tick: Duration, events: &mut Option<broadcast::Receiver<Event>>) -> Wake {
-    let Some(rx) = events.as_mut() else {
-        tokio::time::sleep(tick).await;
-        return Wake::Tick;
-    };
-    let queued = async {
-        loop {
-            match rx.recv().await {
-                Ok(Event::NotificationQueued) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    return true;
-                }
-                Ok(_) => continue,
-                Err(broadcast::error::RecvError::Closed) => return false,
-            }
-        }
-    };
-    let woken = tokio::select! {
-        _ = tokio::time::sleep(tick) => return Wake::Tick,
-        open = queued => open,
-    };
-    if !woken {
-        // The hub is gone (the state is being dropped): ticks only from now on.
-        *events = None;
-        return Wake::Tick;
-    }
-    // One round serves every answer that arrived meanwhile.
-    while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = rx.try_recv() {}
-    Wake::Queued
 }
 
 /// One round: expire, lease, and start the deliveries.

@@ -12,21 +12,40 @@
 //! Durability is unchanged: a committed transaction is in the WAL (which survives a crash
 //! of the process) whether or not it was checkpointed; only a power cut can lose the
 //! commits since the last checkpoint, as before.
+//!
+//! **Keeping the WAL small.** SQLite starts the WAL over (writes from its beginning again)
+//! only when a write finds every frame checkpointed and no reader on the log. Under a
+//! steady stream of writes and reads that never happens by itself: a passive checkpoint is
+//! always a few commits behind, and the log grew by ~50 MB a second at 1,300 logins a
+//! second (docs/benchmarks.md, fix 21) — every append a new block for the file system to
+//! allocate and zero, and as much page cache. So once the log holds [`RESTART_FRAMES`],
+//! this thread takes the writer (writes wait on its async mutex: no runtime thread blocks)
+//! and runs a `RESTART` checkpoint, which copies the last frames and waits for the readers
+//! (microseconds each) to leave the log; the next write starts it over, overwriting blocks
+//! the file already has.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use mc_store::StoreResult;
 use rusqlite::Connection;
 
 use crate::backend;
+use crate::writer::Writer;
 
 /// How often the thread checks for new writes. At a thousand logins a second this bounds
 /// the WAL to a few megabytes between checkpoints.
 pub const INTERVAL: Duration = Duration::from_millis(200);
+
+/// Longest a `RESTART` checkpoint waits for readers to leave the log.
+pub const RESTART_WAIT: Duration = Duration::from_millis(20);
+
+/// WAL frames (pages) after which the log is started over ([`restart`]): 16 MiB of 4 KiB
+/// pages, a fraction of a second of writes at full load.
+pub const RESTART_FRAMES: i64 = 4096;
 
 /// The checkpoint thread of one database file; it stops (after a last checkpoint) when
 /// the store is closed or its last clone dropped.
@@ -38,16 +57,18 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Opens the thread's connection (blocking, quick) and starts the thread.
-    pub(crate) fn start(path: &Path) -> StoreResult<Checkpointer> {
+    pub(crate) fn start(path: &Path, writer: Weak<Writer>) -> StoreResult<Checkpointer> {
         let conn = Connection::open(path).map_err(backend)?;
-        conn.busy_timeout(crate::BUSY_TIMEOUT).map_err(backend)?;
+        // Only a `RESTART` waits (for readers, while holding the writer): briefly; a reader
+        // on a long scan makes it give up until the next round rather than hold the writes.
+        conn.busy_timeout(RESTART_WAIT).map_err(backend)?;
         let dirty = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<()>();
         let flag = dirty.clone();
         let file = path.to_path_buf();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || run(&conn, &file, &flag, &rx))
+            .spawn(move || run(&conn, &file, &writer, &flag, &rx))
             .map_err(|e| mc_store::StoreError::Backend(format!("checkpoint thread: {e}")))?;
         Ok(Checkpointer {
             dirty,
@@ -69,16 +90,31 @@ impl Checkpointer {
     }
 }
 
-fn run(conn: &Connection, file: &Path, dirty: &AtomicBool, stop: &mpsc::Receiver<()>) {
+fn run(
+    conn: &Connection,
+    file: &Path,
+    writer: &Weak<Writer>,
+    dirty: &AtomicBool,
+    stop: &mpsc::Receiver<()>,
+) {
     loop {
         let stopping = match stop.recv_timeout(INTERVAL) {
             Err(RecvTimeoutError::Timeout) => false,
             // Nothing is ever sent: a message or a dropped sender both mean stop.
             Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
         };
-        if (dirty.swap(false, Ordering::Relaxed) || stopping) && !checkpoint(conn, file) {
-            // Readers still on older pages: the rest goes in the next round.
-            dirty.store(true, Ordering::Relaxed);
+        if dirty.swap(false, Ordering::Relaxed) || stopping {
+            let mut done = checkpoint(conn, file, "PASSIVE");
+            if let Some(frames) = done.frames().filter(|f| *f >= RESTART_FRAMES)
+                && let Some(writer) = writer.upgrade()
+            {
+                tracing::debug!(frames, "starting the WAL over");
+                done = writer.exclusive(|| checkpoint(conn, file, "RESTART"));
+            }
+            if !done.complete() {
+                // Readers still on older pages: the rest goes in the next round.
+                dirty.store(true, Ordering::Relaxed);
+            }
         }
         if stopping {
             break;
@@ -86,10 +122,26 @@ fn run(conn: &Connection, file: &Path, dirty: &AtomicBool, stop: &mpsc::Receiver
     }
 }
 
-/// One `PASSIVE` checkpoint; true when every WAL frame is back in the database file.
-fn checkpoint(conn: &Connection, file: &Path) -> bool {
-    // (busy, frames in the WAL, frames checkpointed).
-    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+/// What a checkpoint reported: (busy, frames in the WAL, frames checkpointed), or nothing
+/// when it failed.
+struct Checkpointed(Option<(i64, i64, i64)>);
+
+impl Checkpointed {
+    /// Every WAL frame is back in the database file.
+    fn complete(&self) -> bool {
+        matches!(self.0, Some((0, frames, copied)) if copied >= frames)
+    }
+
+    /// Frames in the WAL.
+    fn frames(&self) -> Option<i64> {
+        self.0.map(|(_, frames, _)| frames)
+    }
+}
+
+/// One checkpoint in `mode` (`PASSIVE`: never waits; `RESTART`: also waits for the readers
+/// to leave the log, so the next write starts it over).
+fn checkpoint(conn: &Connection, file: &Path, mode: &str) -> Checkpointed {
+    let done = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
         Ok((
             row.get::<_, i64>(0)?,
             row.get::<_, i64>(1)?,
@@ -97,10 +149,10 @@ fn checkpoint(conn: &Connection, file: &Path) -> bool {
         ))
     });
     match done {
-        Ok((busy, frames, copied)) => busy == 0 && copied >= frames,
+        Ok(report) => Checkpointed(Some(report)),
         Err(e) => {
-            tracing::warn!(path = %file.display(), error = %e, "WAL checkpoint failed; retried");
-            false
+            tracing::warn!(path = %file.display(), error = %e, mode, "WAL checkpoint failed; retried");
+            Checkpointed(None)
         }
     }
 }

@@ -127,6 +127,9 @@ mod token_manager;
 mod user_codes;
 mod writer;
 
+/// WAL pages after which the checkpoint thread starts the log over (see `checkpoint.rs`).
+pub use checkpoint::RESTART_FRAMES;
+
 /// The integration tests' temporary directory, for the unit tests too.
 #[cfg(test)]
 #[path = "../tests/support/mod.rs"]
@@ -204,13 +207,14 @@ impl SqliteStore {
             // From here on the checkpoint thread checkpoints, not the commits.
             conn.pragma_update(None, "wal_autocheckpoint", 0)
                 .map_err(backend)?;
-            let checkpoints = checkpoint::Checkpointer::start(&file)?;
-            Ok::<_, StoreError>((conn, checkpoints))
+            let writer = writer::Writer::new(conn, true);
+            let checkpoints = checkpoint::Checkpointer::start(&file, Arc::downgrade(&writer))?;
+            Ok::<_, StoreError>((writer, checkpoints))
         })
         .await
         .map_err(|e| StoreError::Backend(format!("opening the store: {e}")))??;
         let store = SqliteStore {
-            writer: writer::Writer::new(writer, true),
+            writer,
             readers: Readers::Pool(Arc::new(ReadPool::new(path.to_path_buf()))),
             checkpoints: Some(Arc::new(checkpoints)),
             clients: Arc::default(),

@@ -224,6 +224,15 @@ impl Writer {
         state
     }
 
+    /// Runs `f` (on this thread, which must not be a runtime's) while holding the writer,
+    /// any open transaction committed first: no write starts until `f` returns; the writes
+    /// that come meanwhile wait on the async mutex, not on SQLite's locks.
+    pub(crate) fn exclusive<T>(&self, f: impl FnOnce() -> T) -> T {
+        let mut state = self.state.blocking_lock();
+        let _ = self.commit(&mut state);
+        f()
+    }
+
     /// Closes the connection (after committing what is open).
     pub(crate) async fn close(&self) {
         drop(self.lock().await.conn.take());

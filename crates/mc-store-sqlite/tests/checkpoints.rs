@@ -65,3 +65,60 @@ async fn commits_reach_the_database_file_through_the_checkpoint_thread() {
     }
     store.close().await;
 }
+
+/// Under a steady stream of writes and reads SQLite never starts the WAL over by itself (a
+/// passive checkpoint is always behind, a reader always on the log); the checkpoint thread
+/// does, once the log holds `RESTART_FRAMES`. Here ~4× that many pages are written while
+/// two readers read without pause: the log stays within two restarts' worth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_steady_writes_and_reads() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = TempDir::new("wal-bound");
+    let db = dir.0.join("mc.db");
+    let store = Arc::new(SqliteStore::open(&db).await.unwrap());
+    let wal = dir.0.join("mc.db-wal");
+    let page = 4096 + 24; // a WAL frame: the page and its header
+    let limit = mc_store_sqlite::RESTART_FRAMES as u64 * page;
+
+    let writing = Arc::new(AtomicBool::new(true));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (db, writing) = (db.clone(), writing.clone());
+            std::thread::spawn(move || {
+                let conn = Connection::open(&db).unwrap();
+                let mut reads = 0u64;
+                while writing.load(Ordering::Relaxed) {
+                    let _: i64 = conn
+                        .query_row("SELECT count(*) FROM quota_days", [], |r| r.get(0))
+                        .unwrap();
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+
+    // Each write is a new row (a new page now and then) plus its index entry, each commit
+    // at least one frame: write until the WAL has seen 4 × the limit.
+    let mut appended = 0u64;
+    let mut largest = 0u64;
+    let mut day = 0;
+    while appended < 4 * limit {
+        let before = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        store.take_daily_call("wal-client", day, 100).await.unwrap();
+        day += 1;
+        let after = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        appended += page.max(after.saturating_sub(before));
+        largest = largest.max(after);
+    }
+    writing.store(false, Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 0);
+    assert!(
+        largest < 3 * limit,
+        "the WAL grew to {largest} bytes (limit {limit}) over {day} writes: never started over"
+    );
+    store.close().await;
+}

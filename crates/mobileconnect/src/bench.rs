@@ -71,9 +71,8 @@
 //! kernel allows it: of this process for our runs (it includes the load generator, which
 //! shares the process and the cores with the gateway), of `--peer-pid` for the peer's.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -81,7 +80,7 @@ use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256};
 use clap::{Args, ValueEnum};
 use hyper::header::HeaderValue;
-use mc_authn::hub::{Event, Hub};
+use mc_authn::hub::{Event, Watch};
 use mc_gateway::config::GatewayConfig;
 use mc_gateway::keys::KeyRing;
 use mc_gateway::registry::{self, ClientSpec, RegistryError, SubscriberSpec};
@@ -93,8 +92,6 @@ use reqwest::{StatusCode, Url};
 
 use crate::bench_http::{self, LeanConn, Origin, Reply};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::oneshot;
 
 /// What to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -568,7 +565,6 @@ struct TestBed {
     basic: HeaderValue,
     redirect_uri: String,
     subscribers: Vec<Subscriber>,
-    phones: Arc<Phones>,
     server: tokio::task::JoinHandle<()>,
     // Dropped last: the store's files live there.
     _dir: DataDir,
@@ -637,7 +633,6 @@ impl TestBed {
                 provisioning.elapsed().as_secs_f64()
             ));
         }
-        let phones = Phones::start(&state.hub);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
@@ -651,7 +646,6 @@ impl TestBed {
             basic,
             redirect_uri,
             subscribers,
-            phones,
             server,
             _dir: dir,
         })
@@ -1187,76 +1181,28 @@ fn owned_by<T>(items: &[T], index: usize, concurrency: usize) -> Vec<&T> {
     items.iter().skip(index).step_by(concurrency).collect()
 }
 
-/// The virtual phones' push notifications: one task reads the gateway's hub and hands each
-/// subscriber's `Challenged` event to the login that registered for it. `true`: notified;
-/// `false`: events were lost (the hub lagged or closed), so the phone long-polls instead.
-struct Phones {
-    waiting: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+/// Watches for the next challenge of subscriber `id` (taken before the request that makes
+/// it, so it cannot be missed): the hub's event stands in for the push notification.
+fn phone_watch(bed: &TestBed, id: &str) -> Watch {
+    bed.state.hub.watch(Event::Challenged(id.to_owned()))
 }
 
-impl Phones {
-    fn start(hub: &Hub) -> Arc<Phones> {
-        let phones = Arc::new(Phones {
-            waiting: Mutex::new(HashMap::new()),
-        });
-        let mut events = hub.subscribe();
-        let weak = Arc::downgrade(&phones);
-        tokio::spawn(async move {
-            loop {
-                let event = events.recv().await;
-                let Some(phones) = weak.upgrade() else { break };
-                let Ok(mut waiting) = phones.waiting.lock() else {
-                    break;
-                };
-                match event {
-                    Ok(Event::Challenged(id)) => {
-                        if let Some(tx) = waiting.remove(&id) {
-                            let _ = tx.send(true);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => {
-                        for (_, tx) in waiting.drain() {
-                            let _ = tx.send(false);
-                        }
-                    }
-                    Err(RecvError::Closed) => break,
-                }
-            }
-        });
-        phones
-    }
-
-    /// Registers for the next challenge of subscriber `id` (before the request that makes
-    /// it, so it cannot be missed).
-    fn expect(&self, id: &str) -> oneshot::Receiver<bool> {
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.insert(id.to_owned(), tx);
-        }
-        rx
-    }
-}
-
-/// The phone of `sub`: waits for its challenge (the hub's event stands in for the push
-/// notification), then fetches and approves it over the device API. Returns its steps and
-/// when the approval was acknowledged.
+/// The phone of `sub`: waits for its challenge, then fetches and approves it over the
+/// device API. Returns its steps and when the approval was acknowledged.
 async fn phone_approves(
     sub: &Subscriber,
-    notified: oneshot::Receiver<bool>,
+    notified: Watch,
     conn: &mut LeanConn,
 ) -> Result<(Steps, Instant), String> {
     let mut steps = Steps::default();
     let t = Instant::now();
-    let notified = tokio::time::timeout(STEP_TIMEOUT, notified)
-        .await
-        .map_err(|_| "phone: no challenge arrived".to_owned())?
-        .unwrap_or(false);
+    if !notified.wait(STEP_TIMEOUT).await {
+        return Err("phone: no challenge arrived".to_owned());
+    }
     let t = steps.done("phone notified", t);
-    let wait = if notified { "0" } else { "10" };
     let phone = format!("/phone/{}/challenges", sub.msisdn);
     let resp = conn
-        .get(&format!("{phone}?wait={wait}"), None)
+        .get(&format!("{phone}?wait=0"), None)
         .await
         .map_err(|e| format!("phone challenges: {e}"))?;
     let list = json_of(&resp, StatusCode::OK, "phone challenges")?;
@@ -1289,7 +1235,7 @@ async fn device_login(
         phone: phone_conn,
     } = conns;
     // Registered before the first request, so the challenge's event cannot be missed.
-    let phone = phone_approves(sub, bed.phones.expect(&sub.id), phone_conn);
+    let phone = phone_approves(sub, phone_watch(bed, &sub.id), phone_conn);
     let sp = async {
         let mut steps = Steps::default();
         let t = Instant::now();
@@ -1392,7 +1338,7 @@ async fn ciba_login(
     } else {
         form.push(("scope", "openid"));
     }
-    let notified = op.mobile_connect.then(|| bed.phones.expect(&sub.id));
+    let notified = op.mobile_connect.then(|| phone_watch(bed, &sub.id));
     let start = async {
         let mut steps = Steps::default();
         let t = Instant::now();
