@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mc_store::{StoreError, StoreResult};
-use rusqlite::{Connection, OpenFlags, Params, Row, Savepoint, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Params, Row, Transaction, TransactionBehavior};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{BUSY_TIMEOUT, READ_CONNECTIONS, backend};
@@ -282,7 +282,7 @@ pub(crate) fn immediate(conn: &mut Connection) -> StoreResult<Tx<'_>> {
         conn.transaction_with_behavior(TransactionBehavior::Immediate)
             .map(Tx::Top)
     } else {
-        conn.savepoint().map(Tx::Nested)
+        Nested::begin(conn).map(Tx::Nested)
     }
     .map_err(backend)
 }
@@ -290,24 +290,21 @@ pub(crate) fn immediate(conn: &mut Connection) -> StoreResult<Tx<'_>> {
 /// What [`immediate`] began.
 pub(crate) enum Tx<'c> {
     Top(Transaction<'c>),
-    Nested(Savepoint<'c>),
+    Nested(Nested<'c>),
 }
 
 impl Tx<'_> {
     pub(crate) fn commit(self) -> rusqlite::Result<()> {
         match self {
             Tx::Top(tx) => tx.commit(),
-            Tx::Nested(sp) => sp.commit(),
+            Tx::Nested(sp) => sp.release(),
         }
     }
 
     pub(crate) fn rollback(self) -> rusqlite::Result<()> {
         match self {
             Tx::Top(tx) => tx.rollback(),
-            Tx::Nested(mut sp) => {
-                sp.rollback()?;
-                sp.commit()
-            }
+            Tx::Nested(sp) => sp.roll_back(),
         }
     }
 }
@@ -318,7 +315,45 @@ impl std::ops::Deref for Tx<'_> {
     fn deref(&self) -> &Connection {
         match self {
             Tx::Top(tx) => tx,
-            Tx::Nested(sp) => sp,
+            Tx::Nested(sp) => sp.conn,
+        }
+    }
+}
+
+/// A savepoint inside an open transaction, through cached statements (rusqlite's
+/// `Savepoint` parses its SQL at every use; a busy writer begins and ends thousands a
+/// second). Dropped unfinished, it rolls back.
+pub(crate) struct Nested<'c> {
+    conn: &'c Connection,
+    finished: bool,
+}
+
+impl<'c> Nested<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Nested<'c>> {
+        exec(conn, "SAVEPOINT mc_tx", [])?;
+        Ok(Nested {
+            conn,
+            finished: false,
+        })
+    }
+
+    fn release(mut self) -> rusqlite::Result<()> {
+        self.finished = true;
+        exec(self.conn, "RELEASE mc_tx", []).map(drop)
+    }
+
+    fn roll_back(mut self) -> rusqlite::Result<()> {
+        self.finished = true;
+        exec(self.conn, "ROLLBACK TO mc_tx", [])?;
+        exec(self.conn, "RELEASE mc_tx", []).map(drop)
+    }
+}
+
+impl Drop for Nested<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = exec(self.conn, "ROLLBACK TO mc_tx", []);
+            let _ = exec(self.conn, "RELEASE mc_tx", []);
         }
     }
 }

@@ -359,6 +359,8 @@ pub(crate) mod sql {
 
     /// Returns the expired ones, so that back-channel requests among them get their
     /// notification.
+    pub const HAS_STALE: &str = "SELECT 1 FROM sessions \
+        WHERE subscriber_id = ? AND status = 'pending' AND expires_at <= ?";
     pub const EXPIRE_STALE: &str = "UPDATE sessions SET status = 'denied', error = ? \
         WHERE subscriber_id = ? AND status = 'pending' AND expires_at <= ? \
         RETURNING id, backchannel";
@@ -482,6 +484,7 @@ pub(crate) mod sql {
         CLEAR_PIN_FAILURES,
         GET_PCR,
         SUBSCRIBER_FOR_PCR,
+        HAS_STALE,
         EXPIRE_STALE,
         GET_SESSION,
         ASSIGN_SUBSCRIBER,
@@ -742,6 +745,17 @@ fn token_from_row(row: &Row<'_>) -> StoreResult<AccessTokenRecord> {
 /// transaction). A back-channel request among them ends as `expire_backchannel` would end
 /// it: its client is notified, if it is a notified one.
 fn expire_stale(conn: &Connection, subscriber_id: &str, now: i64) -> StoreResult<()> {
+    // Nearly always there is none: one index probe, rather than the update whose
+    // `RETURNING` builds a temporary table each time.
+    let stale = query_opt(
+        conn,
+        sql::HAS_STALE,
+        params![subscriber_id, now],
+        |_| Ok(()),
+    )?;
+    if stale.is_none() {
+        return Ok(());
+    }
     let expired = query_all(
         conn,
         sql::EXPIRE_STALE,
