@@ -36,15 +36,17 @@ use rusqlite::Connection;
 use crate::backend;
 use crate::writer::Writer;
 
-/// How often the thread checks for new writes. At a thousand logins a second this bounds
-/// the WAL to a few megabytes between checkpoints.
+/// How often the thread checks for new writes (and checkpoints them).
 pub const INTERVAL: Duration = Duration::from_millis(200);
 
 /// Longest a `RESTART` checkpoint waits for readers to leave the log.
 pub const RESTART_WAIT: Duration = Duration::from_millis(20);
 
-/// WAL frames (pages) after which the log is started over ([`restart`]): 16 MiB of 4 KiB
-/// pages, a fraction of a second of writes at full load.
+/// WAL frames (pages) after which the log is started over (a `RESTART` checkpoint, see the
+/// module docs): 16 MiB of 4 KiB pages, a fraction of a second of writes at full load. A
+/// restart holds the writes for a few milliseconds (the last frames' copy and two `fsync`s):
+/// 64 MiB halved those pauses' share of the p99 but cost 4–8 % of the logins
+/// (docs/benchmarks.md, fix 23).
 pub const RESTART_FRAMES: i64 = 4096;
 
 /// The checkpoint thread of one database file; it stops (after a last checkpoint) when
