@@ -111,6 +111,9 @@ fn run(
                 && let Some(writer) = writer.upgrade()
             {
                 tracing::debug!(frames, "starting the WAL over");
+                // Once more without the writer: what the restart still copies (and syncs)
+                // while the writes wait is then only what came during this one.
+                checkpoint(conn, file, "PASSIVE");
                 done = writer.exclusive(|| checkpoint(conn, file, "RESTART"));
             }
             if !done.complete() {
