@@ -17,9 +17,7 @@ use mc_core::authorize::{AuthorizeRequest, HintInput, VerifiedRedirectUri};
 use mc_core::client::ClientPolicy;
 use mc_core::login_hint::LoginHint;
 use mc_core::msisdn::Msisdn;
-use mc_store::{
-    AuthSession, ReservedCode, Resolution, SessionStatus, StoreError, SubscriberRecord,
-};
+use mc_store::{AuthSession, ReservedCode, SessionStatus, StoreError, SubscriberRecord};
 use serde_json::Value;
 
 use crate::error::store_failure;
@@ -50,7 +48,7 @@ pub struct Refusal {
 ///   the hold starts by waiting (nothing can have answered a session nobody saw) and an
 ///   answer recorded on this node arrives with its wake-up: on one node, the hold reads the
 ///   session not at all ([`hold_while_pending`] on another node's answer).
-pub struct HeldCode {
+pub struct HeadlessHold {
     code: String,
     reserved: ReservedCode,
     session_id: String,
@@ -59,11 +57,11 @@ pub struct HeldCode {
     created: Option<AuthSession>,
 }
 
-impl HeldCode {
-    pub fn new(s: &AppState) -> HeldCode {
+impl HeadlessHold {
+    pub fn new(s: &AppState) -> HeadlessHold {
         let code = random_token();
         let session_id = random_token();
-        HeldCode {
+        HeadlessHold {
             reserved: ReservedCode {
                 hash: sha256_hex(&code),
                 lifetime_secs: i64::from(s.config.tokens.code_secs),
@@ -82,7 +80,7 @@ pub async fn start_login(
     s: &AppState,
     req: AuthorizeRequest,
     client: &ClientPolicy,
-    mut held: Option<&mut HeldCode>,
+    mut held: Option<&mut HeadlessHold>,
 ) -> Result<Next, McError> {
     let t = now();
     let subscriber = match &req.hint {
@@ -417,7 +415,7 @@ pub async fn wait_state_after(
     s: &AppState,
     session_id: &str,
     held: Held,
-    code: Option<&HeldCode>,
+    code: Option<&HeadlessHold>,
 ) -> WaitState {
     match held.last_read {
         Some(session) => wait_state_of(s, session, code).await,
@@ -426,7 +424,11 @@ pub async fn wait_state_after(
 }
 
 /// [`wait_state`] for a session already read from the store.
-async fn wait_state_of(s: &AppState, session: AuthSession, code: Option<&HeldCode>) -> WaitState {
+async fn wait_state_of(
+    s: &AppState,
+    session: AuthSession,
+    code: Option<&HeadlessHold>,
+) -> WaitState {
     let t = now();
     match session.status {
         SessionStatus::AwaitingNumber if session.expires_at > t => {
@@ -519,8 +521,8 @@ pub async fn hold_while_pending(s: &AppState, session_id: &str, hold: Duration) 
 }
 
 /// A headless client's hold on the session its request has just created
-/// ([`HeldCode`]): no read before the first wait.
-pub async fn hold_created(s: &AppState, held: &mut HeldCode, hold: Duration) -> Held {
+/// ([`HeadlessHold`]): no read before the first wait.
+pub async fn hold_created(s: &AppState, held: &mut HeadlessHold, hold: Duration) -> Held {
     let created = held.created.take();
     hold_watching(s, &held.session_id, hold, &held.answered, created).await
 }
@@ -567,31 +569,10 @@ async fn hold_watching(
             // Recorded take-once while `session` was pending: this is what the store holds.
             return Held {
                 done: true,
-                last_read: Some(resolved(session, resolution)),
+                last_read: Some(resolution.applied_to(session)),
             };
         }
     }
-}
-
-/// A pending session as recording `resolution` leaves it (`answer_session`).
-fn resolved(mut session: AuthSession, resolution: Resolution) -> AuthSession {
-    match resolution {
-        Resolution::Approved {
-            acr,
-            amr,
-            auth_time,
-        } => {
-            session.status = SessionStatus::Approved;
-            session.acr = Some(acr);
-            session.amr = amr;
-            session.auth_time = Some(auth_time);
-        }
-        Resolution::Denied { error } => {
-            session.status = SessionStatus::Denied;
-            session.error = Some(error);
-        }
-    }
-    session
 }
 
 /// Session ids are 43 characters (`random_token`); a longer one names no session and is

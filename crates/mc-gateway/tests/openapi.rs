@@ -178,6 +178,16 @@ async fn the_schemas_match_what_the_api_sends() {
     let doc = document(&g).await;
     let http = g.http();
     let admin = |b: reqwest::RequestBuilder| b.bearer_auth(ADMIN_TOKEN);
+    // An admin request's JSON answer.
+    let answer = |b: reqwest::RequestBuilder| async move {
+        admin(b)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
 
     let resp = admin(http.post(format!("{}/admin/v1/clients", g.base)))
         .json(&json!({
@@ -197,31 +207,16 @@ async fn the_schemas_match_what_the_api_sends() {
         "{created}"
     );
     let id = created["client_id"].as_str().unwrap();
-    let view: Value = admin(http.get(format!("{}/admin/v1/clients/{id}", g.base)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: Value = answer(http.get(format!("{}/admin/v1/clients/{id}", g.base))).await;
     assert_eq!(keys(&view), properties(&doc, "Client"), "{view}");
-    let secret: Value = admin(http.post(format!("{}/admin/v1/clients/{id}/secret", g.base)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let secret: Value = answer(http.post(format!("{}/admin/v1/clients/{id}/secret", g.base))).await;
     assert_eq!(keys(&secret), properties(&doc, "ClientSecret"));
 
-    let sub: Value = admin(http.post(format!("{}/admin/v1/subscribers", g.base)))
-        .json(&json!({"msisdn": "+447700900777"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sub: Value = answer(
+        http.post(format!("{}/admin/v1/subscribers", g.base))
+            .json(&json!({"msisdn": "+447700900777"})),
+    )
+    .await;
     assert_eq!(keys(&sub), properties(&doc, "Subscriber"), "{sub}");
     // The app devices' routes, with the number typed as the other Provisioning routes take it.
     let resp = admin(http.post(format!(
@@ -238,27 +233,16 @@ async fn the_schemas_match_what_the_api_sends() {
         properties(&doc, "Enrolment"),
         "{enrolment}"
     );
-    let devices: Value = admin(http.get(format!(
+    let devices: Value = answer(http.get(format!(
         "{}/admin/v1/subscribers/447700900777/devices",
         g.base
     )))
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(keys(&devices), properties(&doc, "DeviceList"), "{devices}");
     // The request schemas name exactly what the API accepts: every documented member is
     // accepted (no "unknown field"), so the spec drives valid requests.
     assert!(properties(&doc, "SubscriberSpec").contains("attributes"));
-    let bad: Value = admin(http.get(format!("{}/admin/v1/clients/nobody", g.base)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bad: Value = answer(http.get(format!("{}/admin/v1/clients/nobody", g.base))).await;
     assert!(keys(&bad).is_subset(&properties(&doc, "Error")), "{bad}");
 }
 

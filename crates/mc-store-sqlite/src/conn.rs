@@ -344,16 +344,20 @@ impl<'c> Nested<'c> {
 
     fn roll_back(mut self) -> rusqlite::Result<()> {
         self.finished = true;
-        exec(self.conn, "ROLLBACK TO mc_tx", [])?;
-        exec(self.conn, "RELEASE mc_tx", []).map(drop)
+        undo(self.conn)
     }
+}
+
+/// Undoes the innermost `mc_tx` savepoint and ends it.
+fn undo(conn: &Connection) -> rusqlite::Result<()> {
+    exec(conn, "ROLLBACK TO mc_tx", [])?;
+    exec(conn, "RELEASE mc_tx", []).map(drop)
 }
 
 impl Drop for Nested<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            let _ = exec(self.conn, "ROLLBACK TO mc_tx", []);
-            let _ = exec(self.conn, "RELEASE mc_tx", []);
+            let _ = undo(self.conn);
         }
     }
 }

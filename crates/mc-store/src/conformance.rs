@@ -1237,6 +1237,11 @@ pub async fn resolution(store: &dyn Store) {
         ..s.clone()
     };
     assert_eq!(
+        approved("3", &["pin", "app"], 3010).applied_to(s.clone()),
+        want,
+        "what a waiter handed the answer derives is what the store holds"
+    );
+    assert_eq!(
         ok(store.get_session(&s.id).await, "get approved"),
         Some(want.clone())
     );
@@ -1295,6 +1300,7 @@ pub async fn resolution(store: &dyn Store) {
         error: Some("user_denied".to_string()),
         ..d.clone()
     };
+    assert_eq!(denied("user_denied").applied_to(d.clone()), want);
     assert_eq!(
         ok(store.get_session(&d.id).await, "get denied"),
         Some(want.clone())

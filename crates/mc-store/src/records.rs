@@ -212,6 +212,31 @@ pub enum Resolution {
     Denied { error: String },
 }
 
+impl Resolution {
+    /// A pending session as recording this answer leaves it
+    /// ([`crate::SessionStore::answer_session`]; the conformance suite holds every backend
+    /// to it): what a waiter handed the answer needs instead of reading the session back.
+    pub fn applied_to(self, mut session: AuthSession) -> AuthSession {
+        match self {
+            Resolution::Approved {
+                acr,
+                amr,
+                auth_time,
+            } => {
+                session.status = SessionStatus::Approved;
+                session.acr = Some(acr);
+                session.amr = amr;
+                session.auth_time = Some(auth_time);
+            }
+            Resolution::Denied { error } => {
+                session.status = SessionStatus::Denied;
+                session.error = Some(error);
+            }
+        }
+        session
+    }
+}
+
 /// What recording the phone's answer did ([`crate::SessionStore::answer_session`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answered {

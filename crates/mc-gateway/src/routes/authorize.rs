@@ -106,18 +106,18 @@ async fn authorize(
     // fewer, and the code in this very answer when the phone answers within the hold; the
     // code is reserved with the session, so handing it out costs no write.
     let headless = !wants_html(headers);
-    let mut held_code = None;
+    let mut headless_hold = None;
     // Header enrichment first: a browser on the operator's network needs no phone.
     let started = match crate::enrichment::seamless_login(s, &req, &policy, peer, headers).await {
         Ok(Some(next)) => Ok(next),
         Ok(None) => {
-            held_code = headless.then(|| login::HeldCode::new(s));
-            login::start_login(s, req, &policy, held_code.as_mut()).await
+            headless_hold = headless.then(|| login::HeadlessHold::new(s));
+            login::start_login(s, req, &policy, headless_hold.as_mut()).await
         }
         Err(e) => Err(e),
     };
     match started {
-        Ok(Next::Wait(id)) if headless => match held_code.as_mut() {
+        Ok(Next::Wait(id)) if headless => match headless_hold.as_mut() {
             Some(held) => held_created_redirect(s, &id, held).await,
             None => held_redirect(s, &id).await,
         },
@@ -144,9 +144,13 @@ fn wants_html(headers: &HeaderMap) -> bool {
 /// answered, then `302` to the SP's redirect URI (code or error), or to the waiting URL when
 /// the hold ended first. No cookies, no JavaScript needed.
 async fn held_redirect(s: &AppState, id: &str) -> Response {
-    let hold = Duration::from_secs(u64::from(s.config.login.headless_hold_secs));
-    let ended = login::hold_while_pending(s, id, hold).await;
+    let ended = login::hold_while_pending(s, id, headless_hold_time(s)).await;
     finish_hold(s, id, ended, None).await
+}
+
+/// How long a headless client is held (`login.headless_hold_secs`).
+fn headless_hold_time(s: &AppState) -> Duration {
+    Duration::from_secs(u64::from(s.config.login.headless_hold_secs))
 }
 
 /// Where a headless client goes once its hold ended. `code`: the one reserved with the
@@ -155,7 +159,7 @@ async fn finish_hold(
     s: &AppState,
     id: &str,
     ended: login::Held,
-    code: Option<&login::HeldCode>,
+    code: Option<&login::HeadlessHold>,
 ) -> Response {
     match login::wait_state_after(s, id, ended, code).await {
         WaitState::Redirect(to) => redirect(&to),
@@ -165,9 +169,8 @@ async fn finish_hold(
 }
 
 /// [`held_redirect`] for the session this request has just created ([`login::hold_created`]).
-async fn held_created_redirect(s: &AppState, id: &str, held: &mut login::HeldCode) -> Response {
-    let hold = Duration::from_secs(u64::from(s.config.login.headless_hold_secs));
-    let ended = login::hold_created(s, held, hold).await;
+async fn held_created_redirect(s: &AppState, id: &str, held: &mut login::HeadlessHold) -> Response {
+    let ended = login::hold_created(s, held, headless_hold_time(s)).await;
     finish_hold(s, id, ended, Some(held)).await
 }
 
