@@ -48,10 +48,11 @@
 //! gateway's rule of one live transaction per MSISDN always holds. Latency is one whole
 //! iteration, first request to last answer. Each worker owns its HTTP/1.1 keep-alive
 //! connections, one per origin and side (the SP's to the OP under test, the phone's to ours:
-//! a login's phone requests run while the SP's hold is in flight), made with hyper's
-//! connection API and used one request at a time (`bench_http`): the load generator shares
-//! the process and the cores with the gateway, and a shared client's per-request URL parsing
-//! and pool checkout cost CPU that would be counted with the gateway's. A connection the
+//! a login's phone requests run while the SP's hold is in flight), used one request at a
+//! time by a minimal HTTP/1.1 client (`bench_http`): the load generator shares the process
+//! and the cores with the gateway, and a general client's per-request work (URL parsing,
+//! pool checkout, channels between the request and the connection) costs CPU that would be
+//! counted with the gateway's. A connection the
 //! server closed is opened again (`reconnects`). Each step of a login is timed too (p50 per
 //! step in the table, `steps_p50_ms` and `steps_p99_ms` in the JSON), including how long the
 //! SP's held request (`/authorize` itself, as for any client that does not ask for HTML)
