@@ -45,7 +45,6 @@ use mc_core::client::ClientPolicy;
 use mc_core::scope::Scope;
 use mc_store::ClientRecord;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -104,41 +103,19 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     }
 }
 
-/// Cross-cutting layers: body limit, panic safety net, timeout, security headers, metrics,
-/// and a request span that names the route template only (query strings may carry MSISDNs,
-/// so they are not logged) and the request id (`x-request-id`: a given one is kept when it
-/// is short and printable, else one is generated; echoed in the response). See
-/// [`telemetry`].
+/// Cross-cutting layers: body limit, panic safety net, timeout, a request span that names
+/// the route template only (query strings may carry MSISDNs, so they are not logged) and the
+/// request id, and outermost the [envelope](telemetry::envelope) (request id, metrics,
+/// security headers). See [`telemetry`].
 pub fn with_layers(r: Router) -> Router {
-    use axum::http::{HeaderName, HeaderValue};
-    use tower_http::set_header::SetResponseHeaderLayer;
-    let header = |name: &'static str, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        )
-    };
     r.layer(DefaultBodyLimit::max(64 * 1024))
-        // Pages must not be framed (clickjacking of the PIN and number forms), and the
-        // authorize URL (which may carry a login_hint) must not leak through Referer.
-        .layer(header("x-frame-options", "DENY"))
-        .layer(header("x-content-type-options", "nosniff"))
-        .layer(header("referrer-policy", "no-referrer"))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(60),
         ))
         .layer(CatchPanicLayer::new())
-        // Outside the panic net and the timeout: their 500s and 503s are counted too.
-        .layer(axum::middleware::from_fn(telemetry::track))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
-        // Outermost: screen the incoming id, set one if missing, echo it.
-        .layer(PropagateRequestIdLayer::new(telemetry::REQUEST_ID))
-        .layer(SetRequestIdLayer::new(
-            telemetry::REQUEST_ID,
-            telemetry::MakeRequestIds::new(),
-        ))
-        .layer(axum::middleware::from_fn(telemetry::screen_request_id))
+        .layer(axum::middleware::from_fn(telemetry::envelope))
 }
 
 /// The complete gateway application.

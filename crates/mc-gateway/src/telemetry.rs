@@ -1,7 +1,7 @@
 //! Operating the gateway: Prometheus metrics, request ids and the request span.
 //!
 //! - **Metrics.** One recorder per process ([`install`], behind a `OnceLock`: several gateways
-//!   in one process — tests, an embedding — share it). [`track`] counts every request by
+//!   in one process — tests, an embedding — share it). [`envelope`] counts every request by
 //!   route *template* (`/authorize/wait/{session}`, never the raw URI: query strings and
 //!   paths may carry MSISDNs), method and status; store gauges are sampled when `/metrics`
 //!   is scraped ([`sample_store_gauges`]). `logins_total` is counted where the outcome is
@@ -21,7 +21,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, Method};
+use axum::http::header::{REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -169,22 +170,58 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// Middleware: counts the request and records its duration. A no-op until [`install`] ran.
-pub async fn track(req: Request, next: Next) -> Response {
-    if HANDLE.get().is_none() {
-        return next.run(req).await;
+/// Middleware, outermost (one layer for what every response gets, rather than one layer
+/// each): the request id (an incoming `x-request-id` kept when it is single and
+/// [acceptable](acceptable_request_id), else a generated one; set on the request for the
+/// span and the handlers, echoed in the response), the request's metrics (count and
+/// duration by route; a no-op until [`install`] ran), and the security headers: pages must
+/// not be framed (clickjacking of the PIN and number forms), and the authorize URL (which
+/// may carry a login_hint) must not leak through `Referer`. Outside the panic net and the
+/// timeout, so their 500s and 503s are counted and carry the headers too.
+pub async fn envelope(mut req: Request, next: Next) -> Response {
+    let id = request_id_of(&mut req);
+    let metrics = HANDLE
+        .get()
+        .map(|_| (route_of(&req), method_label(req.method()), Instant::now()));
+    let mut resp = next.run(req).await;
+    if let Some((route, method, started)) = metrics {
+        let status = resp.status().as_u16().to_string();
+        metrics::histogram!(HTTP_DURATION, "route" => route.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
+            .increment(1);
     }
-    let route = route_of(&req);
-    let method = method_label(req.method());
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::histogram!(HTTP_DURATION, "route" => route.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
-        .increment(1);
+    let headers = resp.headers_mut();
+    for (name, value) in [
+        (REQUEST_ID, id),
+        (X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+    ] {
+        if let axum::http::header::Entry::Vacant(slot) = headers.entry(name) {
+            slot.insert(value);
+        }
+    }
     resp
 }
+
+/// The request's id: the one it carries when that is single and acceptable, else a new one
+/// (set on the request in its place).
+fn request_id_of(req: &mut Request) -> HeaderValue {
+    let mut given = req.headers().get_all(&REQUEST_ID).iter();
+    if let (Some(v), None) = (given.next(), given.next())
+        && acceptable_request_id(v.as_bytes())
+    {
+        return v.clone();
+    }
+    let id = REQUEST_IDS.next_value();
+    req.headers_mut().insert(REQUEST_ID, id.clone());
+    id
+}
+
+/// The process's request-id generator.
+static REQUEST_IDS: std::sync::LazyLock<MakeRequestIds> =
+    std::sync::LazyLock::new(MakeRequestIds::new);
 
 /// Generated request ids: UUIDs (version 4 in shape) made of a random 64-bit prefix drawn
 /// once per process and a counter. Unique across nodes without a system call per request
@@ -207,6 +244,13 @@ impl MakeRequestIds {
         }
     }
 
+    /// The next id as a header value.
+    fn next_value(&self) -> HeaderValue {
+        let mut text = uuid::Uuid::encode_buffer();
+        HeaderValue::from_str(self.next_id().hyphenated().encode_lower(&mut text))
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    }
+
     fn next_id(&self) -> uuid::Uuid {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut bytes = [0u8; 16];
@@ -222,37 +266,10 @@ impl Default for MakeRequestIds {
     }
 }
 
-impl tower_http::request_id::MakeRequestId for MakeRequestIds {
-    fn make_request_id<B>(
-        &mut self,
-        _: &axum::http::Request<B>,
-    ) -> Option<tower_http::request_id::RequestId> {
-        let id = self.next_id().hyphenated().to_string();
-        axum::http::HeaderValue::from_str(&id)
-            .ok()
-            .map(tower_http::request_id::RequestId::new)
-    }
-}
-
 /// True for an incoming request id worth keeping: 1 to [`MAX_REQUEST_ID_LEN`] visible ASCII
 /// characters (no spaces or control characters: it goes into logs verbatim).
 pub fn acceptable_request_id(v: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID_LEN).contains(&v.len()) && v.iter().all(|b| (0x21..=0x7e).contains(b))
-}
-
-/// Middleware (outside the request-id layers): drops an incoming `x-request-id` that is not
-/// acceptable, or repeated, so a fresh one is generated.
-pub async fn screen_request_id(mut req: Request, next: Next) -> Response {
-    let mut given = req.headers().get_all(&REQUEST_ID).iter();
-    let keep = match (given.next(), given.next()) {
-        (None, _) => true,
-        (Some(v), None) => acceptable_request_id(v.as_bytes()),
-        (Some(_), Some(_)) => false,
-    };
-    if !keep {
-        req.headers_mut().remove(&REQUEST_ID);
-    }
-    next.run(req).await
 }
 
 /// The request span: method, route template, request id; the login's id is recorded later

@@ -161,6 +161,18 @@ async fn request_ids_are_echoed_or_generated() {
         assert_eq!(id.len(), 36, "{id}");
     }
 
+    // Two ids: neither is kept.
+    let twice = http
+        .get(&url)
+        .header("x-request-id", "a-1")
+        .header("x-request-id", "a-2")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = twice.headers().get_all("x-request-id").iter().collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ids[0].len(), 36, "{:?}", ids[0]);
+
     // Error answers carry it too.
     let missing = http
         .get(format!("{}/nowhere", g.base))
@@ -170,6 +182,26 @@ async fn request_ids_are_echoed_or_generated() {
         .unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.headers()["x-request-id"], "r-404");
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let g = Gateway::start().await;
+    let http = g.http();
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/nowhere", 404),
+        ("/.well-known/openid-configuration", 200),
+        ("/authorize", 400),
+    ] {
+        let resp = http.get(format!("{}{path}", g.base)).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        let h = resp.headers();
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h.get_all("x-frame-options").iter().count(), 1, "{path}");
+    }
 }
 
 #[tokio::test]
