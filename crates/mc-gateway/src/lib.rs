@@ -46,7 +46,6 @@ use mc_core::scope::Scope;
 use mc_store::ClientRecord;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use state::AppState;
 
@@ -103,10 +102,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     }
 }
 
-/// Cross-cutting layers: body limit, panic safety net, timeout, a request span that names
-/// the route template only (query strings may carry MSISDNs, so they are not logged) and the
-/// request id, and outermost the [envelope](telemetry::envelope) (request id, metrics,
-/// security headers). See [`telemetry`].
+/// Cross-cutting layers: body limit, panic safety net, timeout, and outermost the
+/// [envelope](telemetry::envelope): the request id, a request span that names the route
+/// template only (query strings may carry MSISDNs, so they are not logged) and the request
+/// id, metrics, security headers. See [`telemetry`].
 pub fn with_layers(r: Router) -> Router {
     r.layer(DefaultBodyLimit::max(64 * 1024))
         .layer(TimeoutLayer::with_status_code(
@@ -114,7 +113,6 @@ pub fn with_layers(r: Router) -> Router {
             Duration::from_secs(60),
         ))
         .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .layer(axum::middleware::from_fn(telemetry::envelope))
 }
 

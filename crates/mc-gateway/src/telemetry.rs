@@ -26,6 +26,7 @@ use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
 
 use crate::state::AppState;
 
@@ -170,24 +171,35 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// Middleware, outermost (one layer for what every response gets, rather than one layer
-/// each): the request id (an incoming `x-request-id` kept when it is single and
-/// [acceptable](acceptable_request_id), else a generated one; set on the request for the
-/// span and the handlers, echoed in the response), the request's metrics (count and
-/// duration by route; a no-op until [`install`] ran), and the security headers: pages must
-/// not be framed (clickjacking of the PIN and number forms), and the authorize URL (which
-/// may carry a login_hint) must not leak through `Referer`. Outside the panic net and the
-/// timeout, so their 500s and 503s are counted and carry the headers too.
+/// Middleware, outermost (one layer for what every request gets, rather than one layer
+/// each, all of them cloned with the route for every request): the request id (an incoming
+/// `x-request-id` kept when it is single and [acceptable](acceptable_request_id), else a
+/// generated one; set on the request, echoed in the response), the [request
+/// span](request_span) the handler runs in (the request's start and end are logged in it at
+/// debug level, a 5xx answer as an error), the request's metrics (count and duration by route; a no-op until
+/// [`install`] ran), and the security headers: pages must not be framed (clickjacking of the
+/// PIN and number forms), and the authorize URL (which may carry a login_hint) must not leak
+/// through `Referer`. Outside the panic net and the timeout, so their 500s and 503s are
+/// logged, counted and carry the headers too.
 pub async fn envelope(mut req: Request, next: Next) -> Response {
     let id = request_id_of(&mut req);
-    let metrics = HANDLE
+    let span = request_span(&req);
+    let route = HANDLE
         .get()
-        .map(|_| (route_of(&req), method_label(req.method()), Instant::now()));
-    let mut resp = next.run(req).await;
-    if let Some((route, method, started)) = metrics {
-        let status = resp.status().as_u16().to_string();
-        metrics::histogram!(HTTP_DURATION, "route" => route.clone())
-            .record(started.elapsed().as_secs_f64());
+        .map(|_| (route_of(&req), method_label(req.method())));
+    tracing::debug!(parent: &span, "started processing request");
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let latency = started.elapsed();
+    let status = resp.status();
+    if status.is_server_error() {
+        tracing::error!(parent: &span, status = status.as_u16(), latency_ms = latency.as_millis() as u64, "response failed");
+    } else {
+        tracing::debug!(parent: &span, status = status.as_u16(), latency_ms = latency.as_millis() as u64, "finished processing request");
+    }
+    if let Some((route, method)) = route {
+        metrics::histogram!(HTTP_DURATION, "route" => route.clone()).record(latency.as_secs_f64());
+        let status = status.as_u16().to_string();
         metrics::counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
             .increment(1);
     }

@@ -109,7 +109,7 @@ async fn browser_login_across(
         .unwrap();
 
     // The waiting page's long poll, held open on the starting node (20 s at most), under a
-    // request id of its own; the node logs the request's start (tower_http at debug), so
+    // request id of its own; the node logs the request's start (its telemetry at debug), so
     // the test knows it is being held before the phone answers.
     let status_rid = format!("{rid}-status");
     let status_poll = {

@@ -225,8 +225,9 @@ pub async fn start_serve(dir: &Path, name: &str, spec: &NodeSpec, preferred: Opt
         };
         let config = dir.join(format!("{name}.toml"));
         let log = if spec.json_logs {
-            // tower_http at debug: the start of every request is logged (with its id).
-            "format = \"json\"\nfilter = \"info,tower_http=debug\""
+            // The gateway's telemetry at debug: the start of every request is logged (with
+            // its id).
+            "format = \"json\"\nfilter = \"info,mc_gateway::telemetry=debug\""
         } else {
             "filter = \"warn\""
         };
