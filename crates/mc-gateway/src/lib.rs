@@ -37,15 +37,11 @@ pub mod telemetry;
 pub mod throttle;
 pub mod tokens;
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use mc_core::client::ClientPolicy;
 use mc_core::scope::Scope;
 use mc_store::ClientRecord;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use state::AppState;
 
@@ -102,17 +98,12 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     }
 }
 
-/// Cross-cutting layers: body limit, panic safety net, timeout, and outermost the
-/// [envelope](telemetry::envelope): the request id, a request span that names the route
-/// template only (query strings may carry MSISDNs, so they are not logged) and the request
-/// id, metrics, security headers. See [`telemetry`].
+/// Cross-cutting layers: the body limit, and outermost the [envelope](telemetry::envelope):
+/// the request id, a request span that names the route template only (query strings may
+/// carry MSISDNs, so they are not logged) and the request id, metrics, the panic net, the
+/// timeout, the security headers. See [`telemetry`].
 pub fn with_layers(r: Router) -> Router {
     r.layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(60),
-        ))
-        .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(telemetry::envelope))
 }
 

@@ -24,7 +24,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::header::{REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 
@@ -179,8 +179,8 @@ fn method_label(m: &Method) -> &'static str {
 /// debug level, a 5xx answer as an error), the request's metrics (count and duration by route; a no-op until
 /// [`install`] ran), and the security headers: pages must not be framed (clickjacking of the
 /// PIN and number forms), and the authorize URL (which may carry a login_hint) must not leak
-/// through `Referer`. Outside the panic net and the timeout, so their 500s and 503s are
-/// logged, counted and carry the headers too.
+/// through `Referer`. It is the panic net and the timeout too ([`guarded`]), so their 500s
+/// and 503s are logged, counted and carry the headers like any answer.
 pub async fn envelope(mut req: Request, next: Next) -> Response {
     let id = request_id_of(&mut req);
     let span = request_span(&req);
@@ -189,7 +189,9 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
         .map(|_| (route_of(&req), method_label(req.method())));
     tracing::debug!(parent: &span, "started processing request");
     let started = Instant::now();
-    let mut resp = next.run(req).instrument(span.clone()).await;
+    let mut resp = guarded(REQUEST_TIMEOUT, next.run(req))
+        .instrument(span.clone())
+        .await;
     let latency = started.elapsed();
     let status = resp.status();
     if status.is_server_error() {
@@ -215,6 +217,32 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
         }
     }
     resp
+}
+
+/// How long a request may take before it is answered 503 (long polls hold for 25 s at most).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What `handling` answers; a 500 `server_error` if it panics (the panic is logged, the
+/// process goes on), a 503 `temporarily_unavailable` if it takes longer than `limit`.
+async fn guarded(limit: Duration, handling: impl Future<Output = Response>) -> Response {
+    use futures_util::FutureExt as _;
+    use std::panic::AssertUnwindSafe;
+    match tokio::time::timeout(limit, AssertUnwindSafe(handling).catch_unwind()).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            tracing::error!(panic = what, "request handler panicked");
+            crate::error::ApiError::from(mc_core::McError::ServerError).into_response()
+        }
+        Err(_) => {
+            tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
+            crate::error::ApiError::from(mc_core::McError::TemporarilyUnavailable).into_response()
+        }
+    }
 }
 
 /// The request's id: the one it carries when that is single and acceptable, else a new one
@@ -419,6 +447,53 @@ mod tests {
             ids[3].as_bytes()[..8],
             "one prefix per process"
         );
+    }
+
+    async fn boom() -> &'static str {
+        panic!("handler bug")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_and_the_router_serves_on() {
+        let app = crate::with_layers(
+            Router::new()
+                .route("/boom", get(boom))
+                .route("/fine", get(|| async { "fine" })),
+        );
+        for _ in 0..2 {
+            let resp = app
+                .clone()
+                .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 500);
+            assert_eq!(resp.headers()["x-frame-options"], "DENY");
+            assert_eq!(resp.headers()[REQUEST_ID].len(), 36);
+            let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["error"], "server_error", "{v}");
+            let fine = app
+                .clone()
+                .oneshot(Request::get("/fine").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(fine.status(), 200);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_past_its_time_is_a_503() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "late".into_response()
+        };
+        let resp = guarded(Duration::from_millis(20), slow).await;
+        assert_eq!(resp.status(), 503);
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "temporarily_unavailable", "{v}");
+        let quick = guarded(Duration::from_secs(5), async { "quick".into_response() }).await;
+        assert_eq!(quick.status(), 200);
     }
 
     #[test]
