@@ -58,10 +58,14 @@
 //!   assigning a subscriber) first moves that subscriber's stale pending rows
 //!   (`expires_at <= now`) to `denied` with error [`STALE_SESSION_ERROR`], then inserts, in
 //!   one transaction; a unique violation is [`StoreError::Busy`]. Nothing is deleted.
-//! * one answer per request: `UPDATE … WHERE status = 'pending' AND expires_at > now`.
-//! * take-once codes: `UPDATE … SET status = 'consumed' WHERE code_hash = ? AND status =
-//!   'code_issued' AND code_expires_at > now RETURNING …`; when it changes nothing, a
-//!   consumed session with that code hash means `Replayed`, anything else `Unknown`. The
+//! * one answer per request: on the writer's transaction (writes are serialised), the
+//!   session is read `WHERE id = ? AND status = 'pending' AND expires_at > now` and, when
+//!   found, updated by id. (Not one `UPDATE … RETURNING`: SQLite builds a temporary table
+//!   for the returned rows each time, which cost more than the second statement.)
+//! * take-once codes: the same way, the session read `WHERE code_hash = ? AND status IN
+//!   ('code_issued', 'approved') AND code_expires_at > now`, then set `consumed` by id; when
+//!   none is found, a consumed session with that code hash means `Replayed`, anything else
+//!   `Unknown`. The
 //!   code's expiry is a column of its own (`code_expires_at`), not part of `AuthSession`.
 //! * one MSISDN holder: a partial `UNIQUE` index on `subscribers(msisdn) WHERE status <>
 //!   'retired'`.
@@ -380,21 +384,26 @@ pub(crate) mod sql {
         " FROM sessions WHERE subscriber_id = ? AND status = 'pending' AND expires_at > ? \
          ORDER BY created_at, id"
     );
-    /// Both answers return whether the session is a back-channel request (to be notified).
+    /// The session an answer applies to: pending and unexpired; whether it is a back-channel
+    /// request (to be notified). Read, then updated by id, on the writer's transaction: an
+    /// `UPDATE … RETURNING` builds a temporary table for its rows each time.
+    pub const ANSWERABLE: &str = "SELECT backchannel FROM sessions \
+        WHERE id = ? AND status = 'pending' AND expires_at > ?";
     /// A reserved code's lifetime starts at the approval (NULL + n is NULL: none reserved).
     pub const APPROVE_SESSION: &str = "UPDATE sessions SET status = 'approved', acr = ?1, amr = ?2, \
-        auth_time = ?3, code_expires_at = ?3 + code_lifetime_secs \
-        WHERE id = ?4 AND status = 'pending' AND expires_at > ?5 RETURNING backchannel";
-    pub const DENY_SESSION: &str = "UPDATE sessions SET status = 'denied', error = ? \
-        WHERE id = ? AND status = 'pending' AND expires_at > ? RETURNING backchannel";
+        auth_time = ?3, code_expires_at = ?3 + code_lifetime_secs WHERE id = ?4";
+    pub const DENY_SESSION: &str = "UPDATE sessions SET status = 'denied', error = ? WHERE id = ?";
     pub const ISSUE_CODE: &str = "UPDATE sessions SET status = 'code_issued', code_hash = ?, code_expires_at = ? \
         WHERE id = ? AND status = 'approved'";
-    pub const REDEEM_CODE: &str = concat!(
-        "UPDATE sessions SET status = 'consumed' \
-         WHERE code_hash = ? AND status IN ('code_issued', 'approved') AND code_expires_at > ? \
-         RETURNING ",
-        session_columns!()
+    /// The session a code redeems, if it may (read, then consumed by id, on the writer's
+    /// transaction, for the same reason as [`ANSWERABLE`]).
+    pub const REDEEMABLE: &str = concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM sessions WHERE code_hash = ? AND status IN ('code_issued', 'approved') \
+         AND code_expires_at > ?"
     );
+    pub const CONSUME_SESSION: &str = "UPDATE sessions SET status = 'consumed' WHERE id = ?";
     pub const CONSUMED_BY_CODE: &str =
         "SELECT id FROM sessions WHERE code_hash = ? AND status = 'consumed'";
 
@@ -489,10 +498,12 @@ pub(crate) mod sql {
         GET_SESSION,
         ASSIGN_SUBSCRIBER,
         PENDING_FOR_SUBSCRIBER,
+        ANSWERABLE,
         APPROVE_SESSION,
         DENY_SESSION,
         ISSUE_CODE,
-        REDEEM_CODE,
+        REDEEMABLE,
+        CONSUME_SESSION,
         CONSUMED_BY_CODE,
         FIND_TOKEN,
         REVOKE_TOKENS_OF_SESSION,
@@ -1124,22 +1135,26 @@ impl SessionStore for SqliteStore {
     ) -> StoreResult<Answered> {
         self.write(|conn| {
             let tx = immediate(conn)?;
-            let backchannel = |row: &Row<'_>| col::<bool>(row, "backchannel");
-            let answered = match outcome {
-                Resolution::Approved {
-                    acr,
-                    amr,
-                    auth_time,
-                } => query_opt(
-                    &tx,
-                    sql::APPROVE_SESSION,
-                    params![acr, to_json(amr)?, auth_time, id, now],
-                    backchannel,
-                )?,
-                Resolution::Denied { error } => {
-                    query_opt(&tx, sql::DENY_SESSION, params![error, id, now], backchannel)?
+            let answered = query_opt(&tx, sql::ANSWERABLE, params![id, now], |row| {
+                col::<bool>(row, "backchannel")
+            })?;
+            if answered.is_some() {
+                match outcome {
+                    Resolution::Approved {
+                        acr,
+                        amr,
+                        auth_time,
+                    } => exec(
+                        &tx,
+                        sql::APPROVE_SESSION,
+                        params![acr, to_json(amr)?, auth_time, id],
+                    ),
+                    Resolution::Denied { error } => {
+                        exec(&tx, sql::DENY_SESSION, params![error, id])
+                    }
                 }
-            };
+                .map_err(backend)?;
+            }
             let Some(backchannel) = answered else {
                 return Ok(Answered::NotPending);
             };
@@ -1173,12 +1188,18 @@ impl SessionStore for SqliteStore {
     async fn redeem_code(&self, code_hash: &str, now: i64) -> StoreResult<Redemption> {
         let taken = self
             .write(|conn| {
-                query_opt(
+                let found = query_opt(
                     conn,
-                    sql::REDEEM_CODE,
+                    sql::REDEEMABLE,
                     params![code_hash, now],
                     session_from_row,
-                )
+                )?;
+                let Some(mut session) = found else {
+                    return Ok(None);
+                };
+                exec(conn, sql::CONSUME_SESSION, [&session.id]).map_err(backend)?;
+                session.status = SessionStatus::Consumed;
+                Ok(Some(session))
             })
             .await?;
         if let Some(session) = taken {
