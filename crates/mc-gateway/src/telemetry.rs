@@ -176,11 +176,10 @@ fn method_label(m: &Method) -> &'static str {
 /// `x-request-id` kept when it is single and [acceptable](acceptable_request_id), else a
 /// generated one; set on the request, echoed in the response), the [request
 /// span](request_span) the handler runs in (the request's start and end are logged in it at
-/// debug level, a 5xx answer as an error), the request's metrics (count and duration by route; a no-op until
-/// [`install`] ran), and the security headers: pages must not be framed (clickjacking of the
-/// PIN and number forms), and the authorize URL (which may carry a login_hint) must not leak
-/// through `Referer`. It is the panic net and the timeout too ([`guarded`]), so their 500s
-/// and 503s are logged, counted and carry the headers like any answer.
+/// debug level, a 5xx answer as an error), the request's metrics (count and duration by
+/// route; a no-op until [`install`] ran), and the [security headers](add_security_headers).
+/// It is the panic net and the timeout too ([`guarded`]), so their 500s and 503s are logged,
+/// counted and carry the headers like any answer.
 pub async fn envelope(mut req: Request, next: Next) -> Response {
     let id = request_id_of(&mut req);
     let span = request_span(&req);
@@ -206,17 +205,26 @@ pub async fn envelope(mut req: Request, next: Next) -> Response {
             .increment(1);
     }
     let headers = resp.headers_mut();
+    if let axum::http::header::Entry::Vacant(slot) = headers.entry(REQUEST_ID) {
+        slot.insert(id);
+    }
+    add_security_headers(headers);
+    resp
+}
+
+/// The headers every answer carries unless its handler set them: pages must not be framed
+/// (clickjacking of the PIN and number forms), content types are not sniffed, and the
+/// authorize URL (which may carry a login_hint) must not leak through `Referer`.
+fn add_security_headers(headers: &mut axum::http::HeaderMap) {
     for (name, value) in [
-        (REQUEST_ID, id),
-        (X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-        (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (X_FRAME_OPTIONS, "DENY"),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (REFERRER_POLICY, "no-referrer"),
     ] {
         if let axum::http::header::Entry::Vacant(slot) = headers.entry(name) {
-            slot.insert(value);
+            slot.insert(HeaderValue::from_static(value));
         }
     }
-    resp
 }
 
 /// How long a request may take before it is answered 503 (long polls hold for 25 s at most).
@@ -230,12 +238,7 @@ async fn guarded(limit: Duration, handling: impl Future<Output = Response>) -> R
     match tokio::time::timeout(limit, AssertUnwindSafe(handling).catch_unwind()).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(panic)) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("(no message)");
-            tracing::error!(panic = what, "request handler panicked");
+            tracing::error!(panic = panic_message(&*panic), "request handler panicked");
             crate::error::ApiError::from(mc_core::McError::ServerError).into_response()
         }
         Err(_) => {
@@ -243,6 +246,15 @@ async fn guarded(limit: Duration, handling: impl Future<Output = Response>) -> R
             crate::error::ApiError::from(mc_core::McError::TemporarilyUnavailable).into_response()
         }
     }
+}
+
+/// What a panic said (`panic!` with a literal or a formatted message), for the log.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)")
 }
 
 /// The request's id: the one it carries when that is single and acceptable, else a new one
@@ -268,13 +280,13 @@ static REQUEST_IDS: std::sync::LazyLock<MakeRequestIds> =
 /// (`MakeRequestUuid` asks the kernel for 16 random bytes each time); a request id is a
 /// label for logs, not a secret.
 #[derive(Clone)]
-pub struct MakeRequestIds {
+struct MakeRequestIds {
     prefix: [u8; 8],
     next: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MakeRequestIds {
-    pub fn new() -> MakeRequestIds {
+    fn new() -> MakeRequestIds {
         let mut prefix = [0u8; 8];
         // Without the system RNG the ids stay unique within this process (the counter).
         let _ = aws_lc_rs::rand::fill(&mut prefix);
@@ -297,12 +309,6 @@ impl MakeRequestIds {
         bytes[..8].copy_from_slice(&self.prefix);
         bytes[8..].copy_from_slice(&n.to_be_bytes());
         uuid::Builder::from_random_bytes(bytes).into_uuid()
-    }
-}
-
-impl Default for MakeRequestIds {
-    fn default() -> Self {
-        MakeRequestIds::new()
     }
 }
 
@@ -453,6 +459,18 @@ mod tests {
         panic!("handler bug")
     }
 
+    async fn fetch(app: &Router, path: &str) -> Response {
+        app.clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn json_of(resp: Response) -> serde_json::Value {
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
     #[tokio::test]
     async fn a_panicking_handler_is_a_500_and_the_router_serves_on() {
         let app = crate::with_layers(
@@ -461,23 +479,13 @@ mod tests {
                 .route("/fine", get(|| async { "fine" })),
         );
         for _ in 0..2 {
-            let resp = app
-                .clone()
-                .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
-                .await
-                .unwrap();
+            let resp = fetch(&app, "/boom").await;
             assert_eq!(resp.status(), 500);
             assert_eq!(resp.headers()["x-frame-options"], "DENY");
             assert_eq!(resp.headers()[REQUEST_ID].len(), 36);
-            let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let v = json_of(resp).await;
             assert_eq!(v["error"], "server_error", "{v}");
-            let fine = app
-                .clone()
-                .oneshot(Request::get("/fine").body(Body::empty()).unwrap())
-                .await
-                .unwrap();
-            assert_eq!(fine.status(), 200);
+            assert_eq!(fetch(&app, "/fine").await.status(), 200);
         }
     }
 
@@ -489,8 +497,7 @@ mod tests {
         };
         let resp = guarded(Duration::from_millis(20), slow).await;
         assert_eq!(resp.status(), 503);
-        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let v = json_of(resp).await;
         assert_eq!(v["error"], "temporarily_unavailable", "{v}");
         let quick = guarded(Duration::from_secs(5), async { "quick".into_response() }).await;
         assert_eq!(quick.status(), 200);

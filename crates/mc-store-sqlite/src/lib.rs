@@ -1138,26 +1138,22 @@ impl SessionStore for SqliteStore {
             let answered = query_opt(&tx, sql::ANSWERABLE, params![id, now], |row| {
                 col::<bool>(row, "backchannel")
             })?;
-            if answered.is_some() {
-                match outcome {
-                    Resolution::Approved {
-                        acr,
-                        amr,
-                        auth_time,
-                    } => exec(
-                        &tx,
-                        sql::APPROVE_SESSION,
-                        params![acr, to_json(amr)?, auth_time, id],
-                    ),
-                    Resolution::Denied { error } => {
-                        exec(&tx, sql::DENY_SESSION, params![error, id])
-                    }
-                }
-                .map_err(backend)?;
-            }
             let Some(backchannel) = answered else {
                 return Ok(Answered::NotPending);
             };
+            match outcome {
+                Resolution::Approved {
+                    acr,
+                    amr,
+                    auth_time,
+                } => exec(
+                    &tx,
+                    sql::APPROVE_SESSION,
+                    params![acr, to_json(amr)?, auth_time, id],
+                ),
+                Resolution::Denied { error } => exec(&tx, sql::DENY_SESSION, params![error, id]),
+            }
+            .map_err(backend)?;
             if backchannel {
                 enqueue_notification(&tx, id, now)?;
             }

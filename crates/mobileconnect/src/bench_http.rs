@@ -316,7 +316,7 @@ async fn fill(open: &mut Open) -> Result<bool, String> {
 
 /// Reads one whole answer; also whether the connection may carry the next request.
 async fn read_reply(open: &mut Open) -> Result<(Reply, bool), Failure> {
-    let (status, headers, head_len) = loop {
+    let (status, headers, head_len, http11) = loop {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut slots);
         match parsed.parse(&open.read) {
@@ -331,8 +331,7 @@ async fn read_reply(open: &mut Open) -> Result<(Reply, bool), Failure> {
                         .map_err(|e| Failure::Broken(format!("header {name}: {e}")))?;
                     headers.append(name, value);
                 }
-                let keep_alive = parsed.version == Some(1);
-                break (status, headers, (len, keep_alive));
+                break (status, headers, len, parsed.version == Some(1));
             }
             Ok(httparse::Status::Partial) => {
                 let before = open.read.len();
@@ -349,7 +348,6 @@ async fn read_reply(open: &mut Open) -> Result<(Reply, bool), Failure> {
             Err(e) => return Err(Failure::Broken(format!("answer: {e}"))),
         }
     };
-    let (head_len, http11) = head_len;
     let _ = open.read.split_to(head_len);
     let close = headers
         .get(CONNECTION)
