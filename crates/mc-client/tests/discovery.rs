@@ -262,8 +262,9 @@ async fn msisdn_lookup_posts_a_form_with_basic_auth_and_caches_until_ttl() {
 #[tokio::test]
 async fn ttl_in_the_past_is_cached_five_minutes_and_far_future_180_days() {
     let b = bed(Answer::Ok(Some(1_466_082_848_000))).await; // the Java fixture's ttl
+    let before = b.mc.now();
     let op = operator(b.client.discover(&alice()).await.unwrap());
-    assert_eq!(op.expires_at, b.mc.now() + MIN_TTL_SECS);
+    assert_expires_within(op.expires_at, before, b.mc.now(), MIN_TTL_SECS);
     b.offset.store(MIN_TTL_SECS - 1, Ordering::SeqCst);
     b.client.discover(&alice()).await.unwrap();
     assert_eq!(b.fake.hits(), 1, "still fresh");
@@ -273,24 +274,36 @@ async fn ttl_in_the_past_is_cached_five_minutes_and_far_future_180_days() {
 
     // A ttl read as a duration by the Java SDK (small number) or absent: the floor too.
     b.fake.set(Answer::Ok(None));
+    let before = b.mc.now();
     let op = operator(
         b.client
             .discover(&DiscoveryRequest::identified("901", "01"))
             .await
             .unwrap(),
     );
-    assert_eq!(op.expires_at, b.mc.now() + MIN_TTL_SECS);
+    assert_expires_within(op.expires_at, before, b.mc.now(), MIN_TTL_SECS);
 
     // Ten years: 180 days.
-    b.fake
-        .set(Answer::Ok(Some(ms(b.mc.now() + 10 * 365 * 86_400))));
+    let before = b.mc.now();
+    b.fake.set(Answer::Ok(Some(ms(before + 10 * 365 * 86_400))));
     let op = operator(
         b.client
             .discover(&DiscoveryRequest::identified("234", "15"))
             .await
             .unwrap(),
     );
-    assert_eq!(op.expires_at, b.mc.now() + MAX_TTL_SECS);
+    assert_expires_within(op.expires_at, before, b.mc.now(), MAX_TTL_SECS);
+}
+
+/// The client reads the clock itself, so the expiry is only known to lie between the
+/// clock read before and after the call (a second boundary may fall in between).
+fn assert_expires_within(expires_at: i64, before: i64, after: i64, ttl: i64) {
+    assert!(
+        (before + ttl..=after + ttl).contains(&expires_at),
+        "expires_at {expires_at} not within [{}, {}]",
+        before + ttl,
+        after + ttl
+    );
 }
 
 #[tokio::test]
