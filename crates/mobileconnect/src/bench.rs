@@ -3,9 +3,10 @@
 //!
 //! A Mobile Connect login hashes no password: its cost is HTTP, a few store writes and one
 //! RS256 signature of the id_token (DESIGN.md, "Performance model"). So every login
-//! throughput is also printed as a fraction of this machine's RSA-2048 signing rate,
-//! measured a moment before on the same cores: 100 % would mean the gateway does nothing but
-//! sign.
+//! throughput is also printed as a fraction of this machine's RSA-2048 signing rate on the
+//! same cores, measured right before the scenario's warm-up and right after its run (the
+//! mean of the two; neighbours on a shared machine move it within minutes): 100 % would mean
+//! the gateway does nothing but sign.
 //!
 //! * `floor`: RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second with an `aws_lc_rs` key pair
 //!   parsed once (how `mc_gateway::keys` signs id_tokens), on one core and on all cores; ES256
@@ -238,9 +239,13 @@ pub async fn run(mut args: BenchArgs) -> Result<(), String> {
         "measuring the signing floor ({} ms per measurement)",
         part.as_millis()
     ));
-    let floor = tokio::task::spawn_blocking(move || measure_floor(part, full_floor))
-        .await
-        .map_err(|_| "the floor measurement failed".to_owned())??;
+    let rsa = Arc::new(RsaFloor::new()?);
+    let floor = {
+        let rsa = rsa.clone();
+        tokio::task::spawn_blocking(move || measure_floor(&rsa, part, full_floor))
+            .await
+            .map_err(|_| "the floor measurement failed".to_owned())??
+    };
     report.floor(&floor, full_floor);
 
     if matches!(args.scenario, Scenario::Idle | Scenario::All) {
@@ -303,6 +308,11 @@ pub async fn run(mut args: BenchArgs) -> Result<(), String> {
             args.concurrency,
             args.duration.as_secs_f64()
         ));
+        let signs = matches!(scenario, Scenario::Login | Scenario::Ciba);
+        let floor_before = match signs {
+            true => Some(rsa.all_cores(part).await?),
+            false => None,
+        };
         warm_up(&bed, scenario, &job, &args).await;
         let outcome = drive(
             bed.clone(),
@@ -313,13 +323,20 @@ pub async fn run(mut args: BenchArgs) -> Result<(), String> {
             args.duration,
         )
         .await;
+        let around = match floor_before {
+            Some(before) => Some(FloorAround {
+                before,
+                after: rsa.all_cores(part).await?,
+            }),
+            None => None,
+        };
         let peer_job = match (&peer, scenario) {
             (Some(p), Scenario::Ciba) => Some(Job::Ciba(p.clone())),
             (Some(p), Scenario::ClientCredentials) => Some(Job::ClientCredentials(p.clone())),
             _ => None,
         };
         let Some(peer_job) = peer_job else {
-            report.outcome(&outcome, None, &args, &floor);
+            report.outcome(&outcome, None, &args, &floor, around);
             continue;
         };
         progress(&format!(
@@ -339,8 +356,8 @@ pub async fn run(mut args: BenchArgs) -> Result<(), String> {
             args.duration,
         )
         .await;
-        report.outcome(&theirs, None, &args, &floor);
-        report.outcome(&outcome, Some(&theirs), &args, &floor);
+        report.outcome(&theirs, None, &args, &floor, None);
+        report.outcome(&outcome, Some(&theirs), &args, &floor, around);
     }
     bed.server.abort();
     Ok(())
@@ -448,14 +465,58 @@ fn sample_signing_input() -> Vec<u8> {
     s.into_bytes()
 }
 
-fn measure_floor(part: Duration, with_es256: bool) -> Result<Floor, String> {
+/// The RSA-2048 key and signing input of the floor, kept for the measurements around each
+/// signing scenario.
+struct RsaFloor {
+    key: RsaKeyPair,
+    input: Vec<u8>,
+    rng: SystemRandom,
+}
+
+impl RsaFloor {
+    fn new() -> Result<RsaFloor, String> {
+        Ok(RsaFloor {
+            key: RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "RSA key generation failed")?,
+            input: sample_signing_input(),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    fn sign(&self) -> bool {
+        let mut sig = vec![0u8; self.key.public_modulus_len()];
+        self.key
+            .sign(&RSA_PKCS1_SHA256, &self.rng, &self.input, &mut sig)
+            .is_ok()
+    }
+
+    /// Signatures per second on all cores, measured off the async runtime.
+    async fn all_cores(self: &Arc<Self>, part: Duration) -> Result<f64, String> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || signing_rate(cores(), part, &|| me.sign()))
+            .await
+            .map_err(|_| "the floor measurement failed".to_owned())?
+    }
+}
+
+/// The all-cores floor measured right before a signing scenario's warm-up and right after
+/// its run: neighbours on a shared machine move the floor within minutes, so the scenario is
+/// compared with the floor of its own moment (the mean of the two).
+#[derive(Clone, Copy)]
+struct FloorAround {
+    before: f64,
+    after: f64,
+}
+
+impl FloorAround {
+    fn mean(self) -> f64 {
+        (self.before + self.after) / 2.0
+    }
+}
+
+fn measure_floor(rsa: &RsaFloor, part: Duration, with_es256: bool) -> Result<Floor, String> {
     let rng = SystemRandom::new();
     let input = sample_signing_input();
-    let rsa = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "RSA key generation failed")?;
-    let rsa_sign = || {
-        let mut sig = vec![0u8; rsa.public_modulus_len()];
-        rsa.sign(&RSA_PKCS1_SHA256, &rng, &input, &mut sig).is_ok()
-    };
+    let rsa_sign = || rsa.sign();
     let all = cores();
     let rsa_one_core = signing_rate(1, part, &rsa_sign)?;
     let rsa_all_cores = signing_rate(all, part, &rsa_sign)?;
@@ -1807,8 +1868,18 @@ impl Report {
     }
 
     /// One run's row; `peer` is the reference OP's run of the same scenario, when measured.
-    fn outcome(&self, o: &Outcome, peer: Option<&Outcome>, args: &BenchArgs, f: &Floor) {
-        let fraction = o.signs().then(|| o.per_sec() / f.rsa_all_cores);
+    /// A signing scenario is a fraction of the floor measured around it when it was
+    /// (`around`), else of the floor at the start.
+    fn outcome(
+        &self,
+        o: &Outcome,
+        peer: Option<&Outcome>,
+        args: &BenchArgs,
+        f: &Floor,
+        around: Option<FloorAround>,
+    ) {
+        let floor_all_cores = around.map_or(f.rsa_all_cores, FloorAround::mean);
+        let fraction = o.signs().then(|| o.per_sec() / floor_all_cores);
         let ratio = peer
             .filter(|p| p.per_sec() > 0.0)
             .map(|p| o.per_sec() / p.per_sec());
@@ -1828,6 +1899,12 @@ impl Report {
         ));
         if let Some(e) = &o.first_error {
             self.line(&format!("          first error: {e}"));
+        }
+        if let Some(a) = around.filter(|_| o.signs()) {
+            self.line(&format!(
+                "          of the floor measured around this run: {:.0} sign/s before, {:.0} after (at the start: {:.0})",
+                a.before, a.after, f.rsa_all_cores
+            ));
         }
         if let Some(cpu) = o.cpu_ms_per_op(o.cpu_secs) {
             let loadgen = o
@@ -1889,7 +1966,9 @@ impl Report {
                 "max_ms": round3(o.max_ms()),
                 "peak_rss_kib": o.peak_rss_kib,
                 "peak_rss_reset": o.peak_rss_reset,
-                "rsa2048_sign_per_sec_all_cores": round1(f.rsa_all_cores),
+                "rsa2048_sign_per_sec_all_cores": round1(floor_all_cores),
+                "rsa2048_sign_per_sec_all_cores_before": around.map(|a| round1(a.before)),
+                "rsa2048_sign_per_sec_all_cores_after": around.map(|a| round1(a.after)),
                 "rsa2048_sign_per_sec_one_core": round1(f.rsa_one_core),
                 "floor_fraction": fraction.map(round4),
                 "cpu_ms_per_op": o.cpu_ms_per_op(o.cpu_secs).map(round3),
