@@ -37,6 +37,12 @@ const BAD_CODE: McError =
     McError::InvalidGrant("Authorization code doesn't exist or is invalid for the client");
 
 /// Redeems a code. A replayed code revokes every token issued from it (RFC 6749 §4.1.2).
+///
+/// The common case costs one commit: the session is read, checked and its tokens built
+/// first, then the code is redeemed together with the tokens' insert
+/// (`redeem_code_issuing`). A code that is not redeemable at the read (a replay, unknown,
+/// expired), or stopped being so in between (a concurrent redemption won), takes the
+/// general path: `redeem_code` tells a replay from an unknown code.
 pub async fn exchange_code(
     s: &AppState,
     client: &ClientAuthenticated,
@@ -44,15 +50,46 @@ pub async fn exchange_code(
     grant: CodeGrant,
 ) -> Result<TokenResponse, McError> {
     let t = now();
-    let session = match s
+    let code_hash = sha256_hex(&grant.code);
+    let readable = s
         .store
-        .redeem_code(&sha256_hex(&grant.code), t)
+        .find_redeemable(&code_hash, t)
+        .await
+        .map_err(store_failure)?;
+    if let Some(session) = readable {
+        crate::telemetry::note_session(&session.id);
+        if let Err(refused) = check_code_binding(&session, client, &grant) {
+            // A code presented wrongly is spent all the same.
+            redeem(s, &code_hash, t).await?;
+            return Err(refused);
+        }
+        let tokens = prepare_tokens(s, record, &session, t, None).await?;
+        let redeemed = s
+            .store
+            .redeem_code_issuing(&session.id, t, &tokens.access, tokens.refresh.as_ref())
+            .await
+            .map_err(store_failure)?;
+        if redeemed {
+            return tokens.signed(s, &session);
+        }
+    }
+    let session = redeem(s, &code_hash, t).await?;
+    check_code_binding(&session, client, &grant)?;
+    issue_tokens(s, record, &session, t, None).await
+}
+
+/// `redeem_code`: the session, now consumed; a replay revokes what the code's first
+/// redemption issued.
+async fn redeem(s: &AppState, code_hash: &str, t: i64) -> Result<AuthSession, McError> {
+    match s
+        .store
+        .redeem_code(code_hash, t)
         .await
         .map_err(store_failure)?
     {
         Redemption::Fresh(session) => {
             crate::telemetry::note_session(&session.id);
-            session
+            Ok(*session)
         }
         Redemption::Replayed { session_id } => {
             crate::telemetry::note_session(&session_id);
@@ -66,10 +103,18 @@ pub async fn exchange_code(
                     .await
                     .map_err(store_failure)?;
             tracing::warn!(session = %session_id, revoked, "authorization code replayed; tokens revoked");
-            return Err(BAD_CODE);
+            Err(BAD_CODE)
         }
-        Redemption::Unknown => return Err(BAD_CODE),
-    };
+        Redemption::Unknown => Err(BAD_CODE),
+    }
+}
+
+/// The code was issued to this client, for this redirect URI, and PKCE holds.
+fn check_code_binding(
+    session: &AuthSession,
+    client: &ClientAuthenticated,
+    grant: &CodeGrant,
+) -> Result<(), McError> {
     if session.client_id != client.client_id() {
         return Err(BAD_CODE);
     }
@@ -91,7 +136,7 @@ pub async fn exchange_code(
         }
         None => None,
     };
-    issue_tokens(s, record, &session, t, None).await
+    Ok(())
 }
 
 /// Issues the access token and id_token for an approved session (front- or back-channel).
@@ -104,6 +149,53 @@ pub async fn issue_tokens(
     t: i64,
     auth_req_id: Option<&str>,
 ) -> Result<TokenResponse, McError> {
+    let tokens = prepare_tokens(s, record, session, t, auth_req_id).await?;
+    match &tokens.refresh {
+        Some(refresh) => s.store.insert_token_pair(&tokens.access, refresh).await,
+        None => s.store.insert_access_token(&tokens.access).await,
+    }
+    .map_err(store_failure)?;
+    tokens.signed(s, session)
+}
+
+/// A session's tokens, built but neither stored nor signed.
+struct PreparedTokens {
+    access_token: String,
+    access: AccessTokenRecord,
+    refresh_token: Option<String>,
+    refresh: Option<RefreshTokenRecord>,
+    claims: IdTokenClaims,
+}
+
+impl PreparedTokens {
+    /// The token response, with the id_token signed (once the tokens are stored).
+    fn signed(self, s: &AppState, session: &AuthSession) -> Result<TokenResponse, McError> {
+        // Signed on this worker: see `KeyRing::sign_jwt`.
+        let id_token = s.keys.sign_jwt(&self.claims).map_err(|e| {
+            tracing::error!(error = %e, "id_token signing failed");
+            McError::ServerError
+        })?;
+        Ok(TokenResponse {
+            access_token: self.access_token,
+            token_type: "Bearer",
+            expires_in: s.config.tokens.access_token_secs,
+            id_token: Some(id_token),
+            refresh_token: self.refresh_token,
+            scope: self.access.scope,
+            correlation_id: session.correlation_id.clone(),
+        })
+    }
+}
+
+/// Reads what a session's tokens name (the subscriber, its PCR for the client's sector,
+/// the consented scope) and builds them.
+async fn prepare_tokens(
+    s: &AppState,
+    record: &ClientRecord,
+    session: &AuthSession,
+    t: i64,
+    auth_req_id: Option<&str>,
+) -> Result<PreparedTokens, McError> {
     let subscriber_id = session.subscriber_id.clone().ok_or(McError::ServerError)?;
     let subscriber = s
         .store
@@ -138,17 +230,16 @@ pub async fn issue_tokens(
     };
     // A refresh token only for `offline_access` granted to a client with the grant
     // (docs/decisions.md, "Refresh tokens").
-    let refresh_token = if scope.contains("offline_access")
+    let (refresh_token, refresh) = if scope.contains("offline_access")
         && record
             .grant_types
             .iter()
             .any(|g| g == grants::REFRESH_TOKEN)
     {
         let refresh_token = random_token();
-        let family_id = random_token();
         let refresh = RefreshTokenRecord {
             token_hash: sha256_hex(&refresh_token),
-            family_id,
+            family_id: random_token(),
             client_id: record.client_id.clone(),
             session_id: Some(session.id.clone()),
             subscriber_id: Some(subscriber.id.clone()),
@@ -157,17 +248,9 @@ pub async fn issue_tokens(
             issued_at: t,
             expires_at: t + i64::from(lifetimes.refresh_token_secs),
         };
-        s.store
-            .insert_token_pair(&access, &refresh)
-            .await
-            .map_err(store_failure)?;
-        Some(refresh_token)
+        (Some(refresh_token), Some(refresh))
     } else {
-        s.store
-            .insert_access_token(&access)
-            .await
-            .map_err(store_failure)?;
-        None
+        (None, None)
     };
     let claims = IdTokenClaims {
         iss: s.config.issuer.clone(),
@@ -193,19 +276,12 @@ pub async fn issue_tokens(
         auth_req_id: auth_req_id.map(str::to_owned),
         jti: random_token(),
     };
-    // Signed on this worker: see `KeyRing::sign_jwt`.
-    let id_token = s.keys.sign_jwt(&claims).map_err(|e| {
-        tracing::error!(error = %e, "id_token signing failed");
-        McError::ServerError
-    })?;
-    Ok(TokenResponse {
+    Ok(PreparedTokens {
         access_token,
-        token_type: "Bearer",
-        expires_in: lifetimes.access_token_secs,
-        id_token: Some(id_token),
+        access,
         refresh_token,
-        scope: granted.clone(),
-        correlation_id: session.correlation_id.clone(),
+        refresh,
+        claims,
     })
 }
 

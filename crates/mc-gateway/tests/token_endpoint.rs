@@ -468,6 +468,75 @@ async fn pkce_is_enforced_at_the_token_endpoint() {
 }
 
 #[tokio::test]
+async fn a_code_presented_wrongly_is_spent() {
+    let (g, sp) = setup().await;
+    let other = g.sp("Other", &["openid", "mc_authn"]).await;
+    let mine = Some((sp.client_id.as_str(), sp.secret.as_str()));
+    let with_challenge = |q: &mut Q| {
+        q.set("code_challenge", CHALLENGE)
+            .set("code_challenge_method", "S256");
+    };
+
+    let code = code_for(&g, &sp, MSISDN, with_challenge).await;
+    let mut wrong = grant(&code, &sp.redirect_uri);
+    wrong.push((
+        "code_verifier",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ));
+    assert_eq!(post_token(&g, mine, &wrong).await.status(), 400);
+    let mut right = grant(&code, &sp.redirect_uri);
+    right.push(("code_verifier", VERIFIER));
+    let a = answer(post_token(&g, mine, &right).await).await;
+    assert_error("after a wrong verifier", &a, 400, "invalid_grant", BAD_CODE);
+
+    let code = code_for(&g, &sp, MSISDN, |_| {}).await;
+    let theirs = Some((other.client_id.as_str(), other.secret.as_str()));
+    let a = answer(post_token(&g, theirs, &grant(&code, &other.redirect_uri)).await).await;
+    assert_error(
+        "another client's attempt",
+        &a,
+        400,
+        "invalid_grant",
+        BAD_CODE,
+    );
+    let a = answer(post_token(&g, mine, &grant(&code, &sp.redirect_uri)).await).await;
+    assert_error(
+        "after another client's attempt",
+        &a,
+        400,
+        "invalid_grant",
+        BAD_CODE,
+    );
+}
+
+#[tokio::test]
+async fn concurrent_exchanges_of_one_code_issue_once_and_revoke_it() {
+    let (g, sp) = setup().await;
+    let mine = Some((sp.client_id.as_str(), sp.secret.as_str()));
+    let code = code_for(&g, &sp, MSISDN, |_| {}).await;
+    let form = grant(&code, &sp.redirect_uri);
+    let answers = futures_util::future::join_all((0..4).map(|_| post_token(&g, mine, &form))).await;
+    let mut issued = Vec::new();
+    for resp in answers {
+        let a = answer(resp).await;
+        match a.status {
+            200 => issued.push(a.body["access_token"].as_str().unwrap().to_owned()),
+            _ => assert_error("a losing exchange", &a, 400, "invalid_grant", BAD_CODE),
+        }
+    }
+    assert_eq!(issued.len(), 1, "exactly one exchange issues tokens");
+    // The losers were replays: what the winner got is revoked (RFC 6749 §4.1.2).
+    let resp = g
+        .http()
+        .get(format!("{}/userinfo", g.base))
+        .bearer_auth(&issued[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "the code's token is revoked");
+}
+
+#[tokio::test]
 async fn a_successful_exchange_is_not_cacheable_and_echoes_the_correlation_id() {
     let (g, sp) = setup().await;
     let code = code_for(&g, &sp, MSISDN, |_| {}).await;

@@ -109,8 +109,8 @@ use mc_store::{
     AccessTokenRecord, Answered, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
     ClientCache, ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode,
     OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption,
-    ReservedCode, Resolution, SessionStatus, SessionStore, StoreError, StoreResult,
-    SubscriberRecord, SubscriberStatus, SubscriberStore, TokenStore,
+    RefreshTokenRecord, ReservedCode, Resolution, SessionStatus, SessionStore, StoreError,
+    StoreResult, SubscriberRecord, SubscriberStatus, SubscriberStore, TokenStore,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, Row};
@@ -411,6 +411,23 @@ pub(crate) mod sql {
     );
     pub const CONSUMED_BY_CODE: &str =
         "SELECT id FROM sessions WHERE code_hash = $1 AND status = 'consumed'";
+    pub const REDEEMABLE: &str = concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM sessions WHERE code_hash = $1 AND status IN ('code_issued', 'approved') \
+         AND code_expires_at > $2"
+    );
+    pub const CONSUME_REDEEMABLE: &str = "UPDATE sessions SET status = 'consumed' \
+         WHERE id = $1 AND status IN ('code_issued', 'approved') AND code_expires_at > $2";
+    /// [`CONSUME_REDEEMABLE`] and [`INSERT_TOKEN`] in one statement (one round trip, one
+    /// commit): the token row is inserted only when the session was consumed.
+    pub const CONSUME_REDEEMABLE_INSERTING_TOKEN: &str = "WITH consumed AS (\
+         UPDATE sessions SET status = 'consumed' \
+         WHERE id = $1 AND status IN ('code_issued', 'approved') AND code_expires_at > $2 \
+         RETURNING id) \
+         INSERT INTO access_tokens \
+         (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, issued_at, family_id, \
+         claims) SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM consumed";
 
     pub const INSERT_BACKCHANNEL: &str = concat!(
         "INSERT INTO backchannel (",
@@ -510,6 +527,9 @@ pub(crate) mod sql {
         ISSUE_CODE,
         REDEEM_CODE,
         CONSUMED_BY_CODE,
+        REDEEMABLE,
+        CONSUME_REDEEMABLE,
+        CONSUME_REDEEMABLE_INSERTING_TOKEN,
         FIND_TOKEN,
         REVOKE_TOKENS_OF_SESSION,
         GET_BACKCHANNEL,
@@ -615,6 +635,24 @@ fn session_unique(text: &str) -> StoreError {
     } else {
         StoreError::Conflict("session id")
     }
+}
+
+/// Binds an access token's ten columns, in [`sql::INSERT_TOKEN`]'s order, after what `q`
+/// has bound already.
+fn bind_token<'q>(
+    q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    t: &'q AccessTokenRecord,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    q.bind(&t.token_hash)
+        .bind(&t.session_id)
+        .bind(&t.client_id)
+        .bind(&t.subscriber_id)
+        .bind(&t.sub)
+        .bind(&t.scope)
+        .bind(t.expires_at)
+        .bind(t.issued_at)
+        .bind(&t.family_id)
+        .bind(&t.claims)
 }
 
 /// Runs `op` until it succeeds, fails for good, or has been retried [`RETRIES`] times.
@@ -985,6 +1023,24 @@ impl PgStore {
             Some(session_id) => Redemption::Replayed { session_id },
             None => Redemption::Unknown,
         })
+    }
+
+    /// The common case of `redeem_code_issuing` (no refresh token) as one statement.
+    async fn redeem_code_inserting_token(
+        &self,
+        id: &str,
+        now: i64,
+        t: &AccessTokenRecord,
+    ) -> Attempt<bool> {
+        let consume = sqlx::query(sql::CONSUME_REDEEMABLE_INSERTING_TOKEN)
+            .bind(id)
+            .bind(now);
+        let inserted = bind_token(consume, t)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?
+            .rows_affected();
+        Ok(inserted == 1)
     }
 
     async fn create_backchannel_once(
@@ -1475,6 +1531,47 @@ impl SessionStore for PgStore {
     async fn redeem_code(&self, code_hash: &str, now: i64) -> StoreResult<Redemption> {
         retrying("redeem_code", move || self.redeem_code_once(code_hash, now)).await
     }
+
+    async fn find_redeemable(&self, code_hash: &str, now: i64) -> StoreResult<Option<AuthSession>> {
+        let row = sqlx::query(sql::REDEEMABLE)
+            .bind(code_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn redeem_code_issuing(
+        &self,
+        id: &str,
+        now: i64,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+    ) -> StoreResult<bool> {
+        retrying("redeem_code_issuing", move || async move {
+            match refresh {
+                None => self.redeem_code_inserting_token(id, now, access).await,
+                Some(refresh) => {
+                    let mut tx = self.pool.begin().await.map_err(backend)?;
+                    let consumed = sqlx::query(sql::CONSUME_REDEEMABLE)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?
+                        .rows_affected();
+                    if consumed == 0 {
+                        return Ok(false);
+                    }
+                    token_manager::insert_pair(&mut tx, access, refresh).await?;
+                    tx.commit().await.map_err(backend)?;
+                    Ok(true)
+                }
+            }
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -1637,17 +1734,7 @@ impl OutboxStore for PgStore {
 impl TokenStore for PgStore {
     async fn insert_access_token(&self, t: &AccessTokenRecord) -> StoreResult<()> {
         retrying("insert_access_token", move || async move {
-            sqlx::query(sql::INSERT_TOKEN)
-                .bind(&t.token_hash)
-                .bind(&t.session_id)
-                .bind(&t.client_id)
-                .bind(&t.subscriber_id)
-                .bind(&t.sub)
-                .bind(&t.scope)
-                .bind(t.expires_at)
-                .bind(t.issued_at)
-                .bind(&t.family_id)
-                .bind(&t.claims)
+            bind_token(sqlx::query(sql::INSERT_TOKEN), t)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;

@@ -77,7 +77,7 @@ fn refresh_from_row(row: &PgRow) -> StoreResult<RefreshTokenRecord> {
 }
 
 /// Inserts a pair inside `tx`, the access token in the refresh token's family.
-async fn insert_pair(
+pub(crate) async fn insert_pair(
     tx: &mut Transaction<'_, Postgres>,
     access: &AccessTokenRecord,
     refresh: &RefreshTokenRecord,

@@ -148,8 +148,8 @@ use mc_store::{
     AccessTokenRecord, Answered, AuthSession, BackchannelKind, BackchannelRecord, BackchannelStore,
     ClientCache, ClientMetadata, ClientRecord, ClientStatus, ClientStore, DeliveryMode,
     OutboxDepth, OutboxItem, OutboxStore, PcrStore, PinState, PollOutcome, Redemption,
-    ReservedCode, Resolution, SessionStatus, SessionStore, StoreError, StoreResult,
-    SubscriberRecord, SubscriberStatus, SubscriberStore, TokenStore,
+    RefreshTokenRecord, ReservedCode, Resolution, SessionStatus, SessionStore, StoreError,
+    StoreResult, SubscriberRecord, SubscriberStatus, SubscriberStore, TokenStore,
 };
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Row, params};
@@ -404,6 +404,8 @@ pub(crate) mod sql {
          AND code_expires_at > ?"
     );
     pub const CONSUME_SESSION: &str = "UPDATE sessions SET status = 'consumed' WHERE id = ?";
+    pub const CONSUME_REDEEMABLE: &str = "UPDATE sessions SET status = 'consumed' \
+         WHERE id = ? AND status IN ('code_issued', 'approved') AND code_expires_at > ?";
     pub const CONSUMED_BY_CODE: &str =
         "SELECT id FROM sessions WHERE code_hash = ? AND status = 'consumed'";
 
@@ -504,6 +506,7 @@ pub(crate) mod sql {
         ISSUE_CODE,
         REDEEMABLE,
         CONSUME_SESSION,
+        CONSUME_REDEEMABLE,
         CONSUMED_BY_CODE,
         FIND_TOKEN,
         REVOKE_TOKENS_OF_SESSION,
@@ -1215,6 +1218,62 @@ impl SessionStore for SqliteStore {
             None => Redemption::Unknown,
         })
     }
+
+    async fn find_redeemable(&self, code_hash: &str, now: i64) -> StoreResult<Option<AuthSession>> {
+        self.read(|conn| {
+            query_opt(
+                conn,
+                sql::REDEEMABLE,
+                params![code_hash, now],
+                session_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn redeem_code_issuing(
+        &self,
+        id: &str,
+        now: i64,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+    ) -> StoreResult<bool> {
+        self.write(|conn| {
+            let tx = immediate(conn)?;
+            if exec(&tx, sql::CONSUME_REDEEMABLE, params![id, now]).map_err(backend)? == 0 {
+                return Ok(false);
+            }
+            match refresh {
+                Some(refresh) => token_manager::insert_pair(&tx, access, refresh)?,
+                None => insert_token(&tx, access)?,
+            }
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+/// One access token row.
+fn insert_token(conn: &Connection, t: &AccessTokenRecord) -> StoreResult<()> {
+    exec(
+        conn,
+        sql::INSERT_TOKEN,
+        params![
+            t.token_hash,
+            t.session_id,
+            t.client_id,
+            t.subscriber_id,
+            t.sub,
+            t.scope,
+            t.expires_at,
+            t.issued_at,
+            t.family_id,
+            t.claims,
+        ],
+    )
+    .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;
+    Ok(())
 }
 
 #[async_trait]
@@ -1472,27 +1531,7 @@ impl OutboxStore for SqliteStore {
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_access_token(&self, t: &AccessTokenRecord) -> StoreResult<()> {
-        self.write(|conn| {
-            exec(
-                conn,
-                sql::INSERT_TOKEN,
-                params![
-                    t.token_hash,
-                    t.session_id,
-                    t.client_id,
-                    t.subscriber_id,
-                    t.sub,
-                    t.scope,
-                    t.expires_at,
-                    t.issued_at,
-                    t.family_id,
-                    t.claims,
-                ],
-            )
-            .map_err(|e| on_unique(e, |_| StoreError::Conflict("token hash")))?;
-            Ok(())
-        })
-        .await
+        self.write(|conn| insert_token(conn, t)).await
     }
 
     async fn find_access_token(

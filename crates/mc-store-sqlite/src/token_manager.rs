@@ -92,7 +92,7 @@ fn refresh_from_row(row: &Row<'_>) -> StoreResult<RefreshTokenRecord> {
 
 /// Inserts a pair on the caller's transaction, the access token in the refresh token's
 /// family.
-fn insert_pair(
+pub(crate) fn insert_pair(
     tx: &Connection,
     access: &AccessTokenRecord,
     refresh: &RefreshTokenRecord,

@@ -34,8 +34,8 @@ use std::task::Poll;
 use crate::{
     AccessTokenRecord, Answered, AuthSession, BackchannelKind, BackchannelRecord, ClientMetadata,
     ClientRecord, ClientStatus, DeliveryMode, OutboxDepth, OutboxItem, PinState, PollOutcome,
-    Redemption, ReservedCode, Resolution, STALE_SESSION_ERROR, SessionStatus, Store, StoreError,
-    StoreResult, SubscriberRecord, SubscriberStatus,
+    Redemption, RefreshTokenRecord, ReservedCode, Resolution, STALE_SESSION_ERROR, SessionStatus,
+    Store, StoreError, StoreResult, SubscriberRecord, SubscriberStatus,
 };
 
 /// How many callers the concurrency checks race against each other.
@@ -57,11 +57,13 @@ pub async fn run_all(store: &dyn Store) {
     resolution(store).await;
     codes(store).await;
     reserved_codes(store).await;
+    redemption_issuing_tokens(store).await;
     pending_for_subscriber(store).await;
     access_tokens(store).await;
     keys::run(store).await;
     concurrent_session_creation(store).await;
     concurrent_redemption(store).await;
+    concurrent_redemption_issuing(store).await;
     concurrent_pcr_creation(store).await;
     client_metadata(store).await;
     backchannel_roundtrip(store).await;
@@ -1502,6 +1504,138 @@ pub async fn codes(store: &dyn Store) {
     );
 }
 
+/// `find_redeemable` reads what `redeem_code` would take without taking it;
+/// `redeem_code_issuing` consumes the code and stores the tokens together, or neither.
+pub async fn redemption_issuing_tokens(store: &dyn Store) {
+    let c = "cf-ri-client";
+    fixture(store, c, &[("cf-ri-sub", "+440000000820")]).await;
+    let s = approved_session(store, "cf-ri-1", c, "cf-ri-sub", 9000).await;
+    assert!(ok(
+        store.issue_code(&s.id, "cf-ri-hash-1", 9060).await,
+        "issue code"
+    ));
+    let found = ok(store.find_redeemable("cf-ri-hash-1", 9010).await, "find");
+    assert_eq!(
+        found.map(|f| (f.id, f.status)),
+        Some((s.id.clone(), SessionStatus::CodeIssued)),
+        "conformance: find_redeemable returns the session, not consumed"
+    );
+    for (hash, t, why) in [
+        ("cf-ri-hash-1", 9060, "expired"),
+        ("cf-ri-unknown", 9010, "unknown"),
+    ] {
+        assert!(
+            ok(store.find_redeemable(hash, t).await, "find").is_none(),
+            "conformance: find_redeemable of an {why} code"
+        );
+    }
+
+    // Expired: nothing consumed, nothing stored.
+    let late = token("cf-ri-at-late", Some(&s.id), c, 12_000);
+    assert!(
+        !ok(
+            store.redeem_code_issuing(&s.id, 9060, &late, None).await,
+            "redeem expired"
+        ),
+        "conformance: redeem_code_issuing of an expired code"
+    );
+    assert!(ok(store.find_access_token("cf-ri-at-late", 9061).await, "find").is_none());
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get").map(|s| s.status),
+        Some(SessionStatus::CodeIssued)
+    );
+
+    let first = token("cf-ri-at-1", Some(&s.id), c, 12_000);
+    assert!(ok(
+        store.redeem_code_issuing(&s.id, 9010, &first, None).await,
+        "redeem issuing"
+    ));
+    assert_eq!(
+        ok(store.get_session(&s.id).await, "get").map(|s| s.status),
+        Some(SessionStatus::Consumed)
+    );
+    assert_eq!(
+        ok(store.find_access_token("cf-ri-at-1", 9011).await, "find"),
+        Some(first),
+        "conformance: the token stored with the redemption"
+    );
+    assert!(ok(store.find_redeemable("cf-ri-hash-1", 9011).await, "find").is_none());
+    assert_eq!(
+        ok(store.redeem_code("cf-ri-hash-1", 9011).await, "replay"),
+        Redemption::Replayed {
+            session_id: s.id.clone()
+        },
+        "conformance: a code redeemed with its tokens is replayed after"
+    );
+    let second = token("cf-ri-at-2", Some(&s.id), c, 12_000);
+    assert!(
+        !ok(
+            store.redeem_code_issuing(&s.id, 9012, &second, None).await,
+            "redeem issuing again"
+        ),
+        "conformance: a code is redeemed with tokens once"
+    );
+    assert!(ok(store.find_access_token("cf-ri-at-2", 9013).await, "find").is_none());
+
+    // With a refresh token: both rows, in one family.
+    let r = approved_session(store, "cf-ri-2", c, "cf-ri-sub", 9100).await;
+    assert!(ok(
+        store.issue_code(&r.id, "cf-ri-hash-2", 9160).await,
+        "issue code"
+    ));
+    let refresh = RefreshTokenRecord {
+        token_hash: "cf-ri-rt-2".into(),
+        family_id: "cf-ri-family-2".into(),
+        client_id: c.into(),
+        session_id: Some(r.id.clone()),
+        subscriber_id: Some("cf-ri-sub".into()),
+        sub: Some("cf-ri-pcr".into()),
+        scope: "openid offline_access".into(),
+        issued_at: 9110,
+        expires_at: 99_000,
+    };
+    let access = token("cf-ri-at-3", Some(&r.id), c, 12_000);
+    assert!(ok(
+        store
+            .redeem_code_issuing(&r.id, 9110, &access, Some(&refresh))
+            .await,
+        "redeem issuing a pair"
+    ));
+    assert_eq!(
+        ok(
+            store.find_refresh_token("cf-ri-rt-2", 9111).await,
+            "find refresh"
+        ),
+        Some(refresh),
+        "conformance: the refresh token stored with the redemption"
+    );
+    assert_eq!(
+        ok(store.find_access_token("cf-ri-at-3", 9111).await, "find").and_then(|t| t.family_id),
+        Some("cf-ri-family-2".to_string()),
+        "conformance: the access token joins the refresh token's family"
+    );
+
+    // A token that cannot be stored (its hash is taken) leaves the code redeemable.
+    let q = approved_session(store, "cf-ri-3", c, "cf-ri-sub", 9200).await;
+    assert!(ok(
+        store.issue_code(&q.id, "cf-ri-hash-3", 9260).await,
+        "issue code"
+    ));
+    let clash = token("cf-ri-at-1", Some(&q.id), c, 12_000);
+    assert!(
+        store
+            .redeem_code_issuing(&q.id, 9210, &clash, None)
+            .await
+            .is_err(),
+        "conformance: a token hash taken twice is an error"
+    );
+    assert_eq!(
+        ok(store.get_session(&q.id).await, "get").map(|s| s.status),
+        Some(SessionStatus::CodeIssued),
+        "conformance: a failed token insert rolls the redemption back"
+    );
+}
+
 /// A code reserved at creation: redeemable only once its session is approved, for its
 /// lifetime from the approval, once; replaced by `issue_code`; never for a denied session.
 pub async fn reserved_codes(store: &dyn Store) {
@@ -1893,6 +2027,46 @@ pub async fn concurrent_redemption(store: &dyn Store) {
         fresh, 1,
         "conformance: exactly one concurrent redemption is Fresh"
     );
+}
+
+/// [`RACERS`] concurrent `redeem_code_issuing` of one code, each with its own token:
+/// exactly one redeems, and only its token is stored.
+pub async fn concurrent_redemption_issuing(store: &dyn Store) {
+    let c = "cf-redeem-issuing-client";
+    fixture(store, c, &[("cf-redeem-issuing-sub", "+440000001201")]).await;
+    let s = approved_session(store, "cf-ri-race", c, "cf-redeem-issuing-sub", 31_000).await;
+    assert!(ok(
+        store.issue_code(&s.id, "cf-ri-race-hash", 31_060).await,
+        "issue code"
+    ));
+    let tokens: Vec<_> = (0..RACERS)
+        .map(|i| token(&format!("cf-ri-race-at-{i}"), Some(&s.id), c, 40_000))
+        .collect();
+    let results = join_all(
+        tokens
+            .iter()
+            .map(|t| store.redeem_code_issuing(&s.id, 31_010, t, None))
+            .collect(),
+    )
+    .await;
+    let won: Vec<usize> = results
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| ok(r, "concurrent redeem_code_issuing").then_some(i))
+        .collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "conformance: exactly one concurrent redemption issues"
+    );
+    for (i, t) in tokens.iter().enumerate() {
+        let stored = ok(store.find_access_token(&t.token_hash, 31_011).await, "find");
+        assert_eq!(
+            stored.is_some(),
+            i == won[0],
+            "conformance: only the winner's token is stored"
+        );
+    }
 }
 
 /// [`RACERS`] concurrent first uses of `pcr_for` all get the same PCR.

@@ -181,6 +181,20 @@ pub trait SessionStore: Send + Sync {
     /// atomically, while the code is unexpired. A second redemption of the same code returns
     /// `Replayed` (the caller revokes what the first one issued).
     async fn redeem_code(&self, code_hash: &str, now: i64) -> StoreResult<Redemption>;
+    /// The session a code names while [`Self::redeem_code`] would take it (`CodeIssued`, or
+    /// `Approved` with its [`ReservedCode`]; unexpired). A read: nothing is consumed.
+    async fn find_redeemable(&self, code_hash: &str, now: i64) -> StoreResult<Option<AuthSession>>;
+    /// Redeems the code of session `id` (read with [`Self::find_redeemable`]) and stores the
+    /// tokens issued for it, in one transaction: `Consumed` and the tokens, or — when the
+    /// code is not redeemable any more (redeemed meanwhile, expired) — `false` and nothing
+    /// stored. One commit where a redemption and a token insert would make two.
+    async fn redeem_code_issuing(
+        &self,
+        id: &str,
+        now: i64,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+    ) -> StoreResult<bool>;
 }
 
 /// Back-channel requests (CIBA, Mobile Connect SI): the session plus its delivery details.
