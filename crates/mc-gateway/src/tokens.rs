@@ -196,19 +196,17 @@ async fn prepare_tokens(
     t: i64,
     auth_req_id: Option<&str>,
 ) -> Result<PreparedTokens, McError> {
-    let subscriber_id = session.subscriber_id.clone().ok_or(McError::ServerError)?;
-    let subscriber = s
+    let subscriber_id = session
+        .subscriber_id
+        .as_deref()
+        .ok_or(McError::ServerError)?;
+    let (subscriber, pcr) = s
         .store
-        .get_subscriber(&subscriber_id)
+        .subscriber_and_pcr(subscriber_id, &record.sector, &new_pcr())
         .await
         .map_err(store_failure)?
         .ok_or(BAD_CODE)?;
     let msisdn = Msisdn::parse(&subscriber.msisdn).ok_or(McError::ServerError)?;
-    let pcr = s
-        .store
-        .pcr_for(&subscriber.id, &record.sector, &new_pcr())
-        .await
-        .map_err(store_failure)?;
     // Attribute scopes only as far as the subscriber consented (docs/decisions.md "Consent").
     let granted =
         crate::consent::granted_scope(s, &subscriber.id, &record.client_id, &session.scope, t)

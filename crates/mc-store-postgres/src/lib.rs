@@ -359,6 +359,12 @@ pub(crate) mod sql {
     pub const CLEAR_PIN_FAILURES: &str = "UPDATE subscribers SET pin_failures = 0 WHERE id = $1";
 
     pub const GET_PCR: &str = "SELECT pcr FROM pcrs WHERE subscriber_id = $1 AND sector = $2";
+    pub const GET_SUBSCRIBER_AND_PCR: &str = concat!(
+        "SELECT ",
+        subscriber_columns!(),
+        ", pcr FROM subscribers LEFT JOIN pcrs ON pcrs.subscriber_id = subscribers.id \
+         AND pcrs.sector = $1 WHERE subscribers.id = $2"
+    );
     /// The no-op update makes `RETURNING` yield the stored PCR when the row exists (a
     /// concurrent first use waits for the other insert and returns its PCR).
     pub const UPSERT_PCR: &str = "INSERT INTO pcrs (subscriber_id, sector, pcr) \
@@ -516,6 +522,7 @@ pub(crate) mod sql {
         RECORD_PIN_FAILURE,
         CLEAR_PIN_FAILURES,
         GET_PCR,
+        GET_SUBSCRIBER_AND_PCR,
         UPSERT_PCR,
         SUBSCRIBER_FOR_PCR,
         EXPIRE_STALE,
@@ -1435,6 +1442,29 @@ impl PcrStore for PgStore {
                 .map_err(|e| on_unique(e, |_| StoreError::Conflict("pcr")))
         })
         .await
+    }
+
+    async fn subscriber_and_pcr(
+        &self,
+        subscriber_id: &str,
+        sector: &str,
+        fresh: &str,
+    ) -> StoreResult<Option<(SubscriberRecord, String)>> {
+        let row = sqlx::query(sql::GET_SUBSCRIBER_AND_PCR)
+            .bind(sector)
+            .bind(subscriber_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let subscriber = subscriber_from_row(&row)?;
+        let pcr = match col::<Option<String>>(&row, "pcr")? {
+            Some(pcr) => pcr,
+            None => self.pcr_for(subscriber_id, sector, fresh).await?,
+        };
+        Ok(Some((subscriber, pcr)))
     }
 
     async fn subscriber_for_pcr(&self, sector: &str, pcr: &str) -> StoreResult<Option<String>> {

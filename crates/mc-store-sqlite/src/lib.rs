@@ -355,6 +355,12 @@ pub(crate) mod sql {
     pub const CLEAR_PIN_FAILURES: &str = "UPDATE subscribers SET pin_failures = 0 WHERE id = ?";
 
     pub const GET_PCR: &str = "SELECT pcr FROM pcrs WHERE subscriber_id = ? AND sector = ?";
+    pub const GET_SUBSCRIBER_AND_PCR: &str = concat!(
+        "SELECT ",
+        subscriber_columns!(),
+        ", pcr FROM subscribers LEFT JOIN pcrs ON pcrs.subscriber_id = subscribers.id \
+         AND pcrs.sector = ? WHERE subscribers.id = ?"
+    );
     /// The no-op update makes `RETURNING` yield the stored PCR when the row exists.
     pub const UPSERT_PCR: &str = "INSERT INTO pcrs (subscriber_id, sector, pcr) VALUES (?, ?, ?) \
         ON CONFLICT (subscriber_id, sector) DO UPDATE SET pcr = pcrs.pcr RETURNING pcr";
@@ -494,6 +500,7 @@ pub(crate) mod sql {
         RECORD_PIN_FAILURE,
         CLEAR_PIN_FAILURES,
         GET_PCR,
+        GET_SUBSCRIBER_AND_PCR,
         SUBSCRIBER_FOR_PCR,
         HAS_STALE,
         EXPIRE_STALE,
@@ -653,7 +660,11 @@ fn client_from_row(row: &Row<'_>) -> StoreResult<ClientRecord> {
 }
 
 fn subscriber_from_row(row: &Row<'_>) -> StoreResult<SubscriberRecord> {
-    let mut c = Cols::new(row);
+    subscriber_from_cols(&mut Cols::new(row))
+}
+
+/// The fields are read in the order of `subscriber_columns!`.
+fn subscriber_from_cols(c: &mut Cols<'_, '_>) -> StoreResult<SubscriberRecord> {
     Ok(SubscriberRecord {
         id: c.get("id")?,
         msisdn: c.get("msisdn")?,
@@ -1055,6 +1066,36 @@ impl PcrStore for SqliteStore {
             .ok_or_else(|| StoreError::Backend("the PCR upsert returned no row".into()))
         })
         .await
+    }
+
+    async fn subscriber_and_pcr(
+        &self,
+        subscriber_id: &str,
+        sector: &str,
+        fresh: &str,
+    ) -> StoreResult<Option<(SubscriberRecord, String)>> {
+        let found = self
+            .read(|conn| {
+                query_opt(
+                    conn,
+                    sql::GET_SUBSCRIBER_AND_PCR,
+                    [sector, subscriber_id],
+                    |row| {
+                        let mut c = Cols::new(row);
+                        let subscriber = subscriber_from_cols(&mut c)?;
+                        Ok((subscriber, c.get::<Option<String>>("pcr")?))
+                    },
+                )
+            })
+            .await?;
+        match found {
+            None => Ok(None),
+            Some((subscriber, Some(pcr))) => Ok(Some((subscriber, pcr))),
+            Some((subscriber, None)) => {
+                let pcr = self.pcr_for(subscriber_id, sector, fresh).await?;
+                Ok(Some((subscriber, pcr)))
+            }
+        }
     }
 
     async fn subscriber_for_pcr(&self, sector: &str, pcr: &str) -> StoreResult<Option<String>> {

@@ -870,6 +870,36 @@ pub async fn pcrs(store: &dyn Store) {
         ),
         None
     );
+
+    // The subscriber with its PCR: the stored one, else created from `fresh`.
+    let with_pcr = |id: &'static str, sector: &'static str, fresh: &'static str| async move {
+        ok(
+            store.subscriber_and_pcr(id, sector, fresh).await,
+            "subscriber_and_pcr",
+        )
+        .map(|(subscriber, pcr)| (subscriber.id, subscriber.msisdn, pcr))
+    };
+    assert_eq!(
+        with_pcr("cf-pcr-1", a, "pcr-unused").await,
+        Some(("cf-pcr-1".into(), "+440000000300".into(), "pcr-1a".into())),
+        "conformance: subscriber_and_pcr returns the stored PCR"
+    );
+    assert_eq!(
+        with_pcr("cf-pcr-2", b, "pcr-2b").await,
+        Some(("cf-pcr-2".into(), "+440000000301".into(), "pcr-2b".into())),
+        "conformance: subscriber_and_pcr creates the PCR on first use"
+    );
+    assert_eq!(
+        ok(store.pcr_for("cf-pcr-2", b, "pcr-later").await, "pcr_for"),
+        "pcr-2b",
+        "conformance: the PCR subscriber_and_pcr created is the one pcr_for finds"
+    );
+    assert_eq!(with_pcr("cf-pcr-none", a, "pcr-x").await, None);
+    assert_eq!(
+        ok(store.subscriber_for_pcr(a, "pcr-x").await, "lookup"),
+        None,
+        "conformance: no PCR for a subscriber that does not exist"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -116,6 +116,15 @@ pub trait PcrStore: Send + Sync {
     /// The PCR of `subscriber_id` in `sector`, creating it from `fresh` on first use. Two
     /// concurrent first uses return the same PCR.
     async fn pcr_for(&self, subscriber_id: &str, sector: &str, fresh: &str) -> StoreResult<String>;
+    /// The subscriber `subscriber_id` (`None`: there is none) and its PCR in `sector`, which
+    /// [`Self::pcr_for`] creates from `fresh` on first use: one read where the token endpoint
+    /// would make two.
+    async fn subscriber_and_pcr(
+        &self,
+        subscriber_id: &str,
+        sector: &str,
+        fresh: &str,
+    ) -> StoreResult<Option<(SubscriberRecord, String)>>;
     /// The subscriber a PCR names within one sector.
     async fn subscriber_for_pcr(&self, sector: &str, pcr: &str) -> StoreResult<Option<String>>;
 }
