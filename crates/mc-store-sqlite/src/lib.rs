@@ -65,7 +65,9 @@
 //! * take-once codes: the same way, the session read `WHERE code_hash = ? AND status IN
 //!   ('code_issued', 'approved') AND code_expires_at > now`, then set `consumed` by id; when
 //!   none is found, a consumed session with that code hash means `Replayed`, anything else
-//!   `Unknown`. The
+//!   `Unknown`. `redeem_code_issuing` (a session read before with `find_redeemable`) sets
+//!   `consumed` only `WHERE id = ?` and the code is still redeemable, and inserts the
+//!   tokens in the same transaction only when it did. The
 //!   code's expiry is a column of its own (`code_expires_at`), not part of `AuthSession`.
 //! * one MSISDN holder: a partial `UNIQUE` index on `subscribers(msisdn) WHERE status <>
 //!   'retired'`.
