@@ -270,6 +270,22 @@ async fn migrate(options: PgConnectOptions) -> StoreResult<()> {
 
 /// The columns of an `AuthSession`. `session_from_row` reads them by name; the order only has
 /// to match the binds of `insert_session`.
+/// An access token's columns, in the order [`bind_token`] binds them.
+macro_rules! token_columns {
+    () => {
+        "token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, issued_at, \
+         family_id, claims"
+    };
+}
+
+/// Consumes session `$1` if its code is still redeemable at `$2`.
+macro_rules! consume_redeemable {
+    () => {
+        "UPDATE sessions SET status = 'consumed' \
+         WHERE id = $1 AND status IN ('code_issued', 'approved') AND code_expires_at > $2"
+    };
+}
+
 macro_rules! session_columns {
     () => {
         "id, client_id, subscriber_id, redirect_uri, state, nonce, scope, version, acr_values, \
@@ -423,17 +439,16 @@ pub(crate) mod sql {
         " FROM sessions WHERE code_hash = $1 AND status IN ('code_issued', 'approved') \
          AND code_expires_at > $2"
     );
-    pub const CONSUME_REDEEMABLE: &str = "UPDATE sessions SET status = 'consumed' \
-         WHERE id = $1 AND status IN ('code_issued', 'approved') AND code_expires_at > $2";
+    pub const CONSUME_REDEEMABLE: &str = consume_redeemable!();
     /// [`CONSUME_REDEEMABLE`] and [`INSERT_TOKEN`] in one statement (one round trip, one
     /// commit): the token row is inserted only when the session was consumed.
-    pub const CONSUME_REDEEMABLE_INSERTING_TOKEN: &str = "WITH consumed AS (\
-         UPDATE sessions SET status = 'consumed' \
-         WHERE id = $1 AND status IN ('code_issued', 'approved') AND code_expires_at > $2 \
-         RETURNING id) \
-         INSERT INTO access_tokens \
-         (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, issued_at, family_id, \
-         claims) SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM consumed";
+    pub const CONSUME_REDEEMABLE_INSERTING_TOKEN: &str = concat!(
+        "WITH consumed AS (",
+        consume_redeemable!(),
+        " RETURNING id) INSERT INTO access_tokens (",
+        token_columns!(),
+        ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM consumed"
+    );
 
     pub const INSERT_BACKCHANNEL: &str = concat!(
         "INSERT INTO backchannel (",
@@ -501,9 +516,11 @@ pub(crate) mod sql {
     pub const INSERT_JTI: &str = "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) \
         VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING";
 
-    pub const INSERT_TOKEN: &str = "INSERT INTO access_tokens \
-        (token_hash, session_id, client_id, subscriber_id, sub, scope, expires_at, issued_at, family_id, \
-        claims) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    pub const INSERT_TOKEN: &str = concat!(
+        "INSERT INTO access_tokens (",
+        token_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
     pub const FIND_TOKEN: &str = "SELECT token_hash, session_id, client_id, subscriber_id, sub, \
         scope, expires_at, issued_at, family_id, claims FROM access_tokens \
         WHERE token_hash = $1 AND NOT revoked AND expires_at > $2";

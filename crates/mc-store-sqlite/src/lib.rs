@@ -411,7 +411,6 @@ pub(crate) mod sql {
         " FROM sessions WHERE code_hash = ? AND status IN ('code_issued', 'approved') \
          AND code_expires_at > ?"
     );
-    pub const CONSUME_SESSION: &str = "UPDATE sessions SET status = 'consumed' WHERE id = ?";
     pub const CONSUME_REDEEMABLE: &str = "UPDATE sessions SET status = 'consumed' \
          WHERE id = ? AND status IN ('code_issued', 'approved') AND code_expires_at > ?";
     pub const CONSUMED_BY_CODE: &str =
@@ -514,7 +513,6 @@ pub(crate) mod sql {
         DENY_SESSION,
         ISSUE_CODE,
         REDEEMABLE,
-        CONSUME_SESSION,
         CONSUME_REDEEMABLE,
         CONSUMED_BY_CODE,
         FIND_TOKEN,
@@ -1239,7 +1237,7 @@ impl SessionStore for SqliteStore {
                 let Some(mut session) = found else {
                     return Ok(None);
                 };
-                exec(conn, sql::CONSUME_SESSION, [&session.id]).map_err(backend)?;
+                exec(conn, sql::CONSUME_REDEEMABLE, params![session.id, now]).map_err(backend)?;
                 session.status = SessionStatus::Consumed;
                 Ok(Some(session))
             })

@@ -308,10 +308,10 @@ pub async fn run(mut args: BenchArgs) -> Result<(), String> {
             args.concurrency,
             args.duration.as_secs_f64()
         ));
-        let signs = matches!(scenario, Scenario::Login | Scenario::Ciba);
-        let floor_before = match signs {
-            true => Some(rsa.all_cores(part).await?),
-            false => None,
+        let floor_before = if signs(scenario) {
+            Some(rsa.all_cores(part).await?)
+        } else {
+            None
         };
         warm_up(&bed, scenario, &job, &args).await;
         let outcome = drive(
@@ -361,6 +361,11 @@ pub async fn run(mut args: BenchArgs) -> Result<(), String> {
     }
     bed.server.abort();
     Ok(())
+}
+
+/// Logins sign one id_token each; the other scenarios sign nothing.
+fn signs(scenario: Scenario) -> bool {
+    matches!(scenario, Scenario::Login | Scenario::Ciba)
 }
 
 /// An unmeasured run of a tenth of `--duration` (at most 2 s) before each measured one, so
@@ -465,8 +470,8 @@ fn sample_signing_input() -> Vec<u8> {
     s.into_bytes()
 }
 
-/// The RSA-2048 key and signing input of the floor, kept for the measurements around each
-/// signing scenario.
+/// The RSA-2048 key and signing input of the floor (the input is ES256's too), kept for the
+/// measurements around each signing scenario.
 struct RsaFloor {
     key: RsaKeyPair,
     input: Vec<u8>,
@@ -514,8 +519,6 @@ impl FloorAround {
 }
 
 fn measure_floor(rsa: &RsaFloor, part: Duration, with_es256: bool) -> Result<Floor, String> {
-    let rng = SystemRandom::new();
-    let input = sample_signing_input();
     let rsa_sign = || rsa.sign();
     let all = cores();
     let rsa_one_core = signing_rate(1, part, &rsa_sign)?;
@@ -523,7 +526,7 @@ fn measure_floor(rsa: &RsaFloor, part: Duration, with_es256: bool) -> Result<Flo
     let es256 = if with_es256 {
         let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
             .map_err(|_| "P-256 key generation failed")?;
-        let ec_sign = || ec.sign(&rng, &input).is_ok();
+        let ec_sign = || ec.sign(&rsa.rng, &rsa.input).is_ok();
         Some((
             signing_rate(1, part, &ec_sign)?,
             signing_rate(all, part, &ec_sign)?,
@@ -870,9 +873,8 @@ impl Outcome {
             .map_or(0, |v| v.len() - v.partition_point(|&h| h < late))
     }
 
-    /// Logins sign one id_token each; the other scenarios sign nothing.
     fn signs(&self) -> bool {
-        matches!(self.scenario, Scenario::Login | Scenario::Ciba)
+        signs(self.scenario)
     }
 }
 
