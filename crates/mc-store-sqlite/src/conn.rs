@@ -231,7 +231,8 @@ impl crate::SqliteStore {
         written
     }
 
-    /// Runs `f` on a reader, inline. The reader is lent for `f` alone.
+    /// Runs `f` on a reader, inline. The reader is lent for `f` alone: the writer when it
+    /// is idle (its page cache is warm), else one of the pool's.
     pub(crate) async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         F: FnOnce(&Connection) -> StoreResult<T> + Send,
@@ -239,6 +240,9 @@ impl crate::SqliteStore {
         tokio::task::yield_now().await;
         match &self.readers {
             Readers::Pool(pool) => {
+                if let Some(writer) = self.writer.try_idle() {
+                    return f(writer.conn_ref()?);
+                }
                 let permit = pool.permit().await?;
                 let lease = pool.take(permit)?;
                 f(lease.conn()?)

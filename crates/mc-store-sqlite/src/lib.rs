@@ -27,7 +27,11 @@
 //! `busy_timeout` cannot wait out). So writes go through exactly **one** connection behind
 //! an async mutex (tokio's, fair: FIFO), while reads use up to [`READ_CONNECTIONS`]
 //! connections opened with `query_only`, lent synchronously from a stack (opened when
-//! needed, kept when returned). The multi-statement operations (`create_session`,
+//! needed, kept when returned). A read runs on the writer itself when the writer is free at
+//! that moment with nothing uncommitted and no write waiting: a reader connection drops its
+//! whole page cache whenever the WAL has changed since its last read (on a busy gateway, at
+//! every read) and reads the pages again, while the writer's cache survives its own
+//! commits (docs/benchmarks.md, fix 32). The multi-statement operations (`create_session`,
 //! `assign_subscriber`, `resolve_session`, the back-channel writes, `remember_jti`) run in
 //! `BEGIN IMMEDIATE` transactions, which take the write lock up front, so the store stays
 //! correct if another process (an admin tool) opens the same file.

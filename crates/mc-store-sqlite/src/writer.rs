@@ -217,6 +217,16 @@ impl Writer {
         state
     }
 
+    /// The writer, when it is free at once with nothing uncommitted and no write waiting
+    /// for it: a read can run on it then (see `SqliteStore::read`).
+    pub(crate) fn try_idle(&self) -> Option<MutexGuard<'_, WriterState>> {
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        let state = self.state.try_lock().ok()?;
+        (state.open.is_none() && state.conn.is_some()).then_some(state)
+    }
+
     /// [`Writer::lock`], for a task on the blocking pool.
     pub(crate) async fn lock_owned(&self) -> OwnedMutexGuard<WriterState> {
         let mut state = self.state.clone().lock_owned().await;
@@ -403,6 +413,43 @@ mod tests {
             1,
             "one commit for ten writes"
         );
+    }
+
+    #[tokio::test]
+    async fn the_writer_lends_itself_to_reads_only_when_idle_with_nothing_uncommitted() {
+        let dir = TempDir::new("writer-idle");
+        let (w, _other) = setup(&dir);
+        assert!(w.try_idle().is_some(), "an idle writer");
+
+        let held = w.state.lock().await;
+        assert!(w.try_idle().is_none(), "held by a write");
+        let queued = spawn_write(&w, insert(1));
+        until_queued(&w, 1).await;
+        drop(held);
+        assert!(w.try_idle().is_none(), "a write waits for it");
+        queued.await.unwrap().unwrap();
+        assert!(w.try_idle().is_some());
+
+        // A write handed its transaction on and returned the writer: what it wrote is not
+        // committed yet, so a read there would see it.
+        {
+            let mut state = w.state.lock().await;
+            run(state.conn().unwrap(), "BEGIN IMMEDIATE").unwrap();
+            insert(2)(state.conn().unwrap()).unwrap();
+            state.open = Some(OpenBatch {
+                writes: 1,
+                committed: watch::Sender::new(None),
+            });
+        }
+        assert!(w.try_idle().is_none(), "a transaction is open");
+        w.state.lock().await.commit().unwrap();
+        let read = w.try_idle().expect("committed: idle again");
+        let n: i64 = read
+            .conn_ref()
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
     }
 
     #[tokio::test]
