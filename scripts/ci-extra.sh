@@ -2,7 +2,8 @@
 # The suites that need more than cargo, against a freshly started sandbox: npm openid-client
 # v6 (code + PKCE, and CIBA poll), a headless Chromium (playwright-core), and PyPI
 # authlib/joserfc (Mobile Connect SI, userinfo) and schemathesis (the OpenAPI-described
-# operator APIs: no 5xx, answers as documented), in a throwaway venv.
+# operator APIs and Discovery's admin API: no 5xx, answers as documented), in a throwaway
+# venv.
 #
 #   scripts/ci-extra.sh            # debug binary (cargo build); MOBILECONNECT_BIN=PATH to use another
 #   scripts/ci-extra.sh --release  # release binary
@@ -242,7 +243,7 @@ if $have_python; then
     run_suite "authlib + joserfc (Mobile Connect SI)" "$PY_VENV/bin/python" "$PY_DIR/si_authlib.py" "$DATA/sandbox.json" "$BASE"
     run_suite "authlib (userinfo, premiuminfo, KYC match)" "$PY_VENV/bin/python" "$PY_DIR/userinfo_authlib.py" "$DATA/sandbox.json" "$BASE"
     # Last of all: it creates clients, suspends subscribers and rotates secrets.
-    run_suite "schemathesis (OpenAPI operator APIs: no 5xx, answers as documented)" \
+    run_suite "schemathesis (OpenAPI operator APIs and Discovery's admin API: no 5xx, answers as documented)" \
       bash "$ROOT/scripts/schemathesis.sh" "$PY_VENV/bin/st" "$DATA/sandbox.json" "$BASE"
   else
     missing 3 "the Python venv or pip install failed: the authlib suites (SI, userinfo) and schemathesis need authlib, joserfc, requests and schemathesis from PyPI"

@@ -13,10 +13,13 @@
 //! | `GET, POST /ip-ranges`; `DELETE /ip-ranges?cidr=…` | mobile-data IP ranges |
 //!
 //! Every write reloads the in-memory snapshot before answering, so the next lookup sees it.
+//! Every answer is `Cache-Control: no-store` (secrets are shown once). The operations are
+//! described in the OpenAPI document served at `{base}/admin/v1/openapi.json`
+//! ([`crate::openapi`]).
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -75,12 +78,14 @@ pub fn router(state: &DiscoveryState) -> Router<DiscoveryState> {
         ))
 }
 
+/// The bearer token, checked before any admin handler runs. Every admin answer is
+/// `Cache-Control: no-store`: they carry discovery client secrets.
 async fn require_admin(
     State(s): State<DiscoveryState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if authorized(&s, req.headers()) {
+    let mut resp = if authorized(&s, req.headers()) {
         next.run(req).await
     } else {
         (
@@ -89,7 +94,10 @@ async fn require_admin(
             Json(json!({"error": "invalid_token"})),
         )
             .into_response()
-    }
+    };
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 fn authorized(s: &DiscoveryState, h: &HeaderMap) -> bool {
@@ -144,10 +152,39 @@ impl IntoResponse for AdminError {
 
 type Reply = Result<Response, AdminError>;
 
-/// JSON bodies with a clear 400.
+fn invalid(message: impl Into<String>) -> AdminError {
+    AdminError(RegistryError::Invalid(message.into()))
+}
+
+/// JSON bodies with a clear 400. Every admin body is a JSON object: serde would also fill
+/// a struct from an array (`["op-a"]`), which the OpenAPI document does not allow.
 fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AdminError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| AdminError(RegistryError::Invalid(format!("body: {e}"))))
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| invalid(format!("body: {e}")))?;
+    if !doc.is_object() {
+        return Err(invalid("body: a JSON object is expected"));
+    }
+    serde_json::from_value(doc).map_err(|e| invalid(format!("body: {e}")))
+}
+
+/// Path and query parameters (`Checked<Path<…>>`, `Checked<Query<…>>`) whose rejection — a
+/// missing or repeated query member, a path segment that is not UTF-8 — is this API's JSON
+/// 400, not axum's plain-text one.
+struct Checked<E>(E);
+
+impl<S, E> FromRequestParts<S> for Checked<E>
+where
+    S: Send + Sync,
+    E: FromRequestParts<S>,
+    E::Rejection: std::fmt::Display,
+{
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AdminError> {
+        E::from_request_parts(parts, state)
+            .await
+            .map(Checked)
+            .map_err(|e| invalid(e.to_string()))
+    }
 }
 
 /// Reloads after a write; a failed reload is logged (the refresher retries).
@@ -169,6 +206,15 @@ fn no_content() -> Reply {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/status",
+    tag = "operators",
+    responses(
+        (status = 200, description = "Counts, generations, what the index holds", body = crate::openapi::StatusDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn status(State(s): State<DiscoveryState>) -> Reply {
     let store = s.store();
     let g = store.discovery_generation().await?;
@@ -193,11 +239,32 @@ async fn status(State(s): State<DiscoveryState>) -> Reply {
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/operators",
+    tag = "operators",
+    responses(
+        (status = 200, body = crate::openapi::OperatorListDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn list_operators(State(s): State<DiscoveryState>) -> Reply {
     let all = s.store().list_operators().await?;
     ok(json!({"operators": all.iter().map(registry::operator_view).collect::<Vec<_>>()}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/operators",
+    tag = "operators",
+    request_body(content = crate::openapi::OperatorSpecDoc, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; lookups see it at once", body = crate::openapi::OperatorDoc),
+        (status = 400, description = "Invalid spec", body = crate::openapi::ErrorDoc),
+        (status = 409, description = "The id or the MCC/MNC pair is taken", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn create_operator(State(s): State<DiscoveryState>, b: axum::body::Bytes) -> Reply {
     let spec: OperatorSpec = body(&b)?;
     let r = registry::create_operator(s.store(), &spec).await?;
@@ -205,7 +272,22 @@ async fn create_operator(State(s): State<DiscoveryState>, b: axum::body::Bytes) 
     created(registry::operator_view(&r))
 }
 
-async fn get_operator(State(s): State<DiscoveryState>, Path(id): Path<String>) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/operators/{id}",
+    tag = "operators",
+    params(("id" = String, Path, description = "The operator's id")),
+    responses(
+        (status = 200, body = crate::openapi::OperatorDoc),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 400, description = "A path segment that is not UTF-8", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
+async fn get_operator(
+    State(s): State<DiscoveryState>,
+    Checked(Path(id)): Checked<Path<String>>,
+) -> Reply {
     let r = s
         .store()
         .get_operator(&id)
@@ -214,9 +296,23 @@ async fn get_operator(State(s): State<DiscoveryState>, Path(id): Path<String>) -
     ok(registry::operator_view(&r))
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/operators/{id}",
+    tag = "operators",
+    params(("id" = String, Path, description = "The operator's id")),
+    request_body(content = crate::openapi::OperatorSpecDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced (the path's id wins)", body = crate::openapi::OperatorDoc),
+        (status = 400, description = "Invalid spec", body = crate::openapi::ErrorDoc),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 409, description = "The MCC/MNC pair belongs to another operator", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn update_operator(
     State(s): State<DiscoveryState>,
-    Path(id): Path<String>,
+    Checked(Path(id)): Checked<Path<String>>,
     b: axum::body::Bytes,
 ) -> Reply {
     let spec: OperatorSpec = body(&b)?;
@@ -225,17 +321,53 @@ async fn update_operator(
     ok(registry::operator_view(&r))
 }
 
-async fn delete_operator(State(s): State<DiscoveryState>, Path(id): Path<String>) -> Reply {
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/operators/{id}",
+    tag = "operators",
+    params(("id" = String, Path, description = "The operator's id")),
+    responses(
+        (status = 204, description = "Removed, with its credentials, numbers and IP ranges"),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 400, description = "A path segment that is not UTF-8", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
+async fn delete_operator(
+    State(s): State<DiscoveryState>,
+    Checked(Path(id)): Checked<Path<String>>,
+) -> Reply {
     s.store().delete_operator(&id).await?;
     reloaded(&s).await;
     no_content()
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/apps",
+    tag = "apps",
+    responses(
+        (status = 200, body = crate::openapi::AppListDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn list_apps(State(s): State<DiscoveryState>) -> Reply {
     let all = s.store().list_discovery_apps().await?;
     ok(json!({"apps": all.iter().map(registry::app_view).collect::<Vec<_>>()}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/apps",
+    tag = "apps",
+    request_body(content = crate::openapi::AppSpecDoc, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered; the secret is shown once", body = crate::openapi::AppCreatedDoc),
+        (status = 400, description = "Invalid spec", body = crate::openapi::ErrorDoc),
+        (status = 409, description = "The client_id exists", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn create_app(State(s): State<DiscoveryState>, b: axum::body::Bytes) -> Reply {
     let spec: AppSpec = body(&b)?;
     let (r, secret) = registry::create_app(s.store(), &spec, None).await?;
@@ -244,7 +376,22 @@ async fn create_app(State(s): State<DiscoveryState>, b: axum::body::Bytes) -> Re
     created(v)
 }
 
-async fn get_app(State(s): State<DiscoveryState>, Path(id): Path<String>) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/apps/{id}",
+    tag = "apps",
+    params(("id" = String, Path, description = "The registration's client_id")),
+    responses(
+        (status = 200, body = crate::openapi::AppDetailDoc),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 400, description = "A path segment that is not UTF-8", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
+async fn get_app(
+    State(s): State<DiscoveryState>,
+    Checked(Path(id)): Checked<Path<String>>,
+) -> Reply {
     let r = s
         .store()
         .get_discovery_app(&id)
@@ -261,9 +408,22 @@ async fn get_app(State(s): State<DiscoveryState>, Path(id): Path<String>) -> Rep
     ok(v)
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/apps/{id}",
+    tag = "apps",
+    params(("id" = String, Path, description = "The registration's client_id")),
+    request_body(content = crate::openapi::AppSpecDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced (the secret is kept)", body = crate::openapi::AppDoc),
+        (status = 400, description = "Invalid spec", body = crate::openapi::ErrorDoc),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn update_app(
     State(s): State<DiscoveryState>,
-    Path(id): Path<String>,
+    Checked(Path(id)): Checked<Path<String>>,
     b: axum::body::Bytes,
 ) -> Reply {
     let spec: AppSpec = body(&b)?;
@@ -271,17 +431,62 @@ async fn update_app(
     ok(registry::app_view(&r))
 }
 
-async fn delete_app(State(s): State<DiscoveryState>, Path(id): Path<String>) -> Reply {
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/apps/{id}",
+    tag = "apps",
+    params(("id" = String, Path, description = "The registration's client_id")),
+    responses(
+        (status = 204, description = "Removed, with its credentials"),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 400, description = "A path segment that is not UTF-8", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
+async fn delete_app(
+    State(s): State<DiscoveryState>,
+    Checked(Path(id)): Checked<Path<String>>,
+) -> Reply {
     s.store().delete_discovery_app(&id).await?;
     no_content()
 }
 
-async fn rotate_secret(State(s): State<DiscoveryState>, Path(id): Path<String>) -> Reply {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/apps/{id}/secret",
+    tag = "apps",
+    params(("id" = String, Path, description = "The registration's client_id")),
+    responses(
+        (status = 200, description = "A new secret (shown once); the old one stops working", body = crate::openapi::AppSecretDoc),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 400, description = "A path segment that is not UTF-8", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
+async fn rotate_secret(
+    State(s): State<DiscoveryState>,
+    Checked(Path(id)): Checked<Path<String>>,
+) -> Reply {
     let secret = registry::rotate_app_secret(s.store(), &id).await?;
     ok(json!({"client_id": id, "client_secret": secret}))
 }
 
-async fn list_credentials(State(s): State<DiscoveryState>, Path(id): Path<String>) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/apps/{id}/credentials",
+    tag = "apps",
+    params(("id" = String, Path, description = "The registration's client_id")),
+    responses(
+        (status = 200, body = crate::openapi::CredentialListDoc),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 400, description = "A path segment that is not UTF-8", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
+async fn list_credentials(
+    State(s): State<DiscoveryState>,
+    Checked(Path(id)): Checked<Path<String>>,
+) -> Reply {
     s.store()
         .get_discovery_app(&id)
         .await?
@@ -290,9 +495,25 @@ async fn list_credentials(State(s): State<DiscoveryState>, Path(id): Path<String
     ok(json!({"credentials": creds.iter().map(registry::credential_view).collect::<Vec<_>>()}))
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/apps/{id}/credentials/{operator}",
+    tag = "apps",
+    params(
+        ("id" = String, Path, description = "The registration's client_id"),
+        ("operator" = String, Path, description = "The operator's id")
+    ),
+    request_body(content = crate::openapi::CredentialSpecDoc, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Set (the secret is sealed at rest)"),
+        (status = 400, description = "Invalid spec", body = crate::openapi::ErrorDoc),
+        (status = 404, description = "No such registration or operator", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn put_credential(
     State(s): State<DiscoveryState>,
-    Path((id, operator)): Path<(String, String)>,
+    Checked(Path((id, operator))): Checked<Path<(String, String)>>,
     b: axum::body::Bytes,
 ) -> Reply {
     let spec: CredentialSpec = body(&b)?;
@@ -300,9 +521,24 @@ async fn put_credential(
     no_content()
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/apps/{id}/credentials/{operator}",
+    tag = "apps",
+    params(
+        ("id" = String, Path, description = "The registration's client_id"),
+        ("operator" = String, Path, description = "The operator's id")
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 400, description = "A path segment that is not UTF-8", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn delete_credential(
     State(s): State<DiscoveryState>,
-    Path((id, operator)): Path<(String, String)>,
+    Checked(Path((id, operator))): Checked<Path<(String, String)>>,
 ) -> Reply {
     if s.store().delete_operator_credential(&id, &operator).await? {
         no_content()
@@ -326,9 +562,28 @@ impl Drop for Spool {
     }
 }
 
-/// `POST /numbers/import`: the CSV body is spooled to a temporary file (the import reads
-/// it twice: check, then write), then imported.
-async fn import(State(s): State<DiscoveryState>, Query(q): Query<ImportQuery>, b: Body) -> Reply {
+/// Imports number ranges and ported numbers from a CSV file.
+///
+/// Every line is checked before anything is written; then the entries are written in
+/// batches.
+// The body is spooled to a temporary file (the import reads it twice: check, then write).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/numbers/import",
+    tag = "numbers",
+    params(("mode" = Option<crate::openapi::ImportModeDoc>, Query, description = "Default `merge`")),
+    request_body(content = String, content_type = "text/csv", description = "`kind,number,operator` lines: `range` (a prefix) or `ported` (an MSISDN), the digits with an optional `+`, an operator id or `MCC_MNC`; an optional header line, `#` comments"),
+    responses(
+        (status = 200, description = "Imported; lookups see it at once", body = crate::openapi::ImportReportDoc),
+        (status = 400, description = "Nothing was imported: the lines in error, or a bad mode", body = crate::openapi::ImportRejectedDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
+async fn import(
+    State(s): State<DiscoveryState>,
+    Checked(Query(q)): Checked<Query<ImportQuery>>,
+    b: Body,
+) -> Reply {
     use tokio::io::AsyncWriteExt as _;
     let mode = match q.mode.as_deref() {
         None | Some("merge") => ImportMode::Merge,
@@ -337,9 +592,7 @@ async fn import(State(s): State<DiscoveryState>, Query(q): Query<ImportQuery>, b
     };
     let io = |e: std::io::Error| {
         tracing::error!(error = %e, "spooling an import");
-        AdminError(RegistryError::Invalid(
-            "the upload could not be stored".into(),
-        ))
+        invalid("the upload could not be stored")
     };
     let import_id = crate::api::now_ms() as i64;
     let spool = Spool(std::env::temp_dir().join(format!(
@@ -350,8 +603,7 @@ async fn import(State(s): State<DiscoveryState>, Query(q): Query<ImportQuery>, b
     let mut stream = b.into_data_stream();
     let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|_| AdminError(RegistryError::Invalid("the upload was interrupted".into())))?;
+        let chunk = chunk.map_err(|_| invalid("the upload was interrupted"))?;
         total += chunk.len() as u64;
         if total > MAX_IMPORT_BYTES {
             return Err(RegistryError::Invalid(format!(
@@ -360,6 +612,12 @@ async fn import(State(s): State<DiscoveryState>, Query(q): Query<ImportQuery>, b
             .into());
         }
         file.write_all(&chunk).await.map_err(io)?;
+    }
+    // No body is a client's slip (the document requires one), not an import of nothing.
+    if total == 0 {
+        return Err(invalid(
+            "the upload is empty: a CSV file of kind,number,operator lines is expected",
+        ));
     }
     file.flush().await.map_err(io)?;
     drop(file);
@@ -383,7 +641,22 @@ async fn import(State(s): State<DiscoveryState>, Query(q): Query<ImportQuery>, b
     ok(json!(report))
 }
 
-async fn lookup(State(s): State<DiscoveryState>, Path(msisdn): Path<String>) -> Reply {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/numbers/lookup/{msisdn}",
+    tag = "numbers",
+    params(("msisdn" = String, Path, description = "An international MSISDN, 7 to 15 digits, `+` optional", pattern = r"^\+?[1-9][0-9]{6,14}$")),
+    responses(
+        (status = 200, body = crate::openapi::LookupDoc),
+        (status = 400, description = "Not an international MSISDN", body = crate::openapi::ErrorDoc),
+        (status = 404, description = "No enabled operator serves it", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
+async fn lookup(
+    State(s): State<DiscoveryState>,
+    Checked(Path(msisdn)): Checked<Path<String>>,
+) -> Reply {
     let m = mc_core::msisdn::Msisdn::parse(&msisdn)
         .ok_or_else(|| RegistryError::Invalid("an international MSISDN".into()))?;
     let snap = s.snapshot();
@@ -398,8 +671,7 @@ async fn lookup(State(s): State<DiscoveryState>, Path(msisdn): Path<String>) -> 
 }
 
 fn kind_of(raw: &str) -> Result<NumberKind, AdminError> {
-    NumberKind::parse(raw)
-        .ok_or_else(|| AdminError(RegistryError::Invalid("kind: range or ported".into())))
+    NumberKind::parse(raw).ok_or_else(|| invalid("kind: range or ported"))
 }
 
 #[derive(Deserialize)]
@@ -408,9 +680,24 @@ struct NumberBody {
     operator: String,
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/numbers/{kind}/{number}",
+    tag = "numbers",
+    params(
+        ("kind" = crate::openapi::NumberKindDoc, Path),
+        ("number" = String, Path, description = "`range`: a prefix of 1 to 15 digits; `ported`: an MSISDN of 7 to 15 digits; `+` optional", pattern = r"^\+?[1-9][0-9]{0,14}$")
+    ),
+    request_body(content = crate::openapi::NumberOperatorDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Set; lookups see it at once", body = crate::openapi::NumberDoc),
+        (status = 400, description = "A bad number for its kind, or an unknown operator", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn put_number(
     State(s): State<DiscoveryState>,
-    Path((kind, number)): Path<(String, String)>,
+    Checked(Path((kind, number))): Checked<Path<(String, String)>>,
     b: axum::body::Bytes,
 ) -> Reply {
     let kind = kind_of(&kind)?;
@@ -420,9 +707,24 @@ async fn put_number(
     ok(json!({"kind": kind.as_str(), "number": n.to_string(), "operator": nb.operator}))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/numbers/{kind}/{number}",
+    tag = "numbers",
+    params(
+        ("kind" = crate::openapi::NumberKindDoc, Path),
+        ("number" = String, Path, description = "`range`: a prefix of 1 to 15 digits; `ported`: an MSISDN of 7 to 15 digits; `+` optional", pattern = r"^\+?[1-9][0-9]{0,14}$")
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "A bad number for its kind", body = crate::openapi::ErrorDoc),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn delete_number(
     State(s): State<DiscoveryState>,
-    Path((kind, number)): Path<(String, String)>,
+    Checked(Path((kind, number))): Checked<Path<(String, String)>>,
 ) -> Reply {
     let kind = kind_of(&kind)?;
     let n = registry::parse_number(kind, &number)?;
@@ -440,6 +742,15 @@ struct IpRangeBody {
     operator: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/ip-ranges",
+    tag = "numbers",
+    responses(
+        (status = 200, body = crate::openapi::IpRangeListDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn list_ip_ranges(State(s): State<DiscoveryState>) -> Reply {
     let all = s.store().list_ip_ranges().await?;
     ok(
@@ -447,6 +758,17 @@ async fn list_ip_ranges(State(s): State<DiscoveryState>) -> Reply {
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/ip-ranges",
+    tag = "numbers",
+    request_body(content = crate::openapi::IpRangeDoc, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Set (inserted or moved to the operator); the answer has the canonical CIDR", body = crate::openapi::IpRangeDoc),
+        (status = 400, description = "Not a CIDR block with the host bits zero, or an unknown operator", body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
 async fn put_ip_range(State(s): State<DiscoveryState>, b: axum::body::Bytes) -> Reply {
     let r: IpRangeBody = body(&b)?;
     let cidr = registry::put_ip_range(s.store(), &r.cidr, &r.operator).await?;
@@ -459,7 +781,22 @@ struct CidrQuery {
     cidr: String,
 }
 
-async fn delete_ip_range(State(s): State<DiscoveryState>, Query(q): Query<CidrQuery>) -> Reply {
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/ip-ranges",
+    tag = "numbers",
+    params(("cidr" = String, Query, description = "The block, in any spelling of it")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "Not a CIDR block with the host bits zero", body = crate::openapi::ErrorDoc),
+        (status = 404, body = crate::openapi::ErrorDoc),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::ErrorDoc)
+    )
+)]
+async fn delete_ip_range(
+    State(s): State<DiscoveryState>,
+    Checked(Query(q)): Checked<Query<CidrQuery>>,
+) -> Reply {
     let canonical = crate::ip::Cidr::parse(&q.cidr)
         .map(|c| c.to_string())
         .ok_or_else(|| RegistryError::Invalid("cidr: a block such as 10.64.0.0/10".into()))?;

@@ -24,7 +24,8 @@
 //!   picks an operator, then goes back to `Redirect_URL?mcc_mnc=…&subscriber_id=…`; its
 //!   state is a signed session token, so any node serves it.
 //! * **Administration** ([`admin`], [`registry`], [`import`]): REST under
-//!   `{base}/admin/v1` (bearer token) and the `mobileconnect discovery` CLI; CSV imports
+//!   `{base}/admin/v1` (bearer token; its OpenAPI 3.1 document, [`openapi`], at
+//!   `{base}/admin/v1/openapi.json`) and the `mobileconnect discovery` CLI; CSV imports
 //!   stream millions of entries in batches.
 //!
 //! # Example
@@ -47,6 +48,7 @@ pub mod error;
 pub mod import;
 pub mod ip;
 pub mod numbers;
+pub mod openapi;
 pub mod registry;
 pub mod selection;
 pub mod state;
@@ -74,7 +76,7 @@ pub fn routes(state: &DiscoveryState) -> Router<DiscoveryState> {
                 .layer(DefaultBodyLimit::max(8 * 1024)),
         );
     if state.config().admin_token_sha256.is_some() {
-        r = r.merge(admin::router(state));
+        r = r.merge(admin::router(state)).merge(openapi::router());
     }
     let base = state.config().base_path();
     if base.is_empty() {

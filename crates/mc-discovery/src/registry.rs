@@ -170,12 +170,14 @@ pub async fn create_operator(
     Ok(r)
 }
 
-/// Replaces an operator (`id` from the path wins).
+/// Replaces an operator (`id` from the path wins; the spec's own is checked all the same,
+/// so a spec valid here is valid for [`create_operator`]).
 pub async fn update_operator(
     store: &dyn DiscoveryStore,
     id: &str,
     spec: &OperatorSpec,
 ) -> Result<OperatorRecord> {
+    check_operator(spec)?;
     let old = store
         .get_operator(id)
         .await?

@@ -12,7 +12,8 @@ pub struct SandboxInfo {
     pub operators: Vec<OperatorInfo>,
     pub service_providers: Vec<ServiceProviderInfo>,
     pub subscribers: Vec<SubscriberInfo>,
-    /// Bearer token of the `/admin/v1` API (sandbox only).
+    /// Bearer token of the `/admin/v1` API and of Discovery's (`…/discovery/admin/v1`)
+    /// (sandbox only).
     pub admin_token: String,
     /// The Discovery API (`…/discovery/v2/discovery`), when served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
