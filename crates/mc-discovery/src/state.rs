@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mc_core::msisdn::Msisdn;
 use mc_store::{DiscoveryGeneration, DiscoveryStore, NumberKind, OperatorRecord, StoreError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::crypto::{OperatorKey, Secrets};
 use crate::ip::{Cidr, IpIndex};
@@ -24,7 +24,7 @@ use crate::numbers::{NumberIndex, NumberIndexBuilder};
 const LOAD_PAGE: u32 = 50_000;
 
 /// Configuration of the Discovery service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoveryConfig {
     /// The public URL of the service root, e.g. `https://discovery.example` or

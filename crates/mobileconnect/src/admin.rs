@@ -349,5 +349,6 @@ fn toml_default() -> Settings {
             throttle: Default::default(),
         },
         sandbox: Default::default(),
+        discovery: None,
     }
 }

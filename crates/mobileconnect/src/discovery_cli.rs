@@ -212,6 +212,31 @@ pub fn master_key(keys: &KeySettings, kek_path: &Path) -> Result<[u8; 32], Strin
         .ok_or_else(|| "the key-encryption key must be 64 hex digits".to_owned())
 }
 
+/// Discovery as `serve` runs it (`[discovery]` of the configuration): on the gateway's
+/// store, its secrets sealed with the deployment's key-encryption key, the snapshot loaded
+/// and then refreshed whenever the store's discovery data change (the CLI, another node).
+pub async fn serve(
+    state: &AppState,
+    config: DiscoveryConfig,
+    keys: &KeySettings,
+    kek_path: &Path,
+) -> Result<DiscoveryState, String> {
+    let master = master_key(keys, kek_path)?;
+    let store: Arc<dyn DiscoveryStore> = state.store.clone();
+    let discovery = DiscoveryState::new(store, config, &master)?;
+    discovery
+        .reload()
+        .await
+        .map_err(|e| format!("discovery: {e}"))?;
+    discovery.spawn_refresher();
+    tracing::info!(
+        base_url = discovery.config().base(),
+        admin_api = discovery.config().admin_token_sha256.is_some(),
+        "discovery served"
+    );
+    Ok(discovery)
+}
+
 /// Discovery in the sandbox, at `<issuer>/discovery`: the sandbox operator, the test range,
 /// the demo service provider's discovery registration (`info` gets its credentials).
 pub async fn sandbox(

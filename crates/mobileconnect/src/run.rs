@@ -182,22 +182,27 @@ pub async fn serve(config: &Path) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("./data/kek.hex"));
     let state = build_state(&settings, &kek_path).await?;
+    let discovery = match &settings.discovery {
+        Some(config) => Some(
+            crate::discovery_cli::serve(&state, config.clone(), &settings.keys, &kek_path).await?,
+        ),
+        None => None,
+    };
     mc_gateway::notify::spawn_workers(state.clone());
     tracing::info!(listen = %settings.listen, issuer = %settings.gateway.issuer, "gateway starting");
-    let app = if settings.sandbox.virtual_phones {
+    let mut routes = mc_gateway::routes(&state);
+    if settings.sandbox.virtual_phones {
         tracing::warn!(
             "sandbox.virtual_phones is on: anyone who reaches /phone/... can approve any login \
              (test and staging only)"
         );
-        mc_gateway::with_layers(
-            mc_gateway::routes(&state)
-                .merge(mc_sandbox::phone::router())
-                .with_state(state),
-        )
-    } else {
-        mc_gateway::app(state)
-    };
-    listen(settings.listen, app).await
+        routes = routes.merge(mc_sandbox::phone::router());
+    }
+    let mut app = routes.with_state(state);
+    if let Some(discovery) = discovery {
+        app = app.merge(mc_discovery::router(discovery));
+    }
+    listen(settings.listen, mc_gateway::with_layers(app)).await
 }
 
 /// The sandbox gateway's application-provider id at the built-in MSSP.
@@ -312,6 +317,8 @@ pub async fn sandbox(
         sandbox: SandboxSettings {
             virtual_phones: true,
         },
+        // The sandbox mounts its own Discovery (`discovery_cli::sandbox`).
+        discovery: None,
     };
     let mut settings = settings::from_defaults(base)?;
     if let Some(flag) = issuer_flag {

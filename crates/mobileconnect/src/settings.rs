@@ -24,6 +24,10 @@ pub struct Settings {
     pub gateway: GatewayConfig,
     #[serde(default)]
     pub sandbox: SandboxSettings,
+    /// The Discovery service (`docs/discovery.md`), served by this process next to the
+    /// gateway, on the same store, under the path of its `base_url`. Absent: not served.
+    #[serde(default)]
+    pub discovery: Option<mc_discovery::DiscoveryConfig>,
 }
 
 /// Test and staging aids of `serve` (the `sandbox` command turns them on itself).
@@ -187,6 +191,27 @@ impl Settings {
             return Err("config: log.format: must be text or json".into());
         }
         self.database()?;
+        if let Some(d) = &self.discovery {
+            d.validate().map_err(|e| format!("config: {e}"))?;
+            // Its routes sit next to the gateway's (`/admin/v1/…` on both): under a path of
+            // its own.
+            if d.base_path().is_empty() {
+                return Err(format!(
+                    "config: discovery.base_url {:?}: needs a path of its own next to the \
+                     gateway, e.g. https://host/discovery",
+                    d.base_url
+                ));
+            }
+            if d.admin_token_sha256
+                .as_deref()
+                .is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(
+                    "config: discovery.admin_token_sha256: 64 hex digits (the SHA-256 of the token)"
+                        .into(),
+                );
+            }
+        }
         Ok(())
     }
 

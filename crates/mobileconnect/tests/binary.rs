@@ -996,6 +996,24 @@ fn serve_refuses_bad_configuration_with_one_line_naming_the_field() {
     );
     assert!(e.contains("gateway.issuer"), "{e}");
 
+    // Discovery next to the gateway needs a path of its own (both have `/admin/v1`).
+    let e = refused(
+        &tmp,
+        "discovery-root.toml",
+        &format!("{ok_issuer}[discovery]\nbase_url = \"https://discovery.example\"\n"),
+        &[],
+    );
+    assert!(e.contains("discovery.base_url"), "{e}");
+    let e = refused(
+        &tmp,
+        "discovery-token.toml",
+        &format!(
+            "{ok_issuer}[discovery]\nbase_url = \"https://id.example/discovery\"\nadmin_token_sha256 = \"secret\"\n"
+        ),
+        &[],
+    );
+    assert!(e.contains("discovery.admin_token_sha256"), "{e}");
+
     let e = refused(
         &tmp,
         "listen.toml",
