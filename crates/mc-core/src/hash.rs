@@ -9,9 +9,25 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(digest::digest(&digest::SHA256, s.as_bytes()))
 }
 
+/// Whether `h` has the stored-hash form ([`sha256_hex`]'s output): 64 lowercase hex digits.
+/// A configured hash in any other form could never match.
+pub fn is_sha256_hex(h: &str) -> bool {
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stored_form_is_64_lowercase_hex_digits() {
+        assert!(is_sha256_hex(&sha256_hex("abc")));
+        assert!(!is_sha256_hex(&sha256_hex("abc").to_uppercase()));
+        assert!(!is_sha256_hex(&sha256_hex("abc")[1..]));
+        assert!(!is_sha256_hex("secret"));
+    }
 
     #[test]
     fn is_the_lowercase_hex_of_sha256() {

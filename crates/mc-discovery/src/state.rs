@@ -83,6 +83,16 @@ impl DiscoveryConfig {
         if !(60..=3600).contains(&self.selection_ttl_secs) {
             return Err("discovery selection_ttl_secs: between 60 and 3600".into());
         }
+        if self
+            .admin_token_sha256
+            .as_deref()
+            .is_some_and(|h| !mc_core::hash::is_sha256_hex(h))
+        {
+            return Err(
+                "discovery.admin_token_sha256: 64 lowercase hex digits (the SHA-256 of the token)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 

@@ -404,16 +404,11 @@ impl GatewayConfig {
         self.datagw.validate()?;
         self.keys.validate()?;
         self.retention.validate()?;
-        let hex64 = |h: &str| {
-            h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        };
         if self
             .admin
             .token_sha256
             .as_deref()
-            .is_some_and(|h| !hex64(h))
+            .is_some_and(|h| !mc_core::hash::is_sha256_hex(h))
         {
             return Err("admin.token_sha256: must be 64 lowercase hex digits".into());
         }

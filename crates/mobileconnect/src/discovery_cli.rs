@@ -212,10 +212,9 @@ pub fn master_key(keys: &KeySettings, kek_path: &Path) -> Result<[u8; 32], Strin
         .ok_or_else(|| "the key-encryption key must be 64 hex digits".to_owned())
 }
 
-/// Discovery as `serve` runs it (`[discovery]` of the configuration): on the gateway's
-/// store, its secrets sealed with the deployment's key-encryption key, the snapshot loaded
-/// and then refreshed whenever the store's discovery data change (the CLI, another node).
-pub async fn serve(
+/// Discovery on the gateway's store, its secrets sealed with the deployment's
+/// key-encryption key; not loaded yet ([`started`]).
+fn on_gateway_store(
     state: &AppState,
     config: DiscoveryConfig,
     keys: &KeySettings,
@@ -223,12 +222,28 @@ pub async fn serve(
 ) -> Result<DiscoveryState, String> {
     let master = master_key(keys, kek_path)?;
     let store: Arc<dyn DiscoveryStore> = state.store.clone();
-    let discovery = DiscoveryState::new(store, config, &master)?;
+    DiscoveryState::new(store, config, &master)
+}
+
+/// Loads the snapshot, then keeps it refreshed whenever the store's discovery data change
+/// (the CLI, another node).
+async fn started(discovery: DiscoveryState) -> Result<DiscoveryState, String> {
     discovery
         .reload()
         .await
         .map_err(|e| format!("discovery: {e}"))?;
     discovery.spawn_refresher();
+    Ok(discovery)
+}
+
+/// Discovery as `serve` runs it (`[discovery]` of the configuration).
+pub async fn serve(
+    state: &AppState,
+    config: DiscoveryConfig,
+    keys: &KeySettings,
+    kek_path: &Path,
+) -> Result<DiscoveryState, String> {
+    let discovery = started(on_gateway_store(state, config, keys, kek_path)?).await?;
     tracing::info!(
         base_url = discovery.config().base(),
         admin_api = discovery.config().admin_token_sha256.is_some(),
@@ -246,13 +261,11 @@ pub async fn sandbox(
     previous: Option<&mc_sandbox::SandboxInfo>,
     info: &mut mc_sandbox::SandboxInfo,
 ) -> Result<DiscoveryState, String> {
-    let master = master_key(keys, kek_path)?;
-    let store: Arc<dyn DiscoveryStore> = state.store.clone();
     let mut config = DiscoveryConfig::new(format!("{}/discovery", state.config.base_url()));
     config.admin_token_sha256 = state.config.admin.token_sha256.clone();
-    let discovery = DiscoveryState::new(store.clone(), config, &master)?;
+    let discovery = on_gateway_store(state, config, keys, kek_path)?;
     mc_sandbox::discovery::seed(
-        &*store,
+        &*state.store,
         discovery.secrets(),
         state,
         discovery.config().base(),
@@ -260,12 +273,7 @@ pub async fn sandbox(
         info,
     )
     .await?;
-    discovery
-        .reload()
-        .await
-        .map_err(|e| format!("discovery: {e}"))?;
-    discovery.spawn_refresher();
-    Ok(discovery)
+    started(discovery).await
 }
 
 async fn fetch_json(url: &str) -> Result<serde_json::Value, String> {
